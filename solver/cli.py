@@ -1,0 +1,201 @@
+"""The ``infersave`` command line. Thin: each command parses flags, calls one public function, prints.
+
+Exit codes: 0 success, 2 bad input, 3 infeasible, 4 solver limit reached without a plan. Errors print one
+line on stderr (``error: FIELD: PROBLEM``), never a traceback. ``--json`` prints JSON only on stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import Annotated, Any
+
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from solver.catalog import load_catalog
+from solver.errors import InfersaveError
+from solver.models import models_table
+from solver.scenario import scenario_json_schema
+
+app = typer.Typer(
+    name="infersave",
+    help="Plan cost-efficient cloud GPU fleets for LLM inference (instance type, count, batch, KV offload, TP).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+if not out.is_terminal:  # piped or captured: do not squeeze tables into 80 columns
+    out = Console(width=200)
+err = Console(stderr=True, soft_wrap=True)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the console script: run the app and map library errors to exit codes."""
+    try:
+        app(args=list(argv) if argv is not None else None, prog_name="infersave")
+    except InfersaveError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+        sys.exit(exc.exit_code)
+
+
+# ---- output helpers ---------------------------------------------------------------------------------
+def print_json(payload: Any) -> None:
+    """Print ``payload`` as JSON on stdout (NaN becomes null)."""
+    typer.echo(json.dumps(_clean(payload), indent=2))
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        return _clean(value.item())
+    return value
+
+
+def print_table(
+    frame: pd.DataFrame,
+    title: str | None = None,
+    formats: Mapping[str, Callable[[Any], str]] | None = None,
+) -> None:
+    """Print a DataFrame as a rich table; ``formats`` maps a column to a cell formatter."""
+    formats = formats or {}
+    table = Table(title=title, header_style="bold", show_lines=False)
+    for col in frame.columns:
+        numeric = pd.api.types.is_numeric_dtype(frame[col])
+        table.add_column(str(col), justify="right" if numeric else "left")
+    for row in frame.itertuples(index=False):
+        cells = []
+        for col, value in zip(frame.columns, row, strict=True):
+            if col in formats:
+                cells.append(formats[col](value))
+            elif isinstance(value, float):
+                cells.append("-" if math.isnan(value) else f"{value:,.4g}")
+            else:
+                cells.append(str(value))
+        table.add_row(*cells)
+    out.print(table)
+
+
+def _money(v: float) -> str:
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"${v:,.4f}"
+
+
+# ---- data commands ----------------------------------------------------------------------------------
+@app.command()
+def catalog(
+    gpu: Annotated[list[str] | None, typer.Option("--gpu", help="Only instances with this GPU (repeatable).")] = None,
+    region: Annotated[list[str] | None, typer.Option("--region", help="Only this region (repeatable).")] = None,
+    catalog_name: Annotated[
+        str, typer.Option("--catalog", help="Shipped catalog name or a SkyPilot-schema CSV path.")
+    ] = "aws",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
+) -> None:
+    """List instance types with GPU, memory and on-demand and spot prices per region."""
+    cat = load_catalog(catalog_name, field="--catalog").filter(
+        gpus=gpu or None, regions=region or None, field_prefix=""
+    )
+    summary = cat.summary()
+    if as_json:
+        items = []
+        for name, rows in summary.groupby("instance_type", sort=True):
+            first = rows.iloc[0]
+            items.append(
+                {
+                    "instance_type": name,
+                    "family": first["family"],
+                    "gpu": first["gpu"],
+                    "gpu_count": first["gpu_count"],
+                    "gpu_memory_mib": first["gpu_memory_mib"],
+                    "gpu_memory_gib": first["gpu_memory_mib"] / 1024,
+                    "vcpus": first["vcpus"],
+                    "host_memory_gib": first["host_memory_gib"],
+                    "arch": first["arch"],
+                    "on_demand_usd_per_hour_min": rows["on_demand_usd_per_hour"].min(),
+                    "spot_usd_per_hour_min": rows["spot_min_usd_per_hour"].min(),
+                    "prices": [
+                        {
+                            "region": r["region"],
+                            "on_demand_usd_per_hour": r["on_demand_usd_per_hour"],
+                            "spot_min_usd_per_hour": r["spot_min_usd_per_hour"],
+                            "spot_median_usd_per_hour": r["spot_median_usd_per_hour"],
+                            "spot_zones": int(r["spot_zones"]),
+                        }
+                        for r in rows.to_dict("records")
+                    ],
+                }
+            )
+        print_json({"catalog": cat.name, "instance_types": items})
+        return
+    if region:
+        shown = summary
+    else:  # one line per type: its cheapest on-demand region
+        idx = (
+            summary.fillna({"on_demand_usd_per_hour": math.inf})
+            .groupby("instance_type")["on_demand_usd_per_hour"]
+            .idxmin()
+        )
+        shown = summary.loc[idx]
+    shown = shown.assign(gpu_memory_gib=shown["gpu_memory_mib"] / 1024)[
+        [
+            "instance_type",
+            "gpu",
+            "gpu_count",
+            "gpu_memory_gib",
+            "vcpus",
+            "host_memory_gib",
+            "region",
+            "on_demand_usd_per_hour",
+            "spot_min_usd_per_hour",
+            "spot_median_usd_per_hour",
+        ]
+    ]
+    title = f"{cat.name}: {shown['instance_type'].nunique()} instance types"
+    if not region:
+        title += " (cheapest on-demand region of each; --region R for one region)"
+    money = {c: _money for c in shown.columns if c.endswith("usd_per_hour")}
+    print_table(shown, title=title, formats=money)
+
+
+@app.command()
+def models(as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False) -> None:
+    """List the shipped model cards with parameter counts and KV-cache bytes per token."""
+    table = models_table()
+    if as_json:
+        print_json({"models": table.to_dict(orient="records")})
+        return
+    cols = [
+        "name",
+        "hf_id",
+        "params_b",
+        "params_b_published",
+        "num_layers",
+        "hidden_size",
+        "num_attention_heads",
+        "num_kv_heads",
+        "default_dtype",
+        "kv_bytes_per_token",
+    ]
+    print_table(table[cols], title="shipped models", formats={"kv_bytes_per_token": lambda v: f"{v:,.0f}"})
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON schema of a scenario file."""
+    typer.echo(scenario_json_schema())
+
+
+# ---- performance-model commands (predict, calibrate, validate) -------------------------------------
+# ---- planning commands (plan) ------------------------------------------------------------------------
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

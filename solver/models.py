@@ -1,0 +1,190 @@
+"""Model cards: the shipped ones (``instances/models.yaml``) and import of a local Hugging Face ``config.json``.
+
+No network is used: a model is either a shipped name or a path to a ``config.json`` on disk.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pydantic
+import yaml
+
+from solver.errors import InputError, UnknownNameError
+from solver.resources import data_path
+from solver.specs import ModelSpec
+from solver.validation import first_error
+
+_TORCH_DTYPES = {"float16": "fp16", "bfloat16": "bf16", "float32": "fp32", "half": "fp16", "float": "fp32"}
+_MOE_KEYS = ("num_local_experts", "num_experts", "n_routed_experts", "moe_intermediate_size")
+
+
+@functools.cache
+def load_models() -> Mapping[str, ModelSpec]:
+    """Return every shipped model card, keyed by its lowercase name."""
+    with open(data_path("models.yaml"), encoding="utf-8") as fh:
+        raw = yaml.safe_load(fh)
+    cards = [ModelSpec.model_validate(entry) for entry in raw]
+    return {card.name: card for card in cards}
+
+
+def get_model(name_or_path: str, field: str = "model", base_dir: Path | None = None) -> ModelSpec:
+    """Return a shipped model card by name, or import a Hugging Face ``config.json`` given as a path.
+
+    Parameters
+    ----------
+    name_or_path
+        A shipped name (case-insensitive, ``llama-3.1-8b``) or a path to a ``config.json`` file
+        (or to a folder that holds one).
+    field
+        Name of the input field, used in error messages.
+    base_dir
+        Folder that relative paths are resolved against (the scenario file's folder).
+    """
+    models = load_models()
+    key = name_or_path.strip().lower()
+    if key in models:
+        return models[key]
+    by_hf = {m.hf_id.lower(): m for m in models.values() if m.hf_id}
+    if key in by_hf:
+        return by_hf[key]
+    path = Path(name_or_path).expanduser()
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    looks_like_path = name_or_path.endswith(".json") or "/" in name_or_path or "\\" in name_or_path
+    if path.is_dir():
+        path = path / "config.json"
+    if path.is_file():
+        return from_hf_config(path, field=field)
+    if looks_like_path:
+        raise InputError(field, f"no config.json file at {str(path)!r}")
+    raise UnknownNameError(field, "model", name_or_path, models)
+
+
+def from_hf_config(path: str | Path, name: str | None = None, field: str = "model") -> ModelSpec:
+    """Build a :class:`ModelSpec` from a local Hugging Face ``config.json``.
+
+    Llama-style (llama, mistral, qwen2, qwen3, gemma, phi3), OPT, GPT-J and GPT-NeoX configs are understood.
+    Mixture-of-experts configs are rejected: their per-token compute and memory differ from a dense model's.
+    """
+    path = Path(path)
+    try:
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(field, f"cannot read {str(path)!r}: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(field, f"{str(path)!r} is not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    if not isinstance(cfg, dict):
+        raise InputError(field, f"{str(path)!r} must hold a JSON object")
+    if any(cfg.get(k) for k in _MOE_KEYS):
+        raise InputError(field, f"{str(path)!r} is a mixture-of-experts model; only dense models are modelled")
+    model_type = str(cfg.get("model_type", "")).lower()
+    label = name or cfg.get("_name_or_path") or path.parent.name or path.stem
+    try:
+        fields = _parse(model_type, cfg)
+    except KeyError as exc:
+        kind = model_type or "model"
+        raise InputError(field, f"{str(path)!r} lacks the key {exc.args[0]!r} for a {kind} config") from None
+    fields.update(name=str(label).lower(), hf_id=cfg.get("_name_or_path"), source=f"config.json at {path}")
+    dtype = _TORCH_DTYPES.get(str(cfg.get("torch_dtype") or cfg.get("dtype") or "float16"), "fp16")
+    fields["default_dtype"] = dtype
+    try:
+        return ModelSpec.model_validate(fields)
+    except pydantic.ValidationError as exc:
+        loc, msg = first_error(exc)
+        raise InputError(f"{field} ({path.name}: {loc})", msg) from None
+
+
+def _parse(model_type: str, cfg: dict[str, Any]) -> dict[str, Any]:
+    """Map a config dict onto ModelSpec fields, by architecture family."""
+    if model_type == "opt":
+        h, nh = cfg["hidden_size"], cfg["num_attention_heads"]
+        return dict(
+            family="opt",
+            num_layers=cfg["num_hidden_layers"],
+            hidden_size=h,
+            num_attention_heads=nh,
+            num_kv_heads=nh,
+            head_dim=h // nh,
+            intermediate_size=cfg["ffn_dim"],
+            vocab_size=cfg["vocab_size"],
+            max_position_embeddings=cfg.get("max_position_embeddings"),
+            mlp="standard",
+            tie_word_embeddings=cfg.get("tie_word_embeddings", True),
+            attention_bias=cfg.get("enable_bias", True),
+            mlp_bias=cfg.get("enable_bias", True),
+            learned_pos_embeddings=cfg.get("max_position_embeddings", 2048) + 2,
+        )
+    if model_type == "gptj":
+        h, nh = cfg["n_embd"], cfg["n_head"]
+        return dict(
+            family="gptj",
+            num_layers=cfg["n_layer"],
+            hidden_size=h,
+            num_attention_heads=nh,
+            num_kv_heads=nh,
+            head_dim=h // nh,
+            intermediate_size=cfg.get("n_inner") or 4 * h,
+            vocab_size=cfg["vocab_size"],
+            max_position_embeddings=cfg.get("n_positions"),
+            mlp="standard",
+            tie_word_embeddings=cfg.get("tie_word_embeddings", False),
+            attention_bias=False,
+            mlp_bias=True,
+            parallel_attn_mlp=True,
+        )
+    if model_type == "gpt_neox":
+        h, nh = cfg["hidden_size"], cfg["num_attention_heads"]
+        return dict(
+            family="gpt_neox",
+            num_layers=cfg["num_hidden_layers"],
+            hidden_size=h,
+            num_attention_heads=nh,
+            num_kv_heads=nh,
+            head_dim=h // nh,
+            intermediate_size=cfg["intermediate_size"],
+            vocab_size=cfg["vocab_size"],
+            max_position_embeddings=cfg.get("max_position_embeddings"),
+            mlp="standard",
+            tie_word_embeddings=cfg.get("tie_word_embeddings", False),
+            attention_bias=True,
+            mlp_bias=True,
+            parallel_attn_mlp=cfg.get("use_parallel_residual", True),
+        )
+    # Llama-style default: llama, mistral, qwen2, qwen3, gemma, phi3, ...
+    h, nh = cfg["hidden_size"], cfg["num_attention_heads"]
+    bias: bool | str = cfg.get("attention_bias", False)
+    if model_type == "qwen2":
+        bias = "qkv"
+    return dict(
+        family=model_type or "llama",
+        num_layers=cfg["num_hidden_layers"],
+        hidden_size=h,
+        num_attention_heads=nh,
+        num_kv_heads=cfg.get("num_key_value_heads") or nh,
+        head_dim=cfg.get("head_dim") or h // nh,
+        intermediate_size=cfg["intermediate_size"],
+        vocab_size=cfg["vocab_size"],
+        max_position_embeddings=cfg.get("max_position_embeddings"),
+        mlp="gated",
+        tie_word_embeddings=cfg.get("tie_word_embeddings", False),
+        attention_bias=bias,
+        mlp_bias=cfg.get("mlp_bias", False),
+    )
+
+
+def models_table() -> pd.DataFrame:
+    """Return the shipped model cards as a DataFrame with computed parameter counts."""
+    rows = []
+    for m in load_models().values():
+        row = m.model_dump()
+        row["num_params"] = m.num_params
+        row["params_b"] = round(m.num_params / 1e9, 3)
+        row["kv_bytes_per_token"] = m.kv_bytes_per_token()
+        rows.append(row)
+    return pd.DataFrame(rows)

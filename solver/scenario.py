@@ -1,0 +1,92 @@
+"""Read scenario files (YAML, loaded safely) into validated :class:`~solver.specs.Scenario` objects.
+
+Relative file paths inside a scenario (``catalog``, ``profile``, a workload's ``model`` config.json) are
+resolved against the scenario file's folder, so a scenario can be run from anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from solver.errors import InputError
+from solver.resources import data_path
+from solver.specs import Scenario
+from solver.validation import validate
+
+DEFAULT_SCENARIO = ("scenarios", "default.yaml")
+"""The embedded scenario that ``infersave plan`` solves when given no file."""
+
+
+def default_scenario_path() -> Path:
+    """Path of the embedded default scenario."""
+    return data_path(*DEFAULT_SCENARIO)
+
+
+def load_scenario(path: str | Path | None = None) -> Scenario:
+    """Read, validate and return a scenario; ``None`` gives the embedded default scenario.
+
+    Raises
+    ------
+    InputError
+        The file is missing, is not YAML, or does not validate (the message names the field).
+    """
+    p = default_scenario_path() if path is None else Path(path).expanduser()
+    if not p.is_file():
+        raise InputError("scenario", f"no scenario file at {str(p)!r}")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError("scenario", f"cannot read {str(p)!r}: {exc}") from None
+    return parse_scenario(text, base_dir=p.resolve().parent, source=p.name)
+
+
+def parse_scenario(text: str, base_dir: Path | None = None, source: str = "scenario") -> Scenario:
+    """Validate scenario YAML (or JSON) text; relative paths are resolved against ``base_dir``."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise InputError(source, f"not valid YAML{where}: {problem}") from None
+    if not isinstance(data, dict):
+        raise InputError(source, "a scenario must be a mapping of keys (catalog, workloads, ...)")
+    return scenario_from_dict(data, base_dir=base_dir)
+
+
+def scenario_from_dict(data: dict[str, Any], base_dir: Path | None = None) -> Scenario:
+    """Validate a scenario given as a dict; relative paths are resolved against ``base_dir``."""
+    if base_dir is not None:
+        data = _resolve_paths(data, base_dir)
+    return validate(Scenario, data)
+
+
+def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    """Return a copy of ``data`` with relative file paths made absolute against ``base``."""
+    out = dict(data)
+
+    def fix(value: Any, must_exist: bool = False) -> Any:
+        if not isinstance(value, str) or not value.strip():
+            return value
+        looks_like_path = value.endswith((".csv", ".json", ".yaml", ".yml")) or "/" in value
+        if not looks_like_path or Path(value).expanduser().is_absolute():
+            return value
+        candidate = base / value
+        return str(candidate) if (candidate.exists() or not must_exist) else value
+
+    if "catalog" in out:
+        out["catalog"] = fix(out["catalog"])
+    if "profile" in out:
+        out["profile"] = fix(out["profile"])
+    if isinstance(out.get("workloads"), list):
+        out["workloads"] = [{**w, "model": fix(w.get("model"))} if isinstance(w, dict) else w for w in out["workloads"]]
+    return out
+
+
+def scenario_json_schema() -> str:
+    """Return the JSON schema of a scenario file as pretty-printed JSON text."""
+    return json.dumps(Scenario.model_json_schema(), indent=2)

@@ -1,0 +1,24 @@
+"""The README's set-up commands are the ones CI runs."""
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _bash_blocks(text: str) -> list[str]:
+    return [b.strip() for b in re.findall(r"```bash\n(.*?)```", text, flags=re.S)]
+
+
+def test_readme_has_two_setup_commands_and_ci_runs_the_test_one():
+    readme = (ROOT / "README.md").read_text()
+    setup = readme.split("## Set-up", 1)[1].split("\n## ", 1)[0]
+    blocks = _bash_blocks(setup)
+    assert len(blocks) == 2
+    run_cmd, test_cmd = blocks
+    assert "infersave plan" in run_cmd
+    assert "pytest" in test_cmd
+    ci = (ROOT / ".ci" / "run").read_text()
+    # CI runs the README's test command after its own fresh venv
+    test_part = test_cmd.split("&& ", 2)[-1]
+    assert test_part in ci
