@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from solver.catalog import load_catalog
-from solver.errors import InfersaveError
+from solver.errors import InfersaveError, InputError
 from solver.models import models_table
 from solver.scenario import scenario_json_schema
 
@@ -196,6 +196,57 @@ def schema() -> None:
 
 # ---- performance-model commands (predict, calibrate, validate) -------------------------------------
 # ---- planning commands (plan) ------------------------------------------------------------------------
+
+
+# ---- exploration commands (sweep) ---------------------------------------------------------------------
+@app.command()
+def sweep(
+    scenario_file: Annotated[str, typer.Argument(metavar="SCENARIO.yaml", help="Base scenario file.")],
+    over: Annotated[
+        list[str],
+        typer.Option(
+            "--over",
+            help="FIELD=V1,V2,... with FIELD a dotted path into the scenario (workloads.0.slo.tpot_ms=50,100). "
+            "Repeat for a grid.",
+        ),
+    ],
+    out_csv: Annotated[str, typer.Option("--out", help="Write the results table to this CSV file.")],
+    plot: Annotated[str | None, typer.Option("--plot", help="Also plot cost against the first field (PNG).")] = None,
+    backend: Annotated[str, typer.Option("--backend", help="ortools, cbc or auto.")] = "auto",
+    time_limit: Annotated[float, typer.Option("--time-limit", help="Seconds per point.")] = 60.0,
+    gap: Annotated[float, typer.Option("--gap", help="Relative optimality gap.")] = 1e-6,
+    processes: Annotated[int | None, typer.Option("--processes", help="Worker processes (default: CPUs).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON on stdout.")] = False,
+) -> None:
+    """Plan a scenario over a grid of field values; write a CSV (and a PNG)."""
+    from rich.progress import Progress
+
+    from solver import sweep as sweep_mod
+    from solver.scenario import load_scenario
+    from solver.specs import SolveOptions
+    from solver.validation import validate
+
+    base = load_scenario(scenario_file)
+    grid = dict(sweep_mod.parse_over(spec) for spec in over)
+    options = validate(SolveOptions, {"backend": backend, "time_limit_s": time_limit, "relative_gap": gap})
+    total = math.prod(len(v) for v in grid.values())
+    with Progress(console=err, transient=True, disable=not err.is_terminal) as bar:
+        task = bar.add_task(f"sweeping {total} points", total=total)
+        frame = sweep_mod.sweep(
+            base, grid, options, processes=processes, progress=lambda done, _n: bar.update(task, completed=done)
+        )
+    try:
+        frame.to_csv(out_csv, index=False)
+        if plot:
+            sweep_mod.plot_sweep(frame, grid, plot)
+    except OSError as exc:
+        raise InputError("--out" if not plot else "--out/--plot", f"cannot write: {exc}") from None
+    if as_json:
+        print_json({"points": frame.to_dict(orient="records")})
+        return
+    shown = [c for c in [*grid, "status", "cost_usd_per_hour", "instances", "composition"] if c in frame]
+    print_table(frame[shown], title=f"sweep: {len(frame)} points -> {out_csv}", formats={"cost_usd_per_hour": _money})
+
 
 if __name__ == "__main__":  # pragma: no cover
     main()

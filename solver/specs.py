@@ -33,9 +33,17 @@ NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 PosInt = Annotated[int, Field(gt=0)]
 NonNegInt = Annotated[int, Field(ge=0)]
 Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+BatchSize = Annotated[int, Field(gt=0, le=65_536)]
 
 MAX_TOKENS = 10_000_000
 """Largest prompt or output length accepted (no model has a longer context)."""
+MAX_BATCH = 65_536
+"""Largest batch size accepted (engines cap concurrent sequences far lower; vLLM's default is 256)."""
+MAX_RATE_RPS = 1e7
+"""Largest arrival rate accepted, requests per second (bounds the MILP's instance counts)."""
+MAX_REQUESTS = 10**12
+MAX_DEADLINE_H = 8_760.0
+"""One year."""
 
 
 class Frozen(BaseModel):
@@ -189,17 +197,17 @@ class Workload(Frozen):
     """A shipped model name (``infersave models``) or a path to a Hugging Face ``config.json``."""
     input_tokens: Annotated[int, Field(gt=0, le=MAX_TOKENS)]
     output_tokens: Annotated[int, Field(gt=0, le=MAX_TOKENS)]
-    rate_rps: PosFloat | None = None
+    rate_rps: Annotated[float, Field(gt=0, le=MAX_RATE_RPS, allow_inf_nan=False)] | None = None
     """Online class: mean arrival rate in requests per second."""
-    requests: PosInt | None = None
+    requests: Annotated[int, Field(gt=0, le=MAX_REQUESTS)] | None = None
     """Offline class: number of requests to finish by ``deadline_h``."""
-    deadline_h: PosFloat | None = None
+    deadline_h: Annotated[float, Field(gt=0, le=MAX_DEADLINE_H, allow_inf_nan=False)] | None = None
     slo: SLO = SLO()
     dtype: Dtype | None = None
     """Weight dtype; default: the model's own."""
     kv_dtype: Dtype | None = None
     """KV-cache dtype; default: the weight dtype (int4/int8 weights keep an fp16 cache)."""
-    batch_sizes: list[PosInt] | None = None
+    batch_sizes: Annotated[list[BatchSize], Field(min_length=1)] | None = None
     """Override of ``search.batch_sizes`` for this workload."""
 
     @model_validator(mode="after")
@@ -243,8 +251,8 @@ class Limits(Frozen):
 class Search(Frozen):
     """The discrete search space the planner enumerates before the MILP."""
 
-    batch_sizes: Annotated[list[PosInt], Field(min_length=1)] = [1, 2, 4, 8, 16, 32, 64, 128, 256]
-    tp_degrees: list[PosInt] | None = None
+    batch_sizes: Annotated[list[BatchSize], Field(min_length=1)] = [1, 2, 4, 8, 16, 32, 64, 128, 256]
+    tp_degrees: Annotated[list[Annotated[int, Field(gt=0, le=64)]], Field(min_length=1)] | None = None
     """Tensor-parallel degrees to consider; default every power of two up to the instance's GPU count."""
     offload_grid: list[Fraction] = []
     """Extra KV offload fractions to enumerate besides the smallest that fits (which is always included)."""
