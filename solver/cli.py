@@ -195,6 +195,116 @@ def schema() -> None:
 
 
 # ---- performance-model commands (predict, calibrate, validate) -------------------------------------
+@app.command()
+def predict(
+    model: Annotated[str, typer.Option("--model", help="Shipped model name, HF id, or path to a config.json.")],
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Sequences in the static batch.")],
+    input_len: Annotated[int, typer.Option("--input-len", help="Prompt tokens per sequence.")],
+    output_len: Annotated[int, typer.Option("--output-len", help="Generated tokens per sequence.")],
+    instance: Annotated[str | None, typer.Option("--instance", help="AWS instance type (g5.xlarge).")] = None,
+    gpu: Annotated[
+        str | None, typer.Option("--gpu", help="GPU name for a bare machine (instead of --instance).")
+    ] = None,
+    gpus: Annotated[int, typer.Option("--gpus", help="GPUs of the bare machine (with --gpu).")] = 1,
+    host_memory_gib: Annotated[
+        float | None, typer.Option("--host-memory-gib", help="Host memory of the bare machine (with --gpu).")
+    ] = None,
+    offload: Annotated[
+        float | None, typer.Option("--offload", help="KV offload fraction in [0,1]; default the smallest that fits.")
+    ] = None,
+    tp: Annotated[int | None, typer.Option("--tp", help="Tensor-parallel degree; default all GPUs.")] = None,
+    dtype: Annotated[str | None, typer.Option("--dtype", help="fp16|bf16|fp8|int8|int4 (default: model's).")] = None,
+    engine: Annotated[str, typer.Option("--engine", help="vllm, tgi, trtllm, flexgen or generic.")] = "vllm",
+    offload_mode: Annotated[str, typer.Option("--offload-mode", help="copy (InferSave) or cpu_attention.")] = "copy",
+    profile: Annotated[str | None, typer.Option("--profile", help="Calibration profile YAML.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
+) -> None:
+    """Predict latency, throughput and memory of one replica (static batch)."""
+    from solver.performance import predict as predict_one
+
+    result = predict_one(
+        model,
+        batch_size=batch_size,
+        input_tokens=input_len,
+        output_tokens=output_len,
+        instance=instance,
+        gpu=gpu,
+        gpus=gpus,
+        host_memory_gib=host_memory_gib,
+        tp=tp,
+        offload=offload,
+        dtype=dtype,
+        engine=engine,
+        offload_mode=offload_mode,
+        profile=profile,
+    )
+    payload = result.to_dict()
+    if as_json:
+        print_json(payload)
+        return
+    rows = [(k, v) for k, v in payload.items() if not isinstance(v, dict | list)]
+    rows += [(f"memory.{k}", v) for k, v in payload["memory"].items()]
+    rows += [(f"calibration.{k}", v) for k, v in payload["calibration"].items()]
+    rows += [("assumption", a) for a in payload["assumptions"]]
+    frame = pd.DataFrame(
+        [(k, f"{v:,.4g}" if isinstance(v, float) else str(v)) for k, v in rows], columns=["quantity", "value"]
+    )
+    print_table(frame, title=f"{result.model} on {result.instance} (tp={result.tp}, batch={result.batch_size})")
+
+
+@app.command()
+def calibrate(
+    measurements: Annotated[str, typer.Argument(metavar="MEASUREMENTS.csv", help="Measurement table (CSV).")],
+    out_path: Annotated[str, typer.Option("--out", help="Write the profile YAML here.")],
+    engine: Annotated[str | None, typer.Option("--engine", help="Engine recorded in the profile.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the profile as JSON on stdout.")] = False,
+) -> None:
+    """Fit CTCF (alpha, beta per GPU and phase) on a measurement CSV and write a profile YAML."""
+    from solver.calibration import calibrate as fit
+    from solver.calibration import save_profile
+
+    prof = fit(measurements, engine=engine)
+    path = save_profile(prof, out_path)
+    if as_json:
+        print_json(prof.model_dump(mode="json") | {"written_to": str(path)})
+        return
+    rows = []
+    for gpu_name, cal in prof.gpus.items():
+        for metric, e in cal.errors.items():
+            rows.append(
+                {
+                    "gpu": gpu_name,
+                    "rows": cal.rows,
+                    "prefill_alpha": cal.prefill.alpha,
+                    "prefill_beta_ms": cal.prefill.beta_ms,
+                    "decode_alpha": cal.decode.alpha,
+                    "decode_beta_ms": cal.decode.beta_ms,
+                    "metric": metric,
+                    "mape_before_pct": e.mape_before_pct,
+                    "mape_after_pct": e.mape_after_pct,
+                    "worst_after_pct": e.worst_after_pct,
+                }
+            )
+    fmt = {c: (lambda v: f"{v:.4g}") for c in ("prefill_alpha", "prefill_beta_ms", "decode_alpha", "decode_beta_ms")}
+    print_table(pd.DataFrame(rows), title=f"CTCF profile {prof.name!r} ({prof.engine}) written to {path}", formats=fmt)
+
+
+@app.command()
+def validate(as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False) -> None:
+    """Score the model on the shipped measurements: MAPE and worst error, before/after CTCF, in-sample and LODO."""
+    from solver.accuracy import summary
+    from solver.accuracy import validate as run_validation
+
+    report = run_validation()
+    head = summary(report)
+    if as_json:
+        print_json({"summary": head, "datasets": report.to_dict(orient="records")})
+        return
+    print_table(report.drop(columns=["lodo_fitted_on"]), title="accuracy on shipped measurements (percent errors)")
+    met = "met" if head["tpot_lodo_target_met"] else "NOT met"
+    out.print(f"TPOT leave-one-dataset-out mean error {head.get('tpot_mape_lodo_mean_pct')} % (target 15 %: {met})")
+
+
 # ---- planning commands (plan) ------------------------------------------------------------------------
 
 

@@ -1,0 +1,247 @@
+"""Roofline latency of one replica: prefill (TTFT), decode steps (TPOT), KV offload traffic and TP all-reduce.
+
+All times are seconds unless the name says ``_ms``; FLOPs are floating-point operations, bytes are bytes,
+bandwidths bytes per second. Each phase is a roofline on the ``tp`` GPUs of the replica plus serial terms::
+
+    F_eff  = tensor_tflops(dtype) · 1e12 · COMPUTE_EFFICIENCY · q         (FLOP/s per GPU; q = GPU slice <= 1)
+    BW_eff = memory_bandwidth_gb_per_s · 1e9 · MEMORY_BW_EFFICIENCY · q  (B/s per GPU)
+    H_eff  = host_link_gb_per_s · 1e9 · HOST_LINK_EFFICIENCY              (B/s per GPU, each direction)
+
+    P_mm   = L · layer_params                     (matmul weights of the layers)
+    F_tok  = 2 · P_mm                              (FLOPs per token through the layers)
+    F_head = 2 · V · h                             (lm-head FLOPs per sampled position)
+    F_att  = 4 · L · n_q · d                       (attention FLOPs per (query, cached token) pair: QKᵀ and AV)
+    W      = P · B_w                                (weight bytes, read once per forward pass)
+    K      = kv_bytes_per_token                     (2 · L · n_kv · d · B_kv)
+
+    prefill, b sequences of s tokens (causal attention: s(s+1)/2 pairs):
+        F_pf = b·s·F_tok + b·F_head + b·F_att·s(s+1)/2
+        M_pf = W + b·s·K
+        t_pf = max(F_pf / (tp·F_eff), M_pf / (tp·BW_eff)) + 2L·AR(b·s·h·2) + f·b·s·K / (tp·H_eff)
+
+    decode step with c cached tokens per sequence:
+        F_dec(c) = b·(F_tok + F_head) + b·F_att·c · (1 - f·[cpu_attention])
+        M_dec(c) = W + b·c·K · (1 - f·[cpu_attention])
+        copy mode          (InferSave): + f·b·c·K / (tp·H_eff)          offloaded KV streamed back every step
+        cpu_attention mode (FlexGen):   + f·b·c·K / CPU_ATTENTION_BYTES_PER_S
+                                        + f·2L·b·n_q·d·2 / (tp·H_eff)   query out, attention output back
+        t_dec(c) = max(F_dec / (tp·F_eff), M_dec / (tp·BW_eff)) + 2L·AR(b·h·2) + offload terms
+
+    TP all-reduce of x bytes (ring, two per layer: after attention and after the MLP):
+        AR(x) = [tp > 1] · (2·(tp-1)/tp · x / (gpu_link_gb_per_s · 1e9) + ALLREDUCE_LATENCY_S)
+
+    TPOT = mean of t_dec(c) over c = s+1 … s+n (exact for the piecewise-linear roofline, see _mean_max_linear)
+
+Constants and their sources:
+
+* ``COMPUTE_EFFICIENCY = 0.73``: achieved / peak dense FP16 tensor FLOPS of the four projection GEMMs of one layer
+  at 4,096 tokens, TP=1, in Vidur's operator profiles (shared/data/vidur_profiling: A100 Llama-2-7B 0.71,
+  70B 0.77; H100 7B 0.76, 70B 0.70; A40 7B 0.73; mean 0.734).
+* ``MEMORY_BW_EFFICIENCY = 0.8``: aiconfigurator ``mem_bw_empirical_scaling_factor`` (every system YAML in
+  shared/data/gpu_specs/aiconfigurator_systems). Vidur's 1-token GEMMs agree: 0.75-0.86 of peak bandwidth.
+* ``HOST_LINK_EFFICIENCY = 0.879``: FlexGen's fitted CPU→GPU bandwidth on a GCP T4, ``ctog_bdw = 12.89 GiB/s``
+  = 13.84 GB/s (FMInference/FlexiGen experimental/cost_model.py @b3ab95b6), over the T4's PCIe Gen3 x16
+  datasheet 15.75 GB/s (instances/gpus.csv).
+* ``CPU_ATTENTION_BYTES_PER_S = 12.3e9``: FlexGen's fitted ``cpu_flops = 0.0123 T`` for decode attention on the
+  CPU (same file). FlexGen charges ``4·b·ctx·h1`` operations per layer, which for fp16 multi-head attention
+  equals the K and V bytes read (2·ctx·h1·2), so the constant is a rate of KV bytes consumed. FlexGen's
+  small-batch correction (c1, c2, c3) is not applied. It is the only measured CPU-attention rate available and
+  is used for every host.
+* ``ALLREDUCE_LATENCY_S = 2e-5``: aiconfigurator ``p2p_latency`` 10 µs, charged once for each of the two phases
+  of an all-reduce (reduce-scatter, all-gather). Argonne's TP=2/4 runs (instances/measurements/argonne.csv)
+  show ~20-25 µs of fixed cost per all-reduce, consistent with this.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from solver.errors import InputError
+from solver.specs import DTYPE_BYTES, ModelSpec
+
+FloatArray = npt.NDArray[np.float64]
+
+COMPUTE_EFFICIENCY = 0.73
+MEMORY_BW_EFFICIENCY = 0.8
+HOST_LINK_EFFICIENCY = 12.89 * 2**30 / 1e9 / 15.75
+CPU_ATTENTION_BYTES_PER_S = 0.0123e12
+ALLREDUCE_LATENCY_S = 2e-5
+ACTIVATION_BYTES = 2.0
+OFFLOAD_MODES = ("copy", "cpu_attention")
+
+
+@dataclass(frozen=True)
+class ModelCosts:
+    """Per-model FLOP and byte counts used by the roofline (scalars)."""
+
+    flops_per_token: float
+    head_flops: float
+    attn_flops_per_pair: float
+    weight_bytes: float
+    kv_bytes_per_token: float
+    num_layers: int
+    hidden_size: int
+    q_width: int
+
+    @classmethod
+    def of(cls, model: ModelSpec, dtype: str, kv_dtype: str) -> ModelCosts:
+        """Compute the counts of the module docstring for ``model`` in ``dtype`` with a ``kv_dtype`` cache."""
+        return cls(
+            flops_per_token=2.0 * model.num_layers * model.layer_params,
+            head_flops=2.0 * model.vocab_size * model.hidden_size,
+            attn_flops_per_pair=4.0 * model.num_layers * model.num_attention_heads * model.head_dim,
+            weight_bytes=model.num_params * DTYPE_BYTES[dtype],
+            kv_bytes_per_token=model.kv_bytes_per_token(kv_dtype),
+            num_layers=model.num_layers,
+            hidden_size=model.hidden_size,
+            q_width=model.num_attention_heads * model.head_dim,
+        )
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """Effective per-GPU rates of each configuration (arrays)."""
+
+    flops_per_s: FloatArray
+    bytes_per_s: FloatArray
+    host_bytes_per_s: FloatArray
+    link_bytes_per_s: FloatArray
+
+
+def hardware(
+    tflops: FloatArray,
+    memory_bandwidth_gb_per_s: FloatArray,
+    host_link_gb_per_s: FloatArray,
+    gpu_link_gb_per_s: FloatArray,
+    gpu_count: FloatArray,
+) -> Hardware:
+    """Apply the efficiencies of the module docstring; a fractional GPU (``gpu_count`` < 1) gets that share."""
+    q = np.minimum(np.asarray(gpu_count, dtype=np.float64), 1.0)
+    return Hardware(
+        flops_per_s=tflops * 1e12 * COMPUTE_EFFICIENCY * q,
+        bytes_per_s=memory_bandwidth_gb_per_s * 1e9 * MEMORY_BW_EFFICIENCY * q,
+        host_bytes_per_s=host_link_gb_per_s * 1e9 * HOST_LINK_EFFICIENCY,
+        link_bytes_per_s=gpu_link_gb_per_s * 1e9,
+    )
+
+
+def allreduce_s(nbytes: FloatArray, tp: FloatArray, link_bytes_per_s: FloatArray) -> FloatArray:
+    """Ring all-reduce time of ``nbytes`` over ``tp`` GPUs: 2(tp-1)/tp · bytes / link + latency (0 at tp=1)."""
+    t = 2.0 * (tp - 1.0) / tp * nbytes / link_bytes_per_s + ALLREDUCE_LATENCY_S
+    return np.where(tp > 1.0, t, 0.0)
+
+
+def prefill_s(
+    costs: ModelCosts,
+    hw: Hardware,
+    *,
+    tp: FloatArray,
+    batch: FloatArray,
+    input_tokens: float | FloatArray,
+    offload_fraction: FloatArray,
+) -> FloatArray:
+    """Prefill time of a static batch (time to first token), seconds; formula ``t_pf`` of the module docstring."""
+    s = np.asarray(input_tokens, dtype=np.float64)
+    flops = (
+        batch * s * costs.flops_per_token
+        + batch * costs.head_flops
+        + batch * costs.attn_flops_per_pair * s * (s + 1.0) / 2.0
+    )
+    kv_written = batch * s * costs.kv_bytes_per_token
+    mem = costs.weight_bytes + kv_written
+    roof = np.maximum(flops / (tp * hw.flops_per_s), mem / (tp * hw.bytes_per_s))
+    comm = (
+        2.0 * costs.num_layers * allreduce_s(batch * s * costs.hidden_size * ACTIVATION_BYTES, tp, hw.link_bytes_per_s)
+    )
+    offload = offload_fraction * kv_written / (tp * hw.host_bytes_per_s)
+    return np.asarray(roof + comm + offload, dtype=np.float64)
+
+
+def _step_lines(
+    costs: ModelCosts,
+    hw: Hardware,
+    tp: FloatArray,
+    batch: FloatArray,
+    f: FloatArray,
+    mode: str,
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Decode step as lines in c: compute leg a1+b1·c, memory leg a2+b2·c, serial part a3+b3·c (seconds)."""
+    on_gpu = 1.0 - f if mode == "cpu_attention" else np.ones_like(f)
+    a1 = batch * (costs.flops_per_token + costs.head_flops) / (tp * hw.flops_per_s)
+    b1 = batch * costs.attn_flops_per_pair * on_gpu / (tp * hw.flops_per_s)
+    a2 = costs.weight_bytes / (tp * hw.bytes_per_s)
+    b2 = batch * costs.kv_bytes_per_token * on_gpu / (tp * hw.bytes_per_s)
+    a3 = 2.0 * costs.num_layers * allreduce_s(batch * costs.hidden_size * ACTIVATION_BYTES, tp, hw.link_bytes_per_s)
+    if mode == "copy":
+        b3 = f * batch * costs.kv_bytes_per_token / (tp * hw.host_bytes_per_s)
+    else:
+        b3 = f * batch * costs.kv_bytes_per_token / CPU_ATTENTION_BYTES_PER_S
+        a3 = a3 + f * 2.0 * costs.num_layers * batch * costs.q_width * ACTIVATION_BYTES / (tp * hw.host_bytes_per_s)
+    return a1, b1, a2, b2, a3, b3
+
+
+def _mean_max_linear(
+    a1: FloatArray, b1: FloatArray, a2: FloatArray, b2: FloatArray, c0: FloatArray, c1: FloatArray
+) -> FloatArray:
+    """Mean of max(a1+b1·c, a2+b2·c) over c in [c0, c1], exactly (split at the crossing point)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cross = (a2 - a1) / (b1 - b2)
+    cross = np.where(np.isfinite(cross), cross, c0)
+    cx = np.clip(cross, c0, c1)
+    width = c1 - c0
+    m_left = (c0 + cx) / 2.0
+    m_right = (cx + c1) / 2.0
+    left = np.maximum(a1 + b1 * m_left, a2 + b2 * m_left)
+    right = np.maximum(a1 + b1 * m_right, a2 + b2 * m_right)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = ((cx - c0) * left + (c1 - cx) * right) / width
+    at_c0 = np.maximum(a1 + b1 * c0, a2 + b2 * c0)
+    return np.where(width > 0, mean, at_c0)
+
+
+def decode_step_s(
+    costs: ModelCosts,
+    hw: Hardware,
+    *,
+    tp: FloatArray,
+    batch: FloatArray,
+    context_tokens: float | FloatArray,
+    offload_fraction: FloatArray,
+    offload_mode: str,
+) -> FloatArray:
+    """Time of one decode step with ``context_tokens`` cached per sequence, seconds (``t_dec(c)``)."""
+    _check_mode(offload_mode)
+    a1, b1, a2, b2, a3, b3 = _step_lines(costs, hw, tp, batch, offload_fraction, offload_mode)
+    c = np.asarray(context_tokens, dtype=np.float64)
+    return np.asarray(np.maximum(a1 + b1 * c, a2 + b2 * c) + a3 + b3 * c, dtype=np.float64)
+
+
+def mean_decode_step_s(
+    costs: ModelCosts,
+    hw: Hardware,
+    *,
+    tp: FloatArray,
+    batch: FloatArray,
+    input_tokens: float | FloatArray,
+    output_tokens: float | FloatArray,
+    offload_fraction: FloatArray,
+    offload_mode: str,
+) -> FloatArray:
+    """Mean decode-step time over the generated tokens (contexts s+1 … s+n), seconds: the modelled TPOT."""
+    _check_mode(offload_mode)
+    a1, b1, a2, b2, a3, b3 = _step_lines(costs, hw, tp, batch, offload_fraction, offload_mode)
+    s = np.asarray(input_tokens, dtype=np.float64)
+    n = np.asarray(output_tokens, dtype=np.float64)
+    c0 = s + 1.0 + np.zeros_like(batch)
+    c1 = s + n + np.zeros_like(batch)
+    roof = _mean_max_linear(a1, b1, a2, b2, c0, c1)
+    return np.asarray(roof + a3 + b3 * (c0 + c1) / 2.0, dtype=np.float64)
+
+
+def _check_mode(mode: str) -> None:
+    """Reject an unknown offload mode with one line."""
+    if mode not in OFFLOAD_MODES:
+        raise InputError("offload_mode", f"unknown offload mode {mode!r}; use 'copy' or 'cpu_attention'")

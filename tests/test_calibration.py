@@ -1,0 +1,96 @@
+import pandas as pd
+import pytest
+
+from solver.calibration import (
+    CalibrationProfile,
+    calibrate,
+    fit_ctcf,
+    load_profile,
+    nearest_measured_gpu,
+    save_profile,
+    shipped_profile,
+)
+from solver.errors import InputError
+from solver.performance import model_measurements
+
+
+def _table():
+    rows = []
+    for b in (1, 4, 16, 64):
+        for s in (128, 512, 2048):
+            rows.append(dict(gpu="H100", model="llama-3.1-8b", tp=1, engine="vllm", batch=b, input=s, output=128))
+            rows.append(dict(gpu="A10G", model="llama-3.1-8b", tp=1, engine="vllm", batch=b, input=s, output=64))
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("alpha_p,beta_p,alpha_d,beta_d", [(1.7, 12.0, 1.3, 2.5), (0.8, 0.0, 2.0, 0.4)])
+def test_calibrate_round_trip_recovers_alpha_beta(tmp_path, alpha_p, beta_p, alpha_d, beta_d):
+    table = _table()
+    table["ttft_ms"] = 1.0  # placeholder so the table validates; replaced below
+    modelled = model_measurements(pd.concat([table]).pipe(_checked))
+    table["ttft_ms"] = alpha_p * modelled["ttft_model_ms"].to_numpy() + beta_p
+    table["tpot_ms"] = alpha_d * modelled["tpot_model_ms"].to_numpy() + beta_d
+    path = tmp_path / "m.csv"
+    table.to_csv(path, index=False)
+    prof = calibrate(path)
+    out = tmp_path / "p.yaml"
+    save_profile(prof, out)
+    back = load_profile(out)
+    for gpu in ("H100", "A10G"):
+        cal = back.gpus[gpu]
+        assert cal.prefill.alpha == pytest.approx(alpha_p, rel=1e-6)
+        assert cal.prefill.beta_ms == pytest.approx(beta_p, abs=1e-6)
+        assert cal.decode.alpha == pytest.approx(alpha_d, rel=1e-6)
+        assert cal.decode.beta_ms == pytest.approx(beta_d, abs=1e-6)
+        assert cal.errors["tpot_ms"].mape_after_pct == pytest.approx(0.0, abs=1e-6)
+
+
+def test_e2e_only_fit_shares_one_scale():
+    table = _checked(_table().assign(e2e_s=1.0))
+    modelled = model_measurements(table)
+    modelled["e2e_s"] = 1.4 * modelled["e2e_model_s"] + modelled["output"] * 0.002
+    pf, df, shared = fit_ctcf(modelled[modelled.gpu == "H100"])
+    assert shared
+    assert pf.alpha == pytest.approx(1.4) and df.alpha == pytest.approx(1.4)
+    assert df.beta_ms == pytest.approx(2.0)
+
+
+def test_fit_keeps_alpha_positive_beta_nonnegative():
+    table = _checked(_table().assign(tpot_ms=1.0))
+    modelled = model_measurements(table)
+    modelled["tpot_ms"] = 0.5 * modelled["tpot_model_ms"] - 1.0  # negative intercept is clipped
+    modelled["tpot_ms"] = modelled["tpot_ms"].clip(lower=0.1)
+    _, df, _ = fit_ctcf(modelled)
+    assert df.alpha > 0 and df.beta_ms >= 0
+
+
+def test_nearest_measured_gpu_by_spec():
+    assert nearest_measured_gpu("H200", ["A100", "H100", "T4"]) == "H100"
+    assert nearest_measured_gpu("L4", ["A10G", "H100"]) == "A10G"
+
+
+def test_profile_lookup_fallback_and_shipped_profiles():
+    prof = shipped_profile("vllm")
+    assert prof.gpus, "the shipped vllm profile has measured GPUs"
+    _cal, source = prof.lookup("L40S")
+    assert "nearest measured GPU" in source
+    assert CalibrationProfile(name="x").lookup("T4")[1].endswith("uncalibrated roofline)")
+    for engine in ("tgi", "trtllm", "flexgen", "generic"):
+        assert shipped_profile(engine).rows_used
+
+
+def test_bad_tables_raise_input_error(tmp_path):
+    with pytest.raises(InputError, match="missing required"):
+        calibrate(pd.DataFrame({"gpu": ["H100"], "ttft_ms": [1.0]}))
+    with pytest.raises(InputError, match="measured column"):
+        calibrate(_table())
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("gpus: [1, 2\n")
+    with pytest.raises(InputError):
+        load_profile(bad)
+
+
+def _checked(table):
+    from solver.calibration import check_measurements
+
+    return check_measurements(table)

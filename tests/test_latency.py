@@ -1,0 +1,84 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from solver.errors import InputError
+from solver.latency import _mean_max_linear, allreduce_s
+from solver.models import get_model
+from solver.performance import predict_frame
+
+
+def frame(**kw):
+    base = dict(
+        gpu="H100",
+        gpu_count=8.0,
+        gpu_memory_mib=81559.0,
+        host_memory_gib=2048.0,
+        tp=1,
+        batch_size=1,
+        offload_fraction=0.0,
+    )
+    base.update(kw)
+    return pd.DataFrame([base])
+
+
+def test_batch1_decode_is_weight_bandwidth_bound():
+    # Llama-3.1-8B bf16 on H100: TPOT ~ weights / (0.8 * 3350 GB/s) uncalibrated
+    m = get_model("llama-3.1-8b")
+    out = predict_frame(frame(), m, input_tokens=128, output_tokens=128, profile=_identity())
+    expected_ms = m.num_params * 2 / (0.8 * 3350e9) * 1e3
+    assert out["tpot_model_ms"].iloc[0] == pytest.approx(expected_ms, rel=0.05)
+
+
+def test_prefill_is_compute_bound_for_long_prompts():
+    m = get_model("llama-3.1-8b")
+    out = predict_frame(frame(batch_size=8), m, input_tokens=4096, output_tokens=16, profile=_identity())
+    flops = 8 * 4096 * 2 * m.num_layers * m.layer_params
+    assert out["ttft_model_ms"].iloc[0] > flops / (989.4e12 * 0.73) * 1e3
+
+
+def test_mean_max_linear_matches_numeric_mean():
+    a1, b1, a2, b2 = np.array([1.0]), np.array([0.01]), np.array([3.0]), np.array([0.001])
+    c = np.arange(100, 501, dtype=float)
+    numeric = np.maximum(a1 + b1 * c, a2 + b2 * c).mean()
+    exact = _mean_max_linear(a1, b1, a2, b2, np.array([100.0]), np.array([500.0]))[0]
+    assert exact == pytest.approx(numeric, rel=2e-3)
+
+
+def test_allreduce_zero_for_tp1_and_grows_with_bytes():
+    tp = np.array([1.0, 2.0, 2.0])
+    t = allreduce_s(np.array([1e6, 1e6, 1e8]), tp, np.array([450e9] * 3))
+    assert t[0] == 0.0 and t[2] > t[1] > 0
+
+
+def test_offload_modes_differ_and_copy_costs_pcie():
+    m = get_model("llama-3.1-8b")
+    args = dict(input_tokens=2048, output_tokens=256, profile=_identity())
+    none = predict_frame(frame(batch_size=32), m, **args)
+    copy = predict_frame(frame(batch_size=32, offload_fraction=0.5), m, **args)
+    cpu = predict_frame(frame(batch_size=32, offload_fraction=0.5), m, offload_mode="cpu_attention", **args)
+    assert copy["tpot_ms"].iloc[0] > none["tpot_ms"].iloc[0]
+    assert cpu["tpot_ms"].iloc[0] > none["tpot_ms"].iloc[0]
+    assert copy["tpot_ms"].iloc[0] != cpu["tpot_ms"].iloc[0]
+
+
+def test_unknown_offload_mode():
+    with pytest.raises(InputError):
+        predict_frame(frame(), get_model("opt-1.3b"), input_tokens=8, output_tokens=8, offload_mode="disk")
+
+
+def test_throughput_definitions():
+    m = get_model("opt-2.7b")
+    out = predict_frame(
+        frame(batch_size=4, gpu="A10G", gpu_count=1.0, gpu_memory_mib=22888.0), m, input_tokens=100, output_tokens=50
+    )
+    r = out.iloc[0]
+    assert r["e2e_s"] == pytest.approx(r["ttft_ms"] / 1e3 + 50 * r["tpot_ms"] / 1e3)
+    assert r["tps"] == pytest.approx(4 * 150 / r["e2e_s"])
+    assert r["output_tokens_per_s"] == pytest.approx(4 * 50 / r["e2e_s"])
+
+
+def _identity():
+    from solver.calibration import CalibrationProfile
+
+    return CalibrationProfile(name="identity")
