@@ -17,7 +17,7 @@ bandwidths bytes per second. Each phase is a roofline on the ``tp`` GPUs of the 
     prefill, b sequences of s tokens (causal attention: s(s+1)/2 pairs):
         F_pf = b·s·F_tok + b·F_head + b·F_att·s(s+1)/2
         M_pf = W + b·s·K
-        t_pf = max(F_pf / (tp·F_eff), M_pf / (tp·BW_eff)) + 2L·AR(b·s·h·2) + f·b·s·K / (tp·H_eff)
+        t_pf = max(F_pf / (tp·F_eff), M_pf / (tp·BW_eff)) + 2L·AR(b·s·h·2) + f·b·s·K / (tp·H_eff) + T_pass
 
     decode step with c cached tokens per sequence:
         F_dec(c) = b·(F_tok + F_head) + b·F_att·c · (1 - f·[cpu_attention])
@@ -25,7 +25,10 @@ bandwidths bytes per second. Each phase is a roofline on the ``tp`` GPUs of the 
         copy mode          (InferSave): + f·b·c·K / (tp·H_eff)          offloaded KV streamed back every step
         cpu_attention mode (FlexGen):   + f·b·c·K / CPU_ATTENTION_BYTES_PER_S
                                         + f·2L·b·n_q·d·2 / (tp·H_eff)   query out, attention output back
-        t_dec(c) = max(F_dec / (tp·F_eff), M_dec / (tp·BW_eff)) + 2L·AR(b·h·2) + offload terms
+        t_dec(c) = max(F_dec / (tp·F_eff), M_dec / (tp·BW_eff)) + 2L·AR(b·h·2) + T_pass + offload terms
+
+    fixed time of one forward pass (kernel launch / minimum kernel latency), charged once per step:
+        T_pass = L · KERNELS_PER_LAYER · KERNEL_LATENCY_S
 
     TP all-reduce of x bytes (ring, two per layer: after attention and after the MLP):
         AR(x) = [tp > 1] · (2·(tp-1)/tp · x / (gpu_link_gb_per_s · 1e9) + ALLREDUCE_LATENCY_S)
@@ -50,6 +53,14 @@ Constants and their sources:
 * ``ALLREDUCE_LATENCY_S = 2e-5``: aiconfigurator ``p2p_latency`` 10 µs, charged once for each of the two phases
   of an all-reduce (reduce-scatter, all-gather). Argonne's TP=2/4 runs (instances/measurements/argonne.csv)
   show ~20-25 µs of fixed cost per all-reduce, consistent with this.
+* ``KERNEL_LATENCY_S = 3e-6``: aiconfigurator ``mem_empirical_constant_latency`` (3 µs, every system YAML in
+  shared/data/gpu_specs/aiconfigurator_systems), the fixed latency aiconfigurator adds to every memory-bound
+  operation (``query_mem_op``: bytes / (mem_bw · 0.8) + 3 µs). In a decode step every kernel is memory-bound.
+* ``KERNELS_PER_LAYER = 8``: the per-layer operations of aiconfigurator's dense (Llama) generation graph
+  (ai-dynamo/aiconfigurator, aic-core ``models``: add_norm_1, qkv_gemm, attention, proj_gemm, add_norm_2,
+  ffn1_gemm, act, ffn2_gemm; its all-reduces are charged separately here, by ``AR``). The product, 24 µs per
+  layer (0.77 ms for 32 layers, 1.9 ms for 80), is a per-step cost that tensor parallelism does not shrink.
+  Its effect on accuracy is in docs/accuracy.md (raw-roofline TPOT and e2e errors fall on every dataset).
 """
 
 from __future__ import annotations
@@ -69,6 +80,8 @@ MEMORY_BW_EFFICIENCY = 0.8
 HOST_LINK_EFFICIENCY = 12.89 * 2**30 / 1e9 / 15.75
 CPU_ATTENTION_BYTES_PER_S = 0.0123e12
 ALLREDUCE_LATENCY_S = 2e-5
+KERNEL_LATENCY_S = 3e-6
+KERNELS_PER_LAYER = 8
 ACTIVATION_BYTES = 2.0
 OFFLOAD_MODES = ("copy", "cpu_attention")
 
@@ -85,6 +98,8 @@ class ModelCosts:
     num_layers: int
     hidden_size: int
     q_width: int
+    pass_overhead_s: float = 0.0
+    """Fixed time of one forward pass: L · KERNELS_PER_LAYER · KERNEL_LATENCY_S (seconds)."""
 
     @classmethod
     def of(cls, model: ModelSpec, dtype: str, kv_dtype: str) -> ModelCosts:
@@ -98,6 +113,7 @@ class ModelCosts:
             num_layers=model.num_layers,
             hidden_size=model.hidden_size,
             q_width=model.num_attention_heads * model.head_dim,
+            pass_overhead_s=model.num_layers * KERNELS_PER_LAYER * KERNEL_LATENCY_S,
         )
 
 
@@ -157,7 +173,7 @@ def prefill_s(
         2.0 * costs.num_layers * allreduce_s(batch * s * costs.hidden_size * ACTIVATION_BYTES, tp, hw.link_bytes_per_s)
     )
     offload = offload_fraction * kv_written / (tp * hw.host_bytes_per_s)
-    return np.asarray(roof + comm + offload, dtype=np.float64)
+    return np.asarray(roof + comm + offload + costs.pass_overhead_s, dtype=np.float64)
 
 
 def _step_lines(
@@ -175,6 +191,7 @@ def _step_lines(
     a2 = costs.weight_bytes / (tp * hw.bytes_per_s)
     b2 = batch * costs.kv_bytes_per_token * on_gpu / (tp * hw.bytes_per_s)
     a3 = 2.0 * costs.num_layers * allreduce_s(batch * costs.hidden_size * ACTIVATION_BYTES, tp, hw.link_bytes_per_s)
+    a3 = a3 + costs.pass_overhead_s
     if mode == "copy":
         b3 = f * batch * costs.kv_bytes_per_token / (tp * hw.host_bytes_per_s)
     else:

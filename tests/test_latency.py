@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from solver.errors import InputError
-from solver.latency import _mean_max_linear, allreduce_s
+from solver.latency import ModelCosts, _mean_max_linear, allreduce_s
 from solver.models import get_model
 from solver.performance import predict_frame
 
@@ -26,8 +26,19 @@ def test_batch1_decode_is_weight_bandwidth_bound():
     # Llama-3.1-8B bf16 on H100: TPOT ~ weights / (0.8 * 3350 GB/s) uncalibrated
     m = get_model("llama-3.1-8b")
     out = predict_frame(frame(), m, input_tokens=128, output_tokens=128, profile=_identity())
-    expected_ms = m.num_params * 2 / (0.8 * 3350e9) * 1e3
+    expected_ms = m.num_params * 2 / (0.8 * 3350e9) * 1e3 + m.num_layers * 8 * 3e-6 * 1e3
     assert out["tpot_model_ms"].iloc[0] == pytest.approx(expected_ms, rel=0.05)
+
+
+def test_pass_overhead_is_per_layer_and_not_shrunk_by_tp():
+    # 32 layers x 8 kernels x 3 us (aiconfigurator mem_empirical_constant_latency) = 0.768 ms per forward pass
+    m = get_model("llama-3.1-8b")
+    costs = ModelCosts.of(m, "bf16", "bf16")
+    assert costs.pass_overhead_s == pytest.approx(32 * 8 * 3e-6)
+    args = dict(input_tokens=128, output_tokens=128, profile=_identity())
+    t8 = predict_frame(frame(tp=8), m, **args)["tpot_model_ms"].iloc[0]
+    assert t8 > costs.pass_overhead_s * 1e3
+    assert t8 < m.num_params * 2 / 8 / (0.8 * 3350e9) * 1e3 + costs.pass_overhead_s * 1e3 + 2 * 32 * 0.03
 
 
 def test_prefill_is_compute_bound_for_long_prompts():
