@@ -306,6 +306,154 @@ def validate(as_json: Annotated[bool, typer.Option("--json", help="Print JSON on
 
 
 # ---- planning commands (plan) ------------------------------------------------------------------------
+@app.command()
+def plan(
+    scenario_file: Annotated[
+        str | None, typer.Argument(metavar="[SCENARIO.yaml]", help="Scenario file (default: the embedded one).")
+    ] = None,
+    backend: Annotated[str, typer.Option("--backend", help="ortools, cbc or auto.")] = "auto",
+    time_limit: Annotated[float, typer.Option("--time-limit", help="Solver time limit in seconds.")] = 60.0,
+    gap: Annotated[float, typer.Option("--gap", help="Relative optimality gap.")] = 1e-6,
+    threads: Annotated[int | None, typer.Option("--threads", help="Solver threads.")] = None,
+    tie_break: Annotated[
+        bool, typer.Option("--tie-break/--no-tie-break", help="Re-solve for the canonical optimal plan.")
+    ] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
+) -> None:
+    """Plan the cheapest fleet meeting every workload's SLOs and demand (exit 3 infeasible, 4 no plan in time)."""
+    from solver.diagnose import diagnose
+    from solver.errors import InfeasibleError
+    from solver.planner import plan as make_plan
+    from solver.scenario import load_scenario
+    from solver.specs import SolveOptions
+    from solver.validation import validate
+
+    scenario = load_scenario(scenario_file)
+    options = validate(
+        SolveOptions,
+        {
+            "backend": backend,
+            "time_limit_s": time_limit,
+            "relative_gap": gap,
+            "threads": threads,
+            "tie_break": tie_break,
+        },
+    )
+    try:
+        result = make_plan(scenario, options)
+    except InfeasibleError as exc:
+        diagnosis = diagnose(scenario, options.model_copy(update={"tie_break": False}))
+        if as_json:
+            print_json({"status": "infeasible", "message": str(exc), "diagnosis": diagnosis.to_dict()})
+            raise typer.Exit(InfeasibleError.exit_code) from None
+        raise InfeasibleError(f"no plan: {exc}\n{diagnosis.summary()}", diagnosis) from None
+    if as_json:
+        print_json(result.to_dict())
+        return
+    fleet = result.to_frame()
+    cols = [
+        *("workload", "instance_type", "market", "region", "count", "tp", "batch_size", "offload_fraction"),
+        *("usd_per_hour", "ttft_ms", "tpot_ms", "tps", "utilisation", "instance_hours"),
+    ]
+    print_table(fleet[cols], title=f"fleet plan ({result.status}, {result.backend})", formats={"usd_per_hour": _money})
+    out.print(
+        f"cost {_money(result.cost_usd_per_hour)}/h; total {_money(result.total_cost_usd)} over "
+        f"{result.horizon_h:g} h; gap {result.gap:.2g}; solved in {result.solve_seconds:.2f} s"
+    )
+
+
+@app.command()
+def recommend(
+    scenario_file: Annotated[
+        str | None, typer.Option("--scenario", help="Scenario file with one workload and one batch size.")
+    ] = None,
+    model: Annotated[str | None, typer.Option("--model", help="Model name or config.json path.")] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", help="Batch size.")] = None,
+    input_len: Annotated[int | None, typer.Option("--input-len", help="Input tokens per request.")] = None,
+    output_len: Annotated[int | None, typer.Option("--output-len", help="Output tokens per request.")] = None,
+    tps_slo: Annotated[float | None, typer.Option("--tps-slo", help="TPS target: batch·(in+out)/e2e.")] = None,
+    max_price: Annotated[float | None, typer.Option("--max-price", help="P_max in $/h.")] = None,
+    instances: Annotated[str | None, typer.Option("--instances", help="Comma-separated instance types.")] = None,
+    catalog_name: Annotated[str | None, typer.Option("--catalog", help="Catalog name or CSV path.")] = None,
+    region: Annotated[list[str] | None, typer.Option("--region", help="Region (repeatable).")] = None,
+    market: Annotated[str | None, typer.Option("--market", help="on_demand or spot.")] = None,
+    engine: Annotated[str | None, typer.Option("--engine", help="vllm, tgi, trtllm, flexgen or generic.")] = None,
+    requests: Annotated[int | None, typer.Option("--requests", help="Requests in the task (default 1 batch).")] = None,
+    billing: Annotated[str | None, typer.Option("--billing", help="per_hour (default) or per_second.")] = None,
+    policy: Annotated[
+        str, typer.Option("--policy", help="infersave, milp, max-performance or no-offload.")
+    ] = "infersave",
+    top_k: Annotated[int | None, typer.Option("--top-k", help="Show at most this many choices.")] = 3,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
+) -> None:
+    """Recommend the single instance meeting a TPS SLO at the best cost efficiency (InferSave); exit 3 if none."""
+    from solver.errors import InfeasibleError
+    from solver.recommend import get_policy, recommend_scenario
+    from solver.recommend import recommend as make_recommendation
+    from solver.scenario import load_scenario
+
+    get_policy(policy)
+    base = load_scenario(scenario_file) if scenario_file is not None else None
+    values = {
+        "model": model,
+        "batch_size": batch_size,
+        "input_len": input_len,
+        "output_len": output_len,
+        "tps_slo": tps_slo,
+        "max_price": max_price,
+        "instances": [s.strip() for s in instances.split(",") if s.strip()] if instances is not None else None,
+        "catalog": catalog_name,
+        "region": region or None,
+        "market": market,
+        "engine": engine,
+        "requests": requests,
+        "billing": billing,
+    }
+    rec = make_recommendation(recommend_scenario(base, values), policy, top_k=top_k)
+    if as_json:
+        print_json(rec.to_dict())
+    else:
+        slo = f"{rec.tps_slo:g} TPS" if rec.tps_slo is not None else "no TPS SLO"
+        out.print(
+            f"{rec.model}, batch {rec.batch_size}, {rec.input_tokens} in / {rec.output_tokens} out, {slo}, "
+            f"{rec.requests:,} requests, billed {rec.billing.replace('_', ' ')}; policy {rec.policy}",
+            highlight=False,
+        )
+        if rec.choices:
+            money = {"usd_per_hour": _money, "task_cost_usd": _money, "offload_fraction": lambda v: f"{v:.1%}"}
+            print_table(rec.choices_frame(), title="choices, best first", formats=money)
+        for line in rec.tradeoffs():
+            out.print(f"  trade-off {line}", highlight=False)
+        for r in rec.rejected:
+            out.print(f"  rejected {r.instance_type}: {r.reason}", highlight=False)
+    if not rec.choices:
+        raise InfeasibleError(f"no instance qualifies under policy {rec.policy} (reasons above)")
+
+
+@app.command("reproduce-paper")
+def reproduce_paper(
+    out_path: Annotated[str, typer.Option("--out", help="Where to write the report.")] = "docs/reproduction.md",
+    check: Annotated[
+        bool, typer.Option("--check", help="Do not write; exit 1 if the file differs from a fresh report.")
+    ] = False,
+) -> None:
+    """Answer the InferSave paper's scenarios (instances/paper) with every policy and write the report."""
+    from pathlib import Path
+
+    from solver.reproduction import paper_scenarios, render_report, reproduce, write_report
+
+    if check:
+        scs = paper_scenarios()
+        fresh = render_report(reproduce(scs), scs)
+        path = Path(out_path)
+        current = path.read_text(encoding="utf-8") if path.is_file() else ""
+        if current != fresh:
+            err.print(f"{out_path} is out of date; regenerate with: infersave reproduce-paper --out {out_path}")
+            raise typer.Exit(1)
+        out.print(f"{out_path} is up to date", highlight=False)
+        return
+    path, _ = write_report(out_path)
+    out.print(f"wrote {path}", highlight=False)
 
 
 # ---- exploration commands (sweep) ---------------------------------------------------------------------
@@ -354,7 +502,7 @@ def sweep(
     if as_json:
         print_json({"points": frame.to_dict(orient="records")})
         return
-    shown = [c for c in [*grid, "status", "cost_usd_per_hour", "instances", "composition"] if c in frame]
+    shown = [c for c in [*grid, "status", "cost_usd_per_hour", "n_instances", "composition"] if c in frame]
     print_table(frame[shown], title=f"sweep: {len(frame)} points -> {out_csv}", formats={"cost_usd_per_hour": _money})
 
 

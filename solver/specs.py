@@ -318,3 +318,6 @@ class SolveOptions(Frozen):
     relative_gap: Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)] = 1e-6
     threads: PosInt | None = None
     verbose: bool = False
+    tie_break: bool = True
+    """After a proven optimum, re-solve for the lexicographically first optimal plan (same input, same plan on
+    every backend). Costs a second solve: turn it off for very large scenarios."""

@@ -1,0 +1,295 @@
+"""Planner benchmark: solve time and model size as the problem grows; brute force where it finishes.
+
+Cases: the InferSave paper's 4 instance types × 1 workload (instances/paper/online_slo400_us-east-1.yaml);
+the whole shipped AWS catalog (every type × region × market) × batch sizes × TP degrees with 1, 10 and 100
+workload classes. Writes the table between ``<!-- planner:begin -->`` and ``<!-- planner:end -->`` in
+docs/benchmarks.md.
+
+Run:  python benchmarks/bench_planner.py [--classes 1 10 100] [--backends ortools cbc] [--no-write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import math
+import os
+import platform
+import re
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from formulations.assemble import build  # noqa: E402
+from formulations.bigm import capacity_per_instance, count_upper_bound, offline_hours  # noqa: E402
+from solver.candidates import candidate_set, reduce_candidates  # noqa: E402
+from solver.planner import solve_candidates  # noqa: E402
+from solver.scenario import load_scenario, scenario_from_dict  # noqa: E402
+from solver.specs import SolveOptions  # noqa: E402
+
+MODELS = ["llama-3.1-8b", "mistral-7b", "qwen2.5-7b", "llama-2-13b", "llama-3.1-70b", "opt-6.7b", "qwen2.5-32b"]
+BRUTE_FORCE_LIMIT = 2_000_000
+"""Largest number of count combinations the brute force enumerates."""
+
+
+def workload_classes(k: int) -> list[dict]:
+    """``k`` deterministic workload classes: models, lengths, SLOs and rates cycle; every 5th is offline."""
+    out = []
+    for i in range(k):
+        model = MODELS[i % len(MODELS)]
+        inp = [256, 512, 1024, 2048][i % 4]
+        outp = [128, 256, 64][i % 3]
+        if i % 5 == 4:
+            out.append(
+                {
+                    "name": f"batch{i}",
+                    "model": model,
+                    "input_tokens": inp,
+                    "output_tokens": outp,
+                    "requests": 20_000 * (1 + i % 3),
+                    "deadline_h": [4, 8, 12][i % 3],
+                }
+            )
+        else:
+            out.append(
+                {
+                    "name": f"svc{i}",
+                    "model": model,
+                    "input_tokens": inp,
+                    "output_tokens": outp,
+                    "rate_rps": [2.0, 5.0, 10.0, 20.0][i % 4],
+                    "slo": {"ttft_ms": [1000, 2000, 4000][i % 3], "tpot_ms": [50, 100, 150][i % 3]},
+                }
+            )
+    return out
+
+
+def catalog_scenario(k: int):
+    """The whole AWS catalog, both markets, default batch sizes and TP degrees, ``k`` classes."""
+    return scenario_from_dict(
+        {
+            "markets": ["on_demand", "spot"],
+            "workloads": workload_classes(k),
+            "limits": {"max_instances_per_family": {"p5": 4}},
+        }
+    )
+
+
+def brute_force(cands, scen) -> tuple[float | None, float, float]:
+    """Enumerate every count vector (and billed hours per hour-billing); return (optimum, combos, seconds).
+
+    Returns (None, combos, nan) without running when the enumeration exceeds :data:`BRUTE_FORCE_LIMIT`.
+    """
+    cands = cands.reset_index(drop=True)
+    ub = count_upper_bound(cands, scen).astype(int)
+    wl = {w.name: w for w in scen.workloads}
+    per_hour = scen.billing == "per_hour"
+    ranges = []
+    for i, r in cands.iterrows():
+        w = wl[r["workload"]]
+        ranges.append(range(ub[i] + 1))
+    log_combos = float(sum(math.log10(len(r)) for r in ranges))
+    if per_hour:
+        for i, r in cands.iterrows():
+            w = wl[r["workload"]]
+            if w.kind == "offline":
+                log_combos += math.log10(int(offline_hours(scen, w)[0] * ub[i]) + 1)
+    combos = 10.0**log_combos if log_combos < 300 else math.inf
+    if combos > BRUTE_FORCE_LIMIT:
+        return None, combos, math.nan
+    start = time.perf_counter()
+    cap = capacity_per_instance(cands, scen)
+    price = cands["usd_per_hour"].to_numpy(dtype=float)
+    names = cands["workload"].to_numpy()
+    lim = scen.limits
+    best = None
+    for n in itertools.product(*ranges):
+        n = np.array(n)
+        if lim.max_total_instances is not None and n.sum() > lim.max_total_instances:
+            continue
+        if lim.budget_usd_per_hour is not None and price @ n > lim.budget_usd_per_hour + 1e-9:
+            continue
+        cost, ok = 0.0, True
+        for name, w in wl.items():
+            rows = np.flatnonzero(names == name)
+            if w.kind == "online":
+                ok = cap[rows] @ n[rows] >= w.rate_rps - 1e-9
+                cost += scen.effective_horizon_h * price[rows] @ n[rows]
+            else:
+                big_h = offline_hours(scen, w)[0]
+                hour_sets = [range(n[k], int(big_h * n[k]) + 1) if per_hour else [None] for k in rows]
+                best_w = None
+                for hs in itertools.product(*hour_sets):
+                    if per_hour:
+                        h = np.array(hs, dtype=float)
+                    else:  # continuous hours: cheapest work first
+                        h, need = np.zeros(rows.size), float(w.requests)
+                        for j in np.argsort(price[rows] / np.maximum(cap[rows], 1e-300)):
+                            h[j] = min(big_h * n[rows[j]], need / cap[rows[j]]) if cap[rows[j]] > 0 else 0.0
+                            need -= h[j] * cap[rows[j]]
+                    if cap[rows] @ h >= w.requests - 1e-6:
+                        c = price[rows] @ h
+                        best_w = c if best_w is None else min(best_w, c)
+                ok = ok and best_w is not None
+                cost += best_w or 0.0
+            if not ok:
+                break
+        if ok and (best is None or cost < best):
+            best = cost
+    return best, combos, time.perf_counter() - start
+
+
+def run_case(label: str, scen, backends: list[str], time_limit: float) -> list[dict]:
+    """Measure one case on every backend; return table rows."""
+    t0 = time.perf_counter()
+    cs = candidate_set(scen)
+    t_cands = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    reduced, _ = reduce_candidates(cs.frame, scen)
+    t_reduce = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    fm = build(reduced.reset_index(drop=True), scen)
+    compiled = fm.lm.compile(singletons_as_bounds=True)
+    t_build = time.perf_counter() - t0
+    full_size = build(cs.frame.reset_index(drop=True), scen).lm.summary() if len(cs.frame) <= 200_000 else None
+    size = fm.lm.summary()
+    bf_value, combos, bf_seconds = brute_force(reduced, scen)
+    rows = []
+    for b in backends:
+        opts = SolveOptions(backend=b, time_limit_s=time_limit)
+        t0 = time.perf_counter()
+        p = solve_candidates(cs.frame, scen, opts, tie_break=False)
+        wall = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        p2 = solve_candidates(cs.frame, scen, opts, tie_break=True)
+        wall_tb = time.perf_counter() - t0
+        ratio = (bf_seconds / p.solve_seconds) if bf_value is not None and p.solve_seconds > 0 else math.nan
+        if bf_value is not None:
+            assert abs(bf_value - p.objective) <= 1e-6 * max(1.0, abs(bf_value)), (bf_value, p.objective)
+        rows.append(
+            {
+                "case": label,
+                "classes": len(scen.workloads),
+                "candidates": len(cs.frame),
+                "reduced": len(reduced),
+                "vars": size["variables"],
+                "int_vars": size["integer_variables"],
+                "rows": size["rows"],
+                "compiled_rows": compiled.n_rows,
+                "full_vars": full_size["variables"] if full_size else math.nan,
+                "full_rows": full_size["rows"] if full_size else math.nan,
+                "backend": b,
+                "status": p.status,
+                "gap": p.gap,
+                "objective": p.objective,
+                "t_candidates": t_cands,
+                "t_reduce": t_reduce,
+                "t_build": t_build,
+                "t_solve": p.solve_seconds,
+                "t_plan": wall,
+                "t_plan_tiebreak": wall_tb,
+                "status_tb": p2.status,
+                "bf_combos": combos,
+                "bf_seconds": bf_seconds,
+                "bf_ratio": ratio,
+            }
+        )
+        print(rows[-1], flush=True)
+    return rows
+
+
+def to_markdown(rows: list[dict], cmd: str) -> str:
+    """The docs section."""
+    head = (
+        f"Planner scaling, measured by `{cmd}` on {platform.node() or 'this machine'} "
+        f"({os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}), shared.\n"
+        "Times in seconds. `candidates`: enumerated rows (workload × offer × TP × batch, memory-feasible); "
+        "`reduced`: after the exact presolve (SLO/memory filter and dominance, formulations/README.md); "
+        "`vars`/`rows`: the MILP solved (`full_*`: the MILP on the unreduced table); `t_solve`: backend time "
+        "(translation + solve) of stage one; `t_plan`: presolve + build + solve "
+        "(after `t_candidates`, the enumeration and performance model); "
+        "`+tie-break`: with the lexicographic tie-break stage. Brute force enumerates every count vector of "
+        "the reduced table (`combos`); it runs only up to 2e6 combinations.\n\n"
+    )
+    cols = [
+        "case",
+        "classes",
+        "candidates",
+        "reduced",
+        "vars",
+        "rows",
+        "full_vars",
+        "full_rows",
+        "backend",
+        "status",
+        "t_candidates",
+        "t_solve",
+        "t_plan",
+        "t_plan_tiebreak",
+        "bf_combos",
+        "bf_seconds",
+        "bf_ratio",
+    ]
+    names = {
+        "t_plan_tiebreak": "+tie-break",
+        "bf_combos": "combos",
+        "bf_seconds": "brute force s",
+        "bf_ratio": "brute/MILP",
+    }
+    lines = ["| " + " | ".join(names.get(c, c) for c in cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows:
+        cells = []
+        for c in cols:
+            v = r[c]
+            if c == "bf_combos":
+                cells.append(f"{v:.0f}" if v < 1e6 else (f"{v:.1e}" if math.isfinite(v) else "> 1e300"))
+            elif isinstance(v, float):
+                cells.append("-" if math.isnan(v) else f"{v:.3g}")
+            else:
+                cells.append(str(v))
+        lines.append("| " + " | ".join(cells) + " |")
+    return head + "\n".join(lines) + "\n"
+
+
+def write_docs(text: str) -> None:
+    """Replace the planner section of docs/benchmarks.md."""
+    path = ROOT / "docs" / "benchmarks.md"
+    doc = path.read_text()
+    new = re.sub(
+        r"<!-- planner:begin -->.*?<!-- planner:end -->",
+        "<!-- planner:begin -->\n" + text.replace("\\", "\\\\") + "<!-- planner:end -->",
+        doc,
+        flags=re.S,
+    )
+    path.write_text(new)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--classes", type=int, nargs="*", default=[1, 10, 100])
+    ap.add_argument("--backends", nargs="*", default=["ortools", "cbc"])
+    ap.add_argument("--time-limit", type=float, default=120.0)
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args()
+    rows = run_case(
+        "paper 4 types",
+        load_scenario(ROOT / "instances/paper/online_slo400_us-east-1.yaml"),
+        args.backends,
+        args.time_limit,
+    )
+    for k in args.classes:
+        rows += run_case("AWS catalog", catalog_scenario(k), args.backends, args.time_limit)
+    cmd = "python benchmarks/bench_planner.py " + " ".join(sys.argv[1:])
+    text = to_markdown(rows, cmd.strip())
+    print(text)
+    if not args.no_write:
+        write_docs(text)
+
+
+if __name__ == "__main__":
+    main()

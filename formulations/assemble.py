@@ -1,0 +1,71 @@
+"""Assemble the MILP from a candidate table and a scenario, one constraint family at a time."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from formulations.demand import add_demand
+from formulations.latency import add_latency
+from formulations.limits import add_limits
+from formulations.linear import LinearModel
+from formulations.memory import add_memory
+from formulations.model import FleetModel
+from formulations.objective import add_objective
+from formulations.selection import add_selection
+from solver.errors import InputError
+from solver.specs import Scenario
+
+CANDIDATE_COLUMNS: tuple[str, ...] = (
+    "workload",
+    "instance_type",
+    "family",
+    "region",
+    "market",
+    "usd_per_hour",
+    "tp",
+    "replicas",
+    "batch_size",
+    "offload_fraction",
+    "total_gpu_gib",
+    "available_gpu_gib",
+    "offloaded_kv_gib",
+    "host_available_gib",
+    "ttft_ms",
+    "tpot_ms",
+    "e2e_s",
+    "tps",
+    "rate_rps",
+)
+"""Columns every candidate table needs (``formulations/README.md``, section "Data")."""
+
+FAMILIES = (add_selection, add_memory, add_latency, add_demand, add_limits, add_objective)
+"""Constraint families in construction order (selection creates ``n`` and ``y``; demand creates ``h``)."""
+
+
+def build(cands: pd.DataFrame, scenario: Scenario) -> FleetModel:
+    """Build the fleet MILP of ``formulations/README.md`` for ``cands`` and ``scenario``.
+
+    Parameters
+    ----------
+    cands
+        Candidate table with at least :data:`CANDIDATE_COLUMNS`; row ``c`` is candidate ``c``.
+    scenario
+        Workloads (SLOs and demand), limits, objective, billing and search options.
+
+    Returns
+    -------
+    FleetModel
+        The neutral linear model with its variable families; the table is copied, never modified.
+    """
+    missing = [c for c in CANDIDATE_COLUMNS if c not in cands.columns]
+    if missing:
+        raise InputError("candidates", f"missing column(s) {', '.join(missing)}")
+    known = {w.name for w in scenario.workloads}
+    unknown = sorted(set(cands["workload"]) - known)
+    if unknown:
+        raise InputError("candidates.workload", f"workload(s) {', '.join(unknown)} are not in the scenario")
+    table = cands.reset_index(drop=True).copy()
+    fm = FleetModel(LinearModel(), table, scenario)
+    for add in FAMILIES:
+        add(fm, table, scenario)
+    return fm

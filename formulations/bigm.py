@@ -1,0 +1,104 @@
+"""Big-M constants derived from data: the instance-count bound ``U_c`` of constraint (1).
+
+Derivation (``formulations/README.md``, section "Big-M"): an optimal plan never rents more instances of a
+candidate than the candidate needs to carry its whole workload alone, unless a ``min_instances`` floor asks
+for more; and never more than a quota or the hourly budget allows.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from solver.errors import InputError
+from solver.specs import Scenario, Workload
+
+
+def offline_hours(scenario: Scenario, workload: Workload) -> tuple[float, float]:
+    """Return ``(H, theta)`` of an offline workload: billed hours per instance cap and worked share of an hour.
+
+    Per-second billing: ``H = deadline_h`` and ``theta = 1``. Per started hour: ``H = floor(deadline_h)`` and
+    ``theta = 1`` when the deadline is at least an hour (an instance is loaded to whole hours only, which is
+    conservative); below an hour, ``H = 1`` billed hour of which ``theta = deadline_h`` is worked.
+    """
+    deadline = float(workload.deadline_h or 0.0)
+    if scenario.billing == "per_second":
+        return deadline, 1.0
+    if deadline >= 1.0:
+        return float(math.floor(deadline)), 1.0
+    return 1.0, deadline
+
+
+def capacity_per_instance(cands: pd.DataFrame, scenario: Scenario) -> np.ndarray:
+    """Per candidate: online requests/s at the utilisation cap, or offline requests per billed hour.
+
+    Online: ``u · r_c · rho_c`` (constraint 8). Offline: ``3600 · theta_w · r_c · rho_c`` (constraint 9).
+    """
+    kinds = {w.name: w for w in scenario.workloads}
+    rate = cands["rate_rps"].to_numpy(dtype=float) * cands["replicas"].to_numpy(dtype=float)
+    out = np.empty(len(cands))
+    for i, name in enumerate(cands["workload"].to_numpy()):
+        w = kinds[name]
+        if w.kind == "online":
+            out[i] = scenario.search.utilisation_cap * rate[i]
+        else:
+            out[i] = 3600.0 * offline_hours(scenario, w)[1] * rate[i]
+    return np.where(np.isfinite(out) & (out > 0), out, 0.0)
+
+
+def count_upper_bound(cands: pd.DataFrame, scenario: Scenario) -> np.ndarray:
+    """Return ``U_c``, a valid upper bound on the instance count ``n_c`` of every optimal plan.
+
+    ``U_c = min(max(A_c, L_c), Q_c, floor(B / p_c))`` where ``A_c`` is the count that carries the candidate's
+    whole workload alone (online under ``min_cost``: ``ceil(lambda_w / (u r_c rho_c))``; offline:
+    ``ceil(N_w / (3600 theta_w r_c rho_c H_w))``), ``L_c`` the ``min_instances`` floor of its type, ``Q_c``
+    the tightest quota on it (type, family, region, total) and ``B`` the hourly budget.
+
+    Raises
+    ------
+    InputError
+        ``objective: max_throughput`` with neither an hourly budget nor a quota: the fleet is unbounded.
+    """
+    lim = scenario.limits
+    m = len(cands)
+    cap = capacity_per_instance(cands, scenario)
+    wl = {w.name: w for w in scenario.workloads}
+    alone = np.full(m, np.inf)
+    names = cands["workload"].to_numpy()
+    for i in range(m):
+        w = wl[names[i]]
+        if w.kind == "online" and scenario.objective == "max_throughput":
+            continue
+        if cap[i] <= 0:
+            alone[i] = 0.0
+        elif w.kind == "online":
+            alone[i] = math.ceil(float(w.rate_rps or 0.0) / cap[i] - 1e-9)
+        else:
+            hours = offline_hours(scenario, w)[0]
+            alone[i] = math.ceil(float(w.requests or 0) / (cap[i] * hours) - 1e-9)
+    itype = cands["instance_type"].to_numpy()
+    floor_ = np.array([lim.min_instances.get(t, 0) for t in itype], dtype=float)
+    bound = np.maximum(alone, floor_)
+    quota = np.full(m, np.inf)
+    for mapping, col in (
+        (lim.max_instances, "instance_type"),
+        (lim.max_instances_per_family, "family"),
+        (lim.max_instances_per_region, "region"),
+    ):
+        if mapping:
+            q = np.array([mapping.get(v, np.inf) for v in cands[col].to_numpy()], dtype=float)
+            quota = np.minimum(quota, q)
+    if lim.max_total_instances is not None:
+        quota = np.minimum(quota, float(lim.max_total_instances))
+    if lim.budget_usd_per_hour is not None:
+        price = cands["usd_per_hour"].to_numpy(dtype=float)
+        quota = np.minimum(quota, np.floor(lim.budget_usd_per_hour / price + 1e-9))
+    bound = np.minimum(bound, quota)
+    if m and not np.all(np.isfinite(bound)):
+        raise InputError(
+            "limits.budget_usd_per_hour",
+            "objective max_throughput needs an hourly budget or an instance quota, else the fleet is unbounded",
+        )
+    return np.maximum(bound, 0.0)

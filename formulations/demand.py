@@ -1,0 +1,51 @@
+"""Demand: online arrival rates under the utilisation cap; offline requests within the deadline."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from formulations.bigm import capacity_per_instance, offline_hours
+from formulations.model import FleetModel
+from solver.specs import Scenario
+
+
+def add_demand(fm: FleetModel, cands: pd.DataFrame, scenario: Scenario) -> None:
+    """(8)-(11): online rate, offline work, deadline, whole billed hours.
+
+    (8) ``sum_{c in C_w} u · r_c · rho_c · n_c >= lambda_w`` for every online workload w;
+    (9) ``sum_{c in C_w} 3600 · theta_w · r_c · rho_c · h_c >= N_w`` for every offline workload w;
+    (10) ``h_c <= H_w · n_c`` and, billed per started hour, (11) ``h_c >= n_c`` with ``h_c`` integer.
+
+    ``r_c = b_c / E2E_c`` is one replica's sustainable request rate (Little's law with ``b_c`` requests in
+    flight), ``rho_c`` the replicas per instance, ``u`` the utilisation cap; ``H_w, theta_w`` come from
+    :func:`formulations.bigm.offline_hours`. The ``h_c`` family exists only on offline candidates.
+    """
+    n = fm.family("n").index
+    code, names = fm.workload_code()
+    online = fm.is_online()
+    cap = capacity_per_instance(cands, scenario)
+    wl = fm.workloads
+    online_names = [nm for nm in names if wl[nm].kind == "online"]
+    offline_names = [nm for nm in names if wl[nm].kind == "offline"]
+
+    # (8) online rate
+    pos = {nm: i for i, nm in enumerate(online_names)}
+    group = np.array([pos[names[k]] for k in code[online]], dtype=np.int64)
+    rates = np.array([wl[nm].rate_rps or 0.0 for nm in online_names], dtype=float)
+    fm.lm.add_grouped_rows("demand.online", group, len(online_names), n[online], cap[online], lo=rates)
+
+    # (9)-(11) offline work and instance-hours
+    off = np.flatnonzero(~online)
+    fm.offline_idx = off.astype(np.int64)
+    per_hour = scenario.billing == "per_hour"
+    hours = np.array([offline_hours(scenario, wl[names[code[i]]])[0] for i in off], dtype=float)
+    fm.h = fm.lm.add_vars("h", off.size, 0.0, hours * fm.big_m[off], integer=per_hour)
+    h = fm.h.index
+    opos = {nm: i for i, nm in enumerate(offline_names)}
+    ogroup = np.array([opos[names[code[i]]] for i in off], dtype=np.int64)
+    requests = np.array([wl[nm].requests or 0 for nm in offline_names], dtype=float)
+    fm.lm.add_grouped_rows("demand.offline_work", ogroup, len(offline_names), h, cap[off], lo=requests)
+    fm.lm.add_diagonal_rows("demand.offline_hours", [(h, 1.0), (n[off], -hours)], hi=0.0)
+    if per_hour:
+        fm.lm.add_diagonal_rows("demand.offline_min_hours", [(h, 1.0), (n[off], -1.0)], lo=0.0)

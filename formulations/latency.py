@@ -1,0 +1,32 @@
+"""Latency SLOs: TTFT, TPOT, end-to-end and InferSave's TPS, precomputed per candidate at its (b, f, tp)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from formulations.model import FleetModel
+from solver.specs import Scenario
+
+
+def add_latency(fm: FleetModel, cands: pd.DataFrame, scenario: Scenario) -> None:
+    """(4) ``TTFT_c·y_c <= T^ttft_w``, (5) ``TPOT_c·y_c <= T^tpot_w``, (6) ``E2E_c·y_c <= T^e2e_w``, (7) TPS.
+
+    (7) is ``(S^tps_w − TPS_c)·y_c <= 0``.
+
+    One row per candidate c of a workload w that sets that SLO; workloads without it get no row.
+    """
+    wl = fm.workloads
+    names = fm.col("workload")
+    y = fm.family("y").index
+    for slo_field, column, block in (
+        ("ttft_ms", "ttft_ms", "latency.ttft"),
+        ("tpot_ms", "tpot_ms", "latency.tpot"),
+        ("e2e_s", "e2e_s", "latency.e2e"),
+    ):
+        limit = np.array([getattr(wl[n].slo, slo_field) or np.nan for n in names], dtype=float)
+        has = np.isfinite(limit)
+        fm.lm.add_diagonal_rows(block, [(y[has], fm.col(column)[has].astype(float))], hi=limit[has])
+    target = np.array([wl[n].slo.tps or np.nan for n in names], dtype=float)
+    has = np.isfinite(target)
+    fm.lm.add_diagonal_rows("latency.tps", [(y[has], target[has] - fm.col("tps")[has].astype(float))], hi=0.0)

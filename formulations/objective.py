@@ -1,0 +1,68 @@
+"""Objectives: minimum cost, or maximum served output tokens per second under the budget."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+
+from formulations.bigm import capacity_per_instance
+from formulations.linear import CompiledModel
+from formulations.model import FleetModel
+from solver.specs import Scenario
+
+
+def objective_coefficients(fm: FleetModel, cands: pd.DataFrame, scenario: Scenario) -> tuple[np.ndarray, np.ndarray]:
+    """Return (column indices, coefficients) of the primary objective (O1 or O2)."""
+    n = fm.family("n").index
+    h = fm.family("h")
+    online = fm.is_online()
+    price = fm.col("usd_per_hour").astype(float)
+    if scenario.objective == "min_cost":
+        horizon = scenario.effective_horizon_h
+        cols = np.concatenate([n[online], h.index])
+        coefs = np.concatenate([price[online] * horizon, price[fm.offline_idx]])
+        return cols, coefs
+    wl = fm.workloads
+    out_tokens = np.array([wl[w].output_tokens for w in fm.col("workload")], dtype=float)
+    cap = capacity_per_instance(cands, scenario)
+    return n[online], (cap * out_tokens)[online]
+
+
+def add_objective(fm: FleetModel, cands: pd.DataFrame, scenario: Scenario) -> None:
+    """(O1) minimum total cost or (O2) maximum output tokens/s.
+
+    (O1) ``min  sum_{c online} p_c · T · n_c + sum_{c offline} p_c · h_c`` (``T`` = effective horizon, h);
+    (O2) ``max  sum_{c online} u · r_c · rho_c · o_w · n_c`` (output tokens/s at the utilisation cap).
+    """
+    cols, coefs = objective_coefficients(fm, cands, scenario)
+    fm.lm.set_sense("min" if scenario.objective == "min_cost" else "max")
+    fm.lm.add_objective(cols, coefs)
+
+
+def lexicographic_stage(
+    compiled: CompiledModel, primary_value: float, secondary: np.ndarray, rel_tol: float = 1e-9
+) -> CompiledModel:
+    """Return the tie-break stage: primary objective held near ``primary_value``, ``secondary`` minimised.
+
+    ``secondary`` is a dense coefficient array over all variables.
+
+    The new row is ``c·x <= v + tol`` (minimisation) or ``c·x >= v − tol`` (maximisation) with
+    ``tol = rel_tol · max(1, |v|)``: every plan of the stage is within ``rel_tol`` of the stage-one value.
+    """
+    tol = rel_tol * max(1.0, abs(primary_value))
+    nz = np.flatnonzero(compiled.objective)
+    lo, hi = (-np.inf, primary_value + tol) if compiled.sense == "min" else (primary_value - tol, np.inf)
+    return dataclasses.replace(
+        compiled,
+        sense="min",
+        objective=np.asarray(secondary, dtype=float),
+        objective_offset=0.0,
+        indptr=np.append(compiled.indptr, compiled.indptr[-1] + nz.size),
+        indices=np.concatenate([compiled.indices, nz]),
+        data=np.concatenate([compiled.data, compiled.objective[nz]]),
+        row_lo=np.append(compiled.row_lo, lo),
+        row_hi=np.append(compiled.row_hi, hi),
+        row_block=[*compiled.row_block, "objective.primary_cap"],
+    )

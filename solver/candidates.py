@@ -1,0 +1,266 @@
+"""Planning candidates: one row per (workload, instance offer, TP degree, batch size, KV offload fraction).
+
+Every nonlinear quantity (memory, TTFT, TPOT, end-to-end time, TPS) is computed here, before the MILP, by
+one vectorised :func:`solver.performance.predict_frame` call per workload (two when ``search.offload_grid``
+adds offload fractions). The MILP then sees constants only (``formulations/README.md``).
+
+Per candidate ``c``: ``replicas`` (``rho_c``) = floor(GPUs / tp) model copies per instance (1 on a GPU
+slice); ``rate_rps`` (``r_c``) = ``batch_size / e2e_s``, one replica's sustainable request rate (Little's
+law with ``batch_size`` requests in flight); offline work per instance-hour = 3600 · rho_c · r_c.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from solver.calibration import CalibrationProfile, load_profile
+from solver.catalog import Catalog, load_catalog
+from solver.models import get_model
+from solver.specs import Scenario, Workload
+
+SLO_CHECKS: tuple[tuple[str, str, str], ...] = (
+    ("ttft_ms", "ttft_ms", "<="),
+    ("tpot_ms", "tpot_ms", "<="),
+    ("e2e_s", "e2e_s", "<="),
+    ("tps", "tps", ">="),
+)
+"""(SLO field, candidate column, sense) of every latency SLO, in the order of constraints (4)-(7)."""
+
+OFFLOAD_TOL = 1e-12
+
+
+@dataclass(frozen=True)
+class CandidateSet:
+    """Candidates and what was dropped before the MILP.
+
+    Attributes
+    ----------
+    frame
+        One row per candidate (columns: :data:`formulations.CANDIDATE_COLUMNS` and more).
+    dropped
+        Per workload, rows removed per reason: ``price_cap`` (instance dearer than
+        ``limits.max_price_usd_per_hour``), ``tp_heads`` (TP degree does not divide the attention heads),
+        ``memory`` (no offload fraction in [0, 1] fits GPU and host memory).
+    considered
+        Per workload, rows enumerated before any filter.
+    """
+
+    frame: pd.DataFrame
+    dropped: dict[str, dict[str, int]] = field(default_factory=dict)
+    considered: dict[str, int] = field(default_factory=dict)
+
+
+def scenario_catalog(scenario: Scenario, catalog: Catalog | None = None) -> Catalog:
+    """Return the scenario's catalog filtered by its regions and instance list."""
+    cat = catalog if catalog is not None else load_catalog(scenario.catalog)
+    return cat.filter(regions=scenario.regions, instances=scenario.instances)
+
+
+def offers(scenario: Scenario, catalog: Catalog | None = None) -> pd.DataFrame:
+    """One row per (instance type, region, market) of the scenario with hardware and ``usd_per_hour``."""
+    cat = scenario_catalog(scenario, catalog)
+    return cat.offers(scenario.markets, scenario.spot_price)
+
+
+def tp_options(gpu_count: np.ndarray, wanted: list[int] | None) -> list[np.ndarray]:
+    """Per offer, the TP degrees: powers of two dividing the GPU count (GPU slices: 1), within ``wanted``."""
+    out = []
+    for g in gpu_count:
+        if g < 1:
+            degrees = [1]
+        else:
+            gi = round(g)
+            degrees = [t for t in (1, 2, 4, 8, 16, 32, 64) if t <= gi and gi % t == 0]
+        if wanted is not None:
+            degrees = [t for t in degrees if t in wanted]
+        out.append(np.array(degrees, dtype=np.int64))
+    return out
+
+
+def _grid(off: pd.DataFrame, tps: list[np.ndarray], batches: list[int]) -> pd.DataFrame:
+    """Cross product offers × own TP degrees × batch sizes (vectorised with numpy repeats)."""
+    n_tp = np.array([t.size for t in tps], dtype=np.int64)
+    rep = np.repeat(np.arange(len(off)), n_tp)
+    tp = np.concatenate(tps) if tps else np.zeros(0, dtype=np.int64)
+    base = off.iloc[rep].reset_index(drop=True)
+    base["tp"] = tp
+    nb = len(batches)
+    grid = base.iloc[np.repeat(np.arange(len(base)), nb)].reset_index(drop=True)
+    grid["batch_size"] = np.tile(np.asarray(batches, dtype=np.int64), len(base))
+    return grid
+
+
+def _predict(frame: pd.DataFrame, w: Workload, scenario: Scenario) -> pd.DataFrame:
+    """Run the performance model on ``frame`` for workload ``w``."""
+    from solver.performance import predict_frame
+
+    return predict_frame(
+        frame,
+        get_model(w.model, field="workloads.model"),
+        input_tokens=w.input_tokens,
+        output_tokens=w.output_tokens,
+        dtype=w.dtype,
+        kv_dtype=w.kv_dtype,
+        engine=scenario.engine,
+        offload_mode=scenario.offload_mode,
+        profile=_profile(scenario),
+    )
+
+
+def _profile(scenario: Scenario) -> CalibrationProfile | None:
+    """Load the scenario's calibration profile (``None``: the engine's shipped one)."""
+    if scenario.profile is None:
+        return None
+    return load_profile(scenario.profile)
+
+
+def workload_candidates(w: Workload, off: pd.DataFrame, scenario: Scenario) -> tuple[pd.DataFrame, dict[str, int], int]:
+    """Candidates of one workload: (table, rows dropped per reason, rows considered)."""
+    model = get_model(w.model, field="workloads.model")
+    batches = sorted(set(w.batch_sizes or scenario.search.batch_sizes))
+    tps = tp_options(off["gpu_count"].to_numpy(dtype=float), scenario.search.tp_degrees)
+    grid = _grid(off, tps, batches)
+    considered = len(grid)
+    dropped = {"price_cap": 0, "tp_heads": 0, "memory": 0}
+    cap = scenario.limits.max_price_usd_per_hour
+    if cap is not None:
+        keep = grid["usd_per_hour"].to_numpy(dtype=float) <= cap
+        dropped["price_cap"] = int((~keep).sum())
+        grid = grid[keep].reset_index(drop=True)
+    heads_ok = (model.num_attention_heads % grid["tp"].to_numpy() == 0) & (
+        (model.num_kv_heads % grid["tp"].to_numpy() == 0) | (grid["tp"].to_numpy() % model.num_kv_heads == 0)
+    )
+    dropped["tp_heads"] = int((~heads_ok).sum())
+    grid = grid[heads_ok].reset_index(drop=True)
+    if grid.empty:
+        return grid, dropped, considered
+    first = _predict(grid.assign(offload_fraction=np.nan), w, scenario)
+    fits = first["fits"].to_numpy(dtype=bool)
+    dropped["memory"] = int((~fits).sum())
+    first = first[fits].reset_index(drop=True)
+    frames = [first]
+    extra = [g for g in scenario.search.offload_grid]
+    if extra and not first.empty:
+        fmin = first["offload_fraction"].to_numpy(dtype=float)
+        base = first[[*off.columns, "tp", "batch_size"]]
+        parts = []
+        for g in extra:
+            sel = g > fmin + OFFLOAD_TOL
+            if sel.any():
+                parts.append(base[sel].assign(offload_fraction=float(g)))
+        if parts:
+            frames.append(_predict(pd.concat(parts, ignore_index=True), w, scenario))
+    table = pd.concat(frames, ignore_index=True)
+    gpu_count = table["gpu_count"].to_numpy(dtype=float)
+    tp = table["tp"].to_numpy(dtype=float)
+    table["replicas"] = np.where(gpu_count < 1, 1, np.floor(gpu_count / tp + 1e-9)).astype(np.int64)
+    table["rate_rps"] = table["batch_size"].to_numpy(dtype=float) / table["e2e_s"].to_numpy(dtype=float)
+    table.insert(0, "workload", w.name)
+    table.insert(1, "kind", w.kind)
+    return table, dropped, considered
+
+
+def candidate_set(scenario: Scenario, catalog: Catalog | None = None) -> CandidateSet:
+    """Enumerate and evaluate the candidates of every workload of ``scenario``.
+
+    Parameters
+    ----------
+    scenario
+        The planning problem (catalog, filters, workloads, search space, limits).
+    catalog
+        A catalog to use instead of ``scenario.catalog``.
+
+    Returns
+    -------
+    CandidateSet
+        The candidate table and the per-reason counts of rows dropped before the MILP.
+    """
+    off = offers(scenario, catalog)
+    frames, dropped, considered = [], {}, {}
+    for w in scenario.workloads:
+        table, drop, n = workload_candidates(w, off, scenario)
+        frames.append(table)
+        dropped[w.name] = drop
+        considered[w.name] = n
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return CandidateSet(frame, dropped, considered)
+
+
+def build_candidates(scenario: Scenario, catalog: Catalog | None = None) -> pd.DataFrame:
+    """Return the candidate table of ``scenario`` (see :func:`candidate_set` for what was dropped)."""
+    return candidate_set(scenario, catalog).frame
+
+
+# ---- exact presolve ----------------------------------------------------------------------------------
+def violations(cands: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:
+    """Per candidate and check (memory, price cap, each SLO), True where the candidate breaks it.
+
+    These are the candidates whose ``y_c`` constraints (2)-(7) and (12) fix ``y_c = 0``.
+    """
+    wl = {w.name: w for w in scenario.workloads}
+    names = cands["workload"].to_numpy()
+    out = pd.DataFrame(index=cands.index)
+    out["memory.gpu"] = cands["total_gpu_gib"].to_numpy(dtype=float) > cands["available_gpu_gib"].to_numpy(
+        dtype=float
+    ) * (1 + 1e-12)
+    out["memory.host"] = cands["offloaded_kv_gib"].to_numpy(dtype=float) > cands["host_available_gib"].to_numpy(
+        dtype=float
+    ) * (1 + 1e-12)
+    cap = scenario.limits.max_price_usd_per_hour
+    out["price_cap"] = (cands["usd_per_hour"].to_numpy(dtype=float) > cap) if cap is not None else False
+    for slo_field, column, sense in SLO_CHECKS:
+        limit = np.array([getattr(wl[n].slo, slo_field) or np.nan for n in names], dtype=float)
+        value = cands[column].to_numpy(dtype=float)
+        with np.errstate(invalid="ignore"):
+            bad = value > limit if sense == "<=" else value < limit
+        out[f"slo.{slo_field}"] = np.isfinite(limit) & (bad | ~np.isfinite(value))
+    return out
+
+
+DOMINANCE_KEY = ("workload", "instance_type", "family", "region", "market", "usd_per_hour")
+"""Candidates equal on these columns differ only in capacity: the largest dominates (README, "Presolve")."""
+
+
+def reduce_candidates(cands: pd.DataFrame, scenario: Scenario) -> tuple[pd.DataFrame, dict[str, dict[str, int]]]:
+    """Exact presolve: drop candidates fixed to zero and candidates dominated by a larger one.
+
+    1. A candidate that breaks memory, the price cap or an SLO has ``y_c = 0`` (rows 2-7, 12), so
+       ``n_c = h_c = 0``: removing it changes no feasible plan.
+    2. Among candidates of one workload with the same instance type, region, market and price, the one with
+       the largest capacity per instance ``rho_c · r_c`` dominates: moving the counts of any other onto it
+       keeps every limit row (same type, family, region, price), keeps cost, and weakly raises demand
+       coverage and throughput. Ties go to the smaller TP degree, batch and offload fraction.
+
+    Returns
+    -------
+    (table, removed)
+        The reduced table (original index kept) and, per workload, rows removed per reason (the first
+        broken check of each row counts, in the order of :func:`violations`, then ``dominated``).
+    """
+    if cands.empty:
+        return cands, {}
+    bad = violations(cands, scenario)
+    any_bad = bad.any(axis=1).to_numpy()
+    first = np.where(any_bad, bad.to_numpy().argmax(axis=1), -1)
+    removed: dict[str, dict[str, int]] = {}
+    names = cands["workload"].to_numpy()
+    for wname in pd.unique(names):
+        mask = names == wname
+        counts = {col: int(((first == j) & mask).sum()) for j, col in enumerate(bad.columns)}
+        removed[str(wname)] = {k: v for k, v in counts.items() if v}
+    kept = cands[~any_bad].copy()
+    kept["_capacity"] = kept["rate_rps"].to_numpy(dtype=float) * kept["replicas"].to_numpy(dtype=float)
+    kept = kept.sort_values(
+        [*DOMINANCE_KEY, "_capacity", "tp", "batch_size", "offload_fraction"],
+        ascending=[True] * len(DOMINANCE_KEY) + [False, True, True, True],
+        kind="stable",
+    )
+    best = kept.drop_duplicates(list(DOMINANCE_KEY), keep="first")
+    for wname, n in kept.groupby("workload", sort=False).size().items():
+        n_best = int((best["workload"] == wname).sum())
+        if n - n_best:
+            removed.setdefault(str(wname), {})["dominated"] = int(n - n_best)
+    return best.drop(columns="_capacity").sort_index(), removed

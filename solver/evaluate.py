@@ -1,0 +1,214 @@
+"""Re-check a plan with the exact performance model: memory, every SLO, demand, limits and budgets.
+
+:func:`evaluate` does not trust the numbers stored in the plan: it looks each fleet row's hardware and price
+up in the catalog again and re-runs :func:`solver.performance.predict_frame` at the row's (tp, batch,
+offload fraction). A returned plan that breaks anything here is a planner bug.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from formulations.bigm import offline_hours
+from solver.candidates import SLO_CHECKS, _predict, offers
+from solver.catalog import Catalog
+from solver.plan import Plan
+from solver.specs import Scenario
+
+REL_TOL = 1e-6
+"""Relative tolerance of every check (solver feasibility tolerances are ~1e-9 absolute)."""
+
+KEYS = ["workload", "instance_type", "region", "market", "tp", "batch_size", "offload_fraction"]
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One broken check: where, what, the value found and the limit."""
+
+    check: str
+    where: str
+    value: float
+    limit: float
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.check} {self.value:.6g} vs limit {self.limit:.6g}"
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The evaluator's report; ``ok`` when there is no violation."""
+
+    violations: tuple[Violation, ...]
+
+    @property
+    def ok(self) -> bool:
+        """True when the plan passes every check."""
+        return not self.violations
+
+    def __str__(self) -> str:
+        return "ok" if self.ok else "; ".join(str(v) for v in self.violations)
+
+
+def _exceeds(value: float, limit: float) -> bool:
+    """``value > limit`` beyond the relative tolerance (NaN value counts as exceeding)."""
+    return not (value <= limit + REL_TOL * max(1.0, abs(limit)))
+
+
+def evaluate(
+    plan: Plan,
+    scenario: Scenario,
+    catalog: Catalog | None = None,
+    performance: pd.DataFrame | None = None,
+) -> Evaluation:
+    """Check ``plan`` against ``scenario`` with the exact (non-linearised) model.
+
+    Parameters
+    ----------
+    plan
+        The plan to check.
+    scenario
+        The scenario it was planned for.
+    catalog
+        Catalog to look hardware and prices up in (default ``scenario.catalog``).
+    performance
+        A candidate table to take hardware, prices and performance from instead of the catalog and the
+        performance model (for planner tests on hand-made tables); rows are matched on
+        (workload, instance_type, region, market, tp, batch_size, offload_fraction).
+
+    Returns
+    -------
+    Evaluation
+        Every violation found (memory, SLOs, demand, deadlines, billing, limits, budgets).
+    """
+    fleet = plan.to_frame()
+    out: list[Violation] = []
+    if fleet.empty:
+        for w in scenario.workloads:
+            out.append(Violation("demand", w.name, 0.0, float(w.rate_rps or w.requests or 0)))
+        return Evaluation(tuple(out))
+    rows = _exact_rows(fleet, scenario, catalog, performance)
+    wl = {w.name: w for w in scenario.workloads}
+    for i, r in rows.iterrows():
+        where = f"row {i} ({r['workload']} on {r['count']}x {r['instance_type']} {r['market']} {r['region']})"
+        if not np.isfinite(r["usd_per_hour"]):
+            out.append(Violation("offer not in catalog", where, math.nan, math.nan))
+            continue
+        if r["count"] < 1 or r["count"] != int(r["count"]):
+            out.append(Violation("count not a positive integer", where, float(r["count"]), 1.0))
+        if abs(r["usd_per_hour"] - r["plan_usd_per_hour"]) > REL_TOL * r["usd_per_hour"]:
+            out.append(Violation("price differs from catalog", where, r["plan_usd_per_hour"], r["usd_per_hour"]))
+        if _exceeds(r["total_gpu_gib"], r["available_gpu_gib"]):
+            out.append(Violation("memory.gpu (GiB)", where, r["total_gpu_gib"], r["available_gpu_gib"]))
+        if _exceeds(r["offloaded_kv_gib"], r["host_available_gib"]):
+            out.append(Violation("memory.host (GiB)", where, r["offloaded_kv_gib"], r["host_available_gib"]))
+        cap = scenario.limits.max_price_usd_per_hour
+        if cap is not None and _exceeds(r["usd_per_hour"], cap):
+            out.append(Violation("limits.max_price_usd_per_hour", where, r["usd_per_hour"], cap))
+        slo = wl[r["workload"]].slo
+        for field, column, sense in SLO_CHECKS:
+            limit = getattr(slo, field)
+            if limit is None:
+                continue
+            value = float(r[column])
+            broken = _exceeds(value, limit) if sense == "<=" else _exceeds(-value, -limit)
+            if broken:
+                out.append(Violation(f"slo.{field}", where, value, limit))
+    out.extend(_demand(rows, scenario))
+    out.extend(_limits(rows, scenario))
+    return Evaluation(tuple(out))
+
+
+def _exact_rows(
+    fleet: pd.DataFrame, scenario: Scenario, catalog: Catalog | None, performance: pd.DataFrame | None
+) -> pd.DataFrame:
+    """Fleet rows with hardware, catalog price and freshly predicted performance columns."""
+    plan_cols = fleet[[*KEYS, "count", "instance_hours", "usd_per_hour"]].rename(
+        columns={"usd_per_hour": "plan_usd_per_hour"}
+    )
+    if performance is not None:
+        perf = performance.drop_duplicates(KEYS)
+        merged = plan_cols.merge(perf, on=KEYS, how="left")
+    else:
+        off = offers(scenario, catalog)
+        hw = plan_cols.merge(off, on=["instance_type", "region", "market"], how="left")
+        parts = []
+        wl = {w.name: w for w in scenario.workloads}
+        for name, part in hw.groupby("workload", sort=False):
+            known = part["gpu"].notna()
+            predicted = _predict(part[known].drop(columns=["workload"]), wl[str(name)], scenario)
+            predicted.insert(0, "workload", name)
+            parts.append(pd.concat([predicted, part[~known]], ignore_index=False))
+        merged = pd.concat(parts).sort_index()
+    merged["usd_per_hour"] = merged["usd_per_hour"].astype(float)
+    gpu_count = merged["gpu_count"].to_numpy(dtype=float)
+    tp = merged["tp"].to_numpy(dtype=float)
+    if performance is None or "replicas" not in merged:
+        merged["replicas"] = np.where(gpu_count < 1, 1, np.floor(gpu_count / tp + 1e-9))
+    if performance is None or "rate_rps" not in merged:
+        merged["rate_rps"] = merged["batch_size"].to_numpy(dtype=float) / merged["e2e_s"].to_numpy(dtype=float)
+    return merged.reset_index(drop=True)
+
+
+def _demand(rows: pd.DataFrame, scenario: Scenario) -> list[Violation]:
+    """Online rate under the utilisation cap; offline requests, deadline and billing rules."""
+    out = []
+    u = scenario.search.utilisation_cap
+    for w in scenario.workloads:
+        part = rows[rows["workload"] == w.name]
+        rate = (part["rate_rps"] * part["replicas"]).to_numpy(dtype=float)
+        if w.kind == "online":
+            capacity = float((u * rate * part["count"].to_numpy(dtype=float)).sum())
+            if _exceeds(float(w.rate_rps or 0.0), capacity):
+                out.append(Violation("demand.online (req/s at the utilisation cap)", w.name, capacity, w.rate_rps or 0))
+            continue
+        big_h, theta = offline_hours(scenario, w)
+        hours = part["instance_hours"].to_numpy(dtype=float)
+        counts = part["count"].to_numpy(dtype=float)
+        work = float((3600.0 * theta * rate * hours).sum())
+        if _exceeds(float(w.requests or 0), work):
+            out.append(Violation("demand.offline_work (requests)", w.name, work, float(w.requests or 0)))
+        for k in range(len(part)):
+            if _exceeds(hours[k], big_h * counts[k]):
+                out.append(Violation("demand.offline_hours (deadline)", w.name, hours[k], big_h * counts[k]))
+            if scenario.billing == "per_hour":
+                if abs(hours[k] - round(hours[k])) > 1e-6:
+                    out.append(Violation("billing.per_hour (whole hours)", w.name, hours[k], round(hours[k])))
+                if _exceeds(counts[k], hours[k]):
+                    out.append(Violation("demand.offline_min_hours", w.name, hours[k], counts[k]))
+    return out
+
+
+def _limits(rows: pd.DataFrame, scenario: Scenario) -> list[Violation]:
+    """Budgets, quotas, totals and minimum counts."""
+    lim = scenario.limits
+    out = []
+    counts = rows["count"].to_numpy(dtype=float)
+    price = rows["usd_per_hour"].to_numpy(dtype=float)
+    if lim.budget_usd_per_hour is not None and _exceeds(float(price @ counts), lim.budget_usd_per_hour):
+        out.append(Violation("limits.budget_usd_per_hour", "fleet", float(price @ counts), lim.budget_usd_per_hour))
+    if lim.budget_usd is not None:
+        hours = np.nan_to_num(rows["instance_hours"].to_numpy(dtype=float))
+        spent = float(price @ hours)
+        if _exceeds(spent, lim.budget_usd):
+            out.append(Violation("limits.budget_usd", "offline jobs", spent, lim.budget_usd))
+    family = rows["instance_type"].str.split(".").str[0]
+    for mapping, key, name in (
+        (lim.max_instances, rows["instance_type"], "limits.max_instances"),
+        (lim.max_instances_per_family, family, "limits.max_instances_per_family"),
+        (lim.max_instances_per_region, rows["region"], "limits.max_instances_per_region"),
+    ):
+        for k, q in mapping.items():
+            total = float(counts[(key == k).to_numpy()].sum())
+            if _exceeds(total, q):
+                out.append(Violation(name, k, total, q))
+    if lim.max_total_instances is not None and _exceeds(float(counts.sum()), lim.max_total_instances):
+        out.append(Violation("limits.max_total_instances", "fleet", float(counts.sum()), lim.max_total_instances))
+    for k, q in lim.min_instances.items():
+        total = float(counts[(rows["instance_type"] == k).to_numpy()].sum())
+        if _exceeds(-total, -q):
+            out.append(Violation("limits.min_instances", k, total, q))
+    return out
