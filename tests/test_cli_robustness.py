@@ -1,0 +1,152 @@
+"""Exit codes 0/2/3/4, one-line errors, diagnoses and solver limits through the CLI; a short CLI fuzz."""
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from solver import backends
+from solver.backends.base import Backend, SolveResult
+from solver.cli import main
+
+SMALL = {
+    "catalog": "aws",
+    "regions": ["us-east-1"],
+    "instances": ["g6e.xlarge", "p5.48xlarge"],
+    "search": {"batch_sizes": [1, 8, 32]},
+    "workloads": [
+        {
+            "name": "chat",
+            "model": "llama-3.1-8b",
+            "input_tokens": 8192,
+            "output_tokens": 128,
+            "rate_rps": 2,
+            "slo": {"ttft_ms": 50},
+        }
+    ],
+}
+
+
+def run(args, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    cap = capsys.readouterr()
+    return exc.value.code, cap.out, cap.err
+
+
+def write(tmp_path, data, name="s.yaml"):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data) if not isinstance(data, str) else data)
+    return str(path)
+
+
+def test_infeasible_exits_3_with_blocker_and_fix(tmp_path, capsys):
+    code, _out, err = run(["plan", write(tmp_path, SMALL)], capsys)
+    assert code == 3
+    assert "Traceback" not in err
+    assert "TTFT ≤ 50 ms is unreachable for 8,192-token prompts" in err
+    assert "To fix: set workloads.0.slo.ttft_ms:" in err
+
+
+def test_infeasible_json_carries_the_diagnosis(tmp_path, capsys):
+    code, out, _ = run(["plan", write(tmp_path, SMALL), "--json"], capsys)
+    assert code == 3
+    data = json.loads(out)
+    assert data["status"] == "infeasible"
+    assert data["diagnosis"]["relaxations"][0]["field"] == "workloads.0.slo.ttft_ms"
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["plan", "/no/such/file.yaml"], "no scenario file"),
+        (["plan", "{bad}"], None),
+        (["plan", "--backend", "gurobi"], "unknown backend 'gurobi'"),
+        (["plan", "--time-limit", "-1"], "time_limit_s"),
+        (["plan", "--gap", "2"], "relative_gap"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(tmp_path, capsys, args, needle):
+    if args[1] == "{bad}":
+        args = ["plan", write(tmp_path, "workloads: [\n  - {name: a\n")]
+        needle = "not valid YAML"
+    code, _out, err = run(args, capsys)
+    assert code == 2, err
+    assert needle in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+class _Stub(Backend):
+    """A backend that answers a fixed status, to exercise the time-limit paths."""
+
+    name = "stub"
+
+    def __init__(self, status, with_x):
+        self.status, self.with_x = status, with_x
+
+    def _check_available(self):
+        return True
+
+    def solve(self, model, options):
+        real = backends.BACKENDS["ortools"].solve(model, options)
+        x = real.x if self.with_x else None
+        return SolveResult(self.status, x, real.objective, real.objective * 0.9, 0.1, "stub", 60.0)
+
+
+def test_time_limit_without_plan_exits_4(monkeypatch, capsys):
+    monkeypatch.setitem(backends.BACKENDS, "stub", _Stub("no_solution", with_x=False))
+    code, _, err = run(["plan", "--backend", "stub"], capsys)
+    assert code == 4
+    assert "without a plan" in err and "--time-limit" in err
+
+
+def test_time_limit_with_plan_returns_it_with_its_gap(monkeypatch, capsys):
+    monkeypatch.setitem(backends.BACKENDS, "stub", _Stub("feasible", with_x=True))
+    code, out, _ = run(["plan", "--backend", "stub", "--json"], capsys)
+    assert code == 0
+    data = json.loads(out)
+    assert data["status"] == "feasible"
+    assert data["gap"] == pytest.approx(0.1)
+    assert data["fleet"]
+
+
+def test_same_input_same_plan_on_both_backends(capsys):
+    plans = []
+    for backend in backends.available_backends():
+        code, out, _ = run(["plan", "--backend", backend, "--json"], capsys)
+        assert code == 0
+        data = json.loads(out)
+        plans.append(([(r["workload"], r["instance_type"], r["count"], r["batch_size"]) for r in data["fleet"]],
+                      data["cost_usd_per_hour"]))  # fmt: skip
+    fleets = {tuple(p[0]) for p in plans}
+    assert len(fleets) == 1, plans
+    costs = [p[1] for p in plans]
+    assert np.allclose(costs, costs[0], rtol=1e-6)
+
+
+LEAVES = ["workloads.0.rate_rps", "workloads.0.input_tokens", "workloads.0.slo.ttft_ms", "workloads.0.model",
+          "instances.0", "regions.0", "engine", "search.batch_sizes", "limits", "markets"]  # fmt: skip
+cli_values = st.one_of(
+    st.none(),
+    st.integers(-5, 10**7),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12),
+    st.sampled_from(["g5.xlarge", "spot", "tgi", "opt-2.7b", "us-west-2", [1, 2], {"budget_usd_per_hour": 1}]),
+)
+
+
+@settings(max_examples=12, deadline=None)
+@given(path=st.sampled_from(LEAVES), value=cli_values)
+def test_cli_fuzz_exit_codes(tmp_path_factory, path, value):
+    from solver.sweep import set_path
+
+    base = {**SMALL, "workloads": [{**SMALL["workloads"][0], "slo": {"ttft_ms": 2000}}]}
+    data = set_path(base, path, value)
+    target = tmp_path_factory.mktemp("fuzz") / "s.yaml"
+    target.write_text(yaml.safe_dump(data))
+    with pytest.raises(SystemExit) as exc:
+        main(["plan", str(target), "--json", "--time-limit", "20"])
+    assert exc.value.code in (0, 2, 3, 4)
