@@ -139,9 +139,9 @@ def plan_summary(result: Any) -> Row:
         "message": "",
     }
     if fleet.empty:
-        row.update(instances=0, composition="")
+        row.update(n_instances=0, composition="")
         return row
-    row["instances"] = int(fleet["count"].sum())
+    row["n_instances"] = int(fleet["count"].sum())
     comp = fleet.groupby(["instance_type", "market"], sort=True)["count"].sum()
     row["composition"] = " + ".join(f"{int(n)}x {t} ({m})" for (t, m), n in comp.items())
     for col in ("ttft_ms", "tpot_ms", "tps", "offload_fraction", "batch_size"):
