@@ -346,7 +346,8 @@ def plan(
         if as_json:
             print_json({"status": "infeasible", "message": str(exc), "diagnosis": diagnosis.to_dict()})
             raise typer.Exit(InfeasibleError.exit_code) from None
-        raise InfeasibleError(f"no plan: {exc}\n{diagnosis.summary()}", diagnosis) from None
+        reason = str(exc).split("; to fix:", 1)[0]  # the diagnosis below says what to fix, with numbers
+        raise InfeasibleError(f"no plan: {reason}\n{diagnosis.summary()}", diagnosis) from None
     if as_json:
         print_json(result.to_dict())
         return
@@ -474,6 +475,9 @@ def sweep(
     time_limit: Annotated[float, typer.Option("--time-limit", help="Seconds per point.")] = 60.0,
     gap: Annotated[float, typer.Option("--gap", help="Relative optimality gap.")] = 1e-6,
     processes: Annotated[int | None, typer.Option("--processes", help="Worker processes (default: CPUs).")] = None,
+    tie_break: Annotated[
+        bool, typer.Option("--tie-break/--no-tie-break", help="Re-solve each point for the canonical optimal plan.")
+    ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON on stdout.")] = False,
 ) -> None:
     """Plan a scenario over a grid of field values; write a CSV (and a PNG)."""
@@ -486,7 +490,9 @@ def sweep(
 
     base = load_scenario(scenario_file)
     grid = dict(sweep_mod.parse_over(spec) for spec in over)
-    options = validate(SolveOptions, {"backend": backend, "time_limit_s": time_limit, "relative_gap": gap})
+    options = validate(
+        SolveOptions, {"backend": backend, "time_limit_s": time_limit, "relative_gap": gap, "tie_break": tie_break}
+    )
     total = math.prod(len(v) for v in grid.values())
     with Progress(console=err, transient=True, disable=not err.is_terminal) as bar:
         task = bar.add_task(f"sweeping {total} points", total=total)

@@ -22,3 +22,27 @@ def test_readme_has_two_setup_commands_and_ci_runs_the_test_one():
     # CI runs the README's test command after its own fresh venv
     test_part = test_cmd.split("&& ", 2)[-1]
     assert test_part in ci
+
+
+def test_readme_python_example_runs():
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"## In Python\n\n```python\n(.*?)```", readme, flags=re.S).group(1)
+    namespace: dict = {}
+    exec(compile(block, "README.md", "exec"), namespace)
+    assert namespace["result"].status == "optimal"
+    assert len(namespace["frame"]) == 3
+
+
+def test_readme_diagnosis_matches_the_command(capsys):
+    import pytest
+
+    from solver.cli import main
+
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"<!-- diagnosis:begin.*?```text\n(.*?)```", readme, flags=re.S).group(1)
+    command, *expected = block.strip().splitlines()
+    args = command.removeprefix("$ infersave ").split()
+    with pytest.raises(SystemExit) as exc:
+        main([args[0], str(ROOT / args[1])])
+    assert exc.value.code == 3
+    assert capsys.readouterr().err.strip().splitlines() == expected

@@ -46,3 +46,26 @@ def test_grid_points_are_validated_with_the_path_in_errors():
         sweep_points(sc, {"workloads.0.slo.tpot_ms": [-5]})
     with pytest.raises(InputError, match="unknown field"):
         sweep_points(sc, {"workloads.0.slo.tpot": [5]})
+
+
+def test_sweep_cli_writes_csv_and_png(tmp_path, capsys):
+    import pandas as pd
+
+    from solver.cli import main
+    from solver.scenario import default_scenario_path
+
+    csv, png = tmp_path / "r.csv", tmp_path / "r.png"
+    args = ["sweep", str(default_scenario_path()), "--over", "workloads.0.slo.ttft_ms=100,2000",
+            "--out", str(csv), "--plot", str(png), "--processes", "2", "--no-tie-break"]  # fmt: skip
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    assert exc.value.code == 0, capsys.readouterr().err
+    frame = pd.read_csv(csv)
+    assert list(frame["workloads.0.slo.ttft_ms"]) == [100, 2000]
+    assert set(frame["status"]) <= {"optimal", "feasible", "infeasible"}
+    solved = frame[frame["status"] == "optimal"]
+    assert not solved.empty
+    # a tighter TTFT never costs less than a looser one (when both are solved)
+    if len(solved) == 2:
+        assert solved["cost_usd_per_hour"].iloc[0] >= solved["cost_usd_per_hour"].iloc[1] - 1e-9
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
