@@ -152,8 +152,24 @@ class Catalog:
             wanted = _check_names(list(regions), self.zones["region"], f"{pre}regions", "region")
             z = z[z["region"].isin(wanted)]
         if z.empty:
-            raise InputError(pre + "instances" if instances else pre + "regions", "no instance is left after filtering")
+            raise InputError(
+                pre + "regions" if regions is not None else pre + "instances", self._empty_reason(z, instances)
+            )
         return Catalog(self.name, z.reset_index(drop=True))
+
+    def _empty_reason(self, _empty: pd.DataFrame, instances: Iterable[str] | None) -> str:
+        """Say why a filter left nothing: where the requested instance types are offered instead."""
+        if instances is None:
+            return "no instance is left after filtering"
+        z = self.zones
+        where = []
+        for name in instances:
+            regions = sorted(z.loc[z["instance_type"].str.lower() == str(name).lower(), "region"].unique())
+            if regions:
+                shown = ", ".join(regions[:4]) + (", ..." if len(regions) > 4 else "")
+                where.append(f"{name} is offered in {shown}")
+        detail = "; ".join(where)
+        return "no instance is left after filtering" + (f" ({detail})" if detail else "")
 
 
 def _check_names(names: list[str], column: pd.Series, field: str, kind: str) -> list[str]:

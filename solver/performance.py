@@ -193,31 +193,22 @@ def predict_frame(
     costs = ModelCosts.of(model, w_dtype, kv)
     hw = hardware(g["tflops"], g["bw"], g["host"], g["link"], gpu_count)
     f = mem.offload_fraction
+    t_dec0 = mean_decode_step_s(
+        costs,
+        hw,
+        tp=tp,
+        batch=batch,
+        input_tokens=float(input_tokens),
+        output_tokens=float(output_tokens),
+        offload_fraction=f,
+        offload_mode=offload_mode,
+    )
     if batching == "static":
         t_pf = prefill_s(costs, hw, tp=tp, batch=batch, input_tokens=float(input_tokens), offload_fraction=f)
-        t_dec = mean_decode_step_s(
-            costs,
-            hw,
-            tp=tp,
-            batch=batch,
-            input_tokens=float(input_tokens),
-            output_tokens=float(output_tokens),
-            offload_fraction=f,
-            offload_mode=offload_mode,
-        )
+        t_dec = t_dec0
     else:
         one = np.ones_like(batch)
         t_pf1 = prefill_s(costs, hw, tp=tp, batch=one, input_tokens=float(input_tokens), offload_fraction=f)
-        t_dec0 = mean_decode_step_s(
-            costs,
-            hw,
-            tp=tp,
-            batch=batch,
-            input_tokens=float(input_tokens),
-            output_tokens=float(output_tokens),
-            offload_fraction=f,
-            offload_mode=offload_mode,
-        )
         t_pf = t_pf1 + t_dec0
         t_dec = t_dec0 + (batch - 1.0) * t_pf1 / float(output_tokens)
     ttft_model_ms = t_pf * 1e3

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from solver.errors import InputError
+from solver.errors import InputError, UnknownNameError
 from solver.resources import data_path
 from solver.specs import Scenario
 from solver.validation import validate
@@ -85,6 +85,33 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     if isinstance(out.get("workloads"), list):
         out["workloads"] = [{**w, "model": fix(w.get("model"))} if isinstance(w, dict) else w for w in out["workloads"]]
     return out
+
+
+def check_references(scenario: Scenario) -> None:
+    """Check what the schema cannot: names and files a scenario refers to, and token lengths against models.
+
+    Raises
+    ------
+    InputError
+        An unknown model, engine or catalog (with "did you mean"), a config.json that cannot be read, or a
+        workload whose prompt plus output exceeds its model's context window; the message names the field.
+    """
+    from solver.calibration import ENGINES
+    from solver.catalog import load_catalog
+    from solver.models import get_model
+
+    if scenario.engine not in ENGINES:
+        raise UnknownNameError("engine", "engine", scenario.engine, ENGINES)
+    load_catalog(scenario.catalog)
+    for i, w in enumerate(scenario.workloads):
+        model = get_model(w.model, field=f"workloads.{i}.model")
+        window = model.max_position_embeddings
+        if window is not None and w.input_tokens + w.output_tokens > window:
+            raise InputError(
+                f"workloads.{i}.input_tokens",
+                f"input_tokens + output_tokens = {w.input_tokens + w.output_tokens:,} exceeds the context window of "
+                f"{model.name} ({window:,} tokens)",
+            )
 
 
 def scenario_json_schema() -> str:

@@ -150,3 +150,10 @@ def test_cli_fuzz_exit_codes(tmp_path_factory, path, value):
     with pytest.raises(SystemExit) as exc:
         main(["plan", str(target), "--json", "--time-limit", "20"])
     assert exc.value.code in (0, 2, 3, 4)
+
+
+@pytest.mark.slow
+@settings(max_examples=300, deadline=None)
+@given(path=st.sampled_from(LEAVES), value=cli_values)
+def test_cli_fuzz_exit_codes_long(tmp_path_factory, path, value):
+    test_cli_fuzz_exit_codes.hypothesis.inner_test(tmp_path_factory, path, value)

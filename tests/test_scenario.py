@@ -106,3 +106,24 @@ def test_schema_is_json_with_workload_fields():
     schema = json.loads(scenario_json_schema())
     assert "workloads" in schema["properties"]
     assert "rate_rps" in json.dumps(schema)
+
+
+def test_check_references_names_the_field():
+    from solver.errors import UnknownNameError
+    from solver.scenario import check_references
+
+    check_references(parse_scenario(ISSUE_EXAMPLE))
+    with pytest.raises(UnknownNameError, match="did you mean 'vllm'"):
+        check_references(parse_scenario(ISSUE_EXAMPLE.replace("engine: vllm", "engine: vlm")))
+    with pytest.raises(UnknownNameError, match=r"workloads\.1\.model: unknown model"):
+        check_references(parse_scenario(ISSUE_EXAMPLE.replace("model: llama-3.1-8b\n    input_tokens: 2048",
+                                                              "model: llama-9\n    input_tokens: 2048")))  # fmt: skip
+    with pytest.raises(InputError, match=r"workloads\.0\.input_tokens: .* exceeds the context window of llama-3.1-8b"):
+        check_references(parse_scenario(ISSUE_EXAMPLE.replace("input_tokens: 512", "input_tokens: 200000")))
+
+
+def test_empty_filter_says_where_the_instance_is_offered():
+    from solver.catalog import load_catalog
+
+    with pytest.raises(InputError, match=r"regions: no instance is left .*p6-b300\.48xlarge is offered in us-west-2"):
+        load_catalog("aws").filter(regions=["us-east-1"], instances=["p6-b300.48xlarge"])
