@@ -165,6 +165,8 @@ def load_profile(path: str | Path, field: str = "profile") -> CalibrationProfile
         raw = yaml.safe_load(p.read_text(encoding="utf-8"))
     except OSError as exc:
         raise InputError(field, f"cannot read {str(p)!r}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise InputError(field, f"{str(p)!r} is not UTF-8 text (a calibration profile is YAML)") from None
     except yaml.YAMLError as exc:
         raise InputError(field, f"{str(p)!r} is not valid YAML: {str(exc).splitlines()[0]}") from None
     if not isinstance(raw, dict):

@@ -136,7 +136,7 @@ ENGINE_MEMORY: dict[str, EngineMemory] = {
 """Memory budget of each serving engine, with sources."""
 
 NCCL_MEMORY_GIB: dict[int, float] = {1: 0.0, 2: 358612992 / GIB, 4: 411041792 / GIB, 8: 411041792 / GIB}
-"""NCCL buffers per GPU by TP degree: aiconfigurator ``misc.nccl_mem`` (342 MB at 2, 392 MB at 4 and 8 GPUs)."""
+"""NCCL buffers per GPU by TP degree: aiconfigurator ``misc.nccl_mem`` (342 MiB at 2, 392 MiB at 4 and 8 GPUs)."""
 
 
 def engine_memory(engine: str) -> EngineMemory:
@@ -148,13 +148,20 @@ def engine_memory(engine: str) -> EngineMemory:
 
 
 def resolve_dtypes(model: ModelSpec, dtype: str | None, kv_dtype: str | None) -> tuple[str, str]:
-    """Return (weight dtype, KV dtype): defaults are the model's dtype, and int4/int8 weights keep an fp16 cache."""
-    w = dtype or model.default_dtype
+    """Return (weight dtype, KV dtype) as served.
+
+    Defaults are the model's dtype, except that a float32 checkpoint is served in fp16, as vLLM's ``dtype="auto"``
+    does ("FP16 precision for FP32 and FP16 models"); int4/int8 weights keep an fp16 cache. Serving in fp32 is not
+    modelled (the GPU table has no fp32 tensor rate), so an explicit ``fp32`` is an error.
+    """
+    w = dtype or ("fp16" if model.default_dtype == "fp32" else model.default_dtype)
     if w not in DTYPE_BYTES:
         raise InputError("dtype", f"unknown dtype {w!r}; use one of {', '.join(DTYPE_BYTES)}")
+    if w == "fp32":
+        raise InputError("dtype", "serving in fp32 is not modelled; use fp16 or bf16")
     kv = kv_dtype or ("fp16" if w in ("int4", "int8") else w)
-    if kv not in DTYPE_BYTES or kv == "int4":
-        raise InputError("kv_dtype", f"unsupported KV-cache dtype {kv!r}; use fp32, fp16, bf16, fp8 or int8")
+    if kv not in DTYPE_BYTES or kv in ("int4", "fp32"):
+        raise InputError("kv_dtype", f"unsupported KV-cache dtype {kv!r}; use fp16, bf16, fp8 or int8")
     return w, kv
 
 
@@ -168,6 +175,18 @@ def weights_gib(model: ModelSpec, dtype: str, tp: npt.ArrayLike) -> FloatArray:
     """Weight memory per GPU: parameters · bytes per weight / tp, in GiB."""
     tp_arr = np.asarray(tp, dtype=np.float64)
     return model.num_params * DTYPE_BYTES[dtype] / tp_arr / GIB
+
+
+def tp_shardable(model: ModelSpec, tp: npt.ArrayLike) -> npt.NDArray[np.bool_]:
+    """Return where ``tp`` can shard the model, as vLLM and TensorRT-LLM require.
+
+    ``tp`` must divide the attention heads, and divide or be a multiple of the KV heads (KV heads are replicated
+    when ``tp`` exceeds them).
+    """
+    t = np.asarray(tp, dtype=np.int64)
+    heads_ok = model.num_attention_heads % t == 0
+    kv_ok = (model.num_kv_heads % t == 0) | (t % model.num_kv_heads == 0)
+    return np.asarray(heads_ok & kv_ok, dtype=bool)
 
 
 def kv_head_share(model: ModelSpec, tp: npt.ArrayLike) -> FloatArray:
@@ -229,6 +248,7 @@ class MemoryArrays:
     weights_gib: FloatArray
     kv_gib: FloatArray
     activations_gib: FloatArray
+    staging_gib: FloatArray
     total_gpu_gib: FloatArray
     available_gpu_gib: FloatArray
     kv_total_gib: FloatArray
@@ -303,6 +323,7 @@ def memory_arrays(
         weights_gib=w,
         kv_gib=kv_gpu,
         activations_gib=act,
+        staging_gib=stage,
         total_gpu_gib=total,
         available_gpu_gib=avail,
         kv_total_gib=kv_tot,

@@ -44,15 +44,16 @@ from solver.latency import (
     mean_decode_step_s,
     prefill_s,
 )
-from solver.memory import memory_arrays, resolve_dtypes
+from solver.memory import memory_arrays, resolve_dtypes, tp_shardable
 from solver.models import get_model
-from solver.specs import MAX_TOKENS, ModelSpec
+from solver.specs import MAX_BATCH, MAX_TOKENS, ModelSpec
 
 INPUT_COLUMNS = ("gpu", "gpu_count", "gpu_memory_mib", "host_memory_gib", "tp", "batch_size", "offload_fraction")
 OUTPUT_COLUMNS = (
     "weights_gib",
     "kv_gib",
     "activations_gib",
+    "staging_gib",
     "total_gpu_gib",
     "available_gpu_gib",
     "kv_total_gib",
@@ -221,6 +222,7 @@ def predict_frame(
         "weights_gib": mem.weights_gib,
         "kv_gib": mem.kv_gib,
         "activations_gib": mem.activations_gib,
+        "staging_gib": mem.staging_gib,
         "total_gpu_gib": mem.total_gpu_gib,
         "available_gpu_gib": mem.available_gpu_gib,
         "kv_total_gib": mem.kv_total_gib,
@@ -502,9 +504,19 @@ def predict(
         hw = instance_hardware(instance)
     else:
         hw, assumptions = bare_instance(str(gpu), gpus, host_memory_gib)
-    if batch_size < 1:
-        raise InputError("--batch-size", "must be >= 1")
-    tp_used = tp if tp is not None else max(1, int(hw["gpu_count"]))
+    if not 1 <= batch_size <= MAX_BATCH:
+        raise InputError("--batch-size", f"must be between 1 and {MAX_BATCH:,}, got {batch_size:,}")
+    if tp is None:  # the largest degree that fits the instance and shards the model
+        degrees = np.arange(1, max(1, int(hw["gpu_count"])) + 1)
+        tp_used = int(degrees[tp_shardable(spec, degrees)].max())
+    else:
+        if not tp_shardable(spec, tp):
+            raise InputError(
+                "--tp",
+                f"{tp} does not shard {spec.name}: it must divide its {spec.num_attention_heads} attention heads "
+                f"and divide or be a multiple of its {spec.num_kv_heads} KV heads",
+            )
+        tp_used = tp
     if offload is not None and not 0.0 <= offload <= 1.0:
         raise InputError("--offload", f"must be in [0, 1], got {offload}")
     prof = resolve_profile(engine, profile)
@@ -540,6 +552,7 @@ def predict(
             "weights_gib",
             "kv_gib",
             "activations_gib",
+            "staging_gib",
             "total_gpu_gib",
             "available_gpu_gib",
             "kv_total_gib",

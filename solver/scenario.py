@@ -93,8 +93,9 @@ def check_references(scenario: Scenario) -> None:
     Raises
     ------
     InputError
-        An unknown model, engine or catalog (with "did you mean"), a config.json that cannot be read, or a
-        workload whose prompt plus output exceeds its model's context window; the message names the field.
+        An unknown model, engine, catalog or quota key (instance type, family, region; with "did you mean"), a
+        ``min_instances`` type outside the scenario's filters, a config.json that cannot be read, or a workload
+        whose prompt plus output exceeds its model's context window; the message names the field.
     """
     from solver.calibration import ENGINES
     from solver.catalog import load_catalog
@@ -102,7 +103,27 @@ def check_references(scenario: Scenario) -> None:
 
     if scenario.engine not in ENGINES:
         raise UnknownNameError("engine", "engine", scenario.engine, ENGINES)
-    load_catalog(scenario.catalog)
+    catalog = load_catalog(scenario.catalog)
+    zones = catalog.zones
+    lim = scenario.limits
+    for group, column, kind in (
+        ("max_instances", "instance_type", "instance type"),
+        ("max_instances_per_family", "family", "instance family"),
+        ("max_instances_per_region", "region", "region"),
+        ("min_instances", "instance_type", "instance type"),
+    ):
+        known = set(zones[column].unique())
+        for key in getattr(lim, group):
+            if key not in known:
+                raise UnknownNameError(f"limits.{group}.{key}", kind, key, known)
+    if lim.min_instances:
+        offered = set(catalog.filter(regions=scenario.regions, instances=scenario.instances).zones["instance_type"])
+        for key, count in lim.min_instances.items():
+            if count > 0 and key not in offered:
+                raise InputError(
+                    f"limits.min_instances.{key}",
+                    "this instance type is not among the scenario's instances and regions",
+                )
     for i, w in enumerate(scenario.workloads):
         model = get_model(w.model, field=f"workloads.{i}.model")
         window = model.max_position_embeddings

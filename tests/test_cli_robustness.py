@@ -157,3 +157,39 @@ def test_cli_fuzz_exit_codes(tmp_path_factory, path, value):
 @given(path=st.sampled_from(LEAVES), value=cli_values)
 def test_cli_fuzz_exit_codes_long(tmp_path_factory, path, value):
     test_cli_fuzz_exit_codes.hypothesis.inner_test(tmp_path_factory, path, value)
+
+
+PREDICT = ["predict", "--model", "llama-3.1-8b", "--input-len", "512", "--output-len", "128"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (["--instance", "g5.12xlarge", "--tp", "3", "--batch-size", "8"], "--tp: 3 does not shard llama-3.1-8b"),
+        (["--gpu", "A10G", "--batch-size", "99999999999999999999"], "--batch-size: must be between 1 and 65,536"),
+        (["--gpu", "A10G", "--batch-size", "8", "--offload", "1.5"], "--offload"),
+        (["--gpu", "A10G", "--batch-size", "8", "--dtype", "fp32"], "serving in fp32 is not modelled"),
+        (["--gpu", "A10", "--batch-size", "8"], "did you mean 'A10G'"),
+    ],
+)
+def test_predict_rejects_impossible_configurations(capsys, extra, needle):
+    code, _out, err = run([*PREDICT, *extra], capsys)
+    assert code == 2, err
+    assert needle in err and len(err.strip().splitlines()) == 1
+
+
+def test_predict_profile_that_is_not_text(tmp_path, capsys):
+    bad = tmp_path / "bin.yaml"
+    bad.write_bytes(b"\xff\xfe\x00bad")
+    code, _out, err = run([*PREDICT, "--gpu", "A10G", "--batch-size", "8", "--profile", str(bad)], capsys)
+    assert code == 2 and "not UTF-8" in err
+
+
+def test_predict_memory_parts_add_up(capsys):
+    args = ["predict", "--model", "opt-2.7b", "--instance", "g4dn.xlarge", "--batch-size", "48"]
+    code, out, _ = run([*args, "--input-len", "1024", "--output-len", "128", "--engine", "flexgen", "--json"], capsys)
+    assert code == 0
+    m = json.loads(out)["memory"]
+    assert m["offloaded_kv_gib"] > 0
+    parts = m["weights_gib"] + m["kv_gib"] + m["activations_gib"] + m["staging_gib"]
+    assert parts == pytest.approx(m["total_gpu_gib"])

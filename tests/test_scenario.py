@@ -127,3 +127,24 @@ def test_empty_filter_says_where_the_instance_is_offered():
 
     with pytest.raises(InputError, match=r"regions: no instance is left .*p6-b300\.48xlarge is offered in us-west-2"):
         load_catalog("aws").filter(regions=["us-east-1"], instances=["p6-b300.48xlarge"])
+
+
+@pytest.mark.parametrize(
+    ("limits", "match"),
+    [
+        ("max_instances: {g7e.2xlarg: 0}", r"limits\.max_instances\.g7e\.2xlarg: unknown instance type .*did you mean"),
+        ("max_instances_per_region: {us-east1: 0}", r"limits\.max_instances_per_region\.us-east1: unknown region"),
+        ("max_instances_per_family: {G7E: 0}", r"limits\.max_instances_per_family\.G7E: unknown instance family"),
+        ("min_instances: {g5.xlargee: 1}", r"limits\.min_instances\.g5\.xlargee: unknown instance type"),
+        ("min_instances: {p5.48xlarge: 1}", r"limits\.min_instances\.p5\.48xlarge: this instance type is not among"),
+    ],
+)
+def test_quota_keys_are_checked(limits, match):
+    from solver.scenario import check_references
+
+    text = ISSUE_EXAMPLE.replace(
+        "limits: {budget_usd_per_hour: 200, max_price_usd_per_hour: 3, max_instances: {p5.48xlarge: 2}}",
+        "limits: {" + limits + "}",
+    )
+    with pytest.raises(InputError, match=match):
+        check_references(parse_scenario(text))
