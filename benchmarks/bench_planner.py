@@ -108,8 +108,8 @@ def brute_force(cands, scen) -> tuple[float | None, float, float]:
     names = cands["workload"].to_numpy()
     lim = scen.limits
     best = None
-    for n in itertools.product(*ranges):
-        n = np.array(n)
+    for combo in itertools.product(*ranges):
+        n = np.array(combo)
         if lim.max_total_instances is not None and n.sum() > lim.max_total_instances:
             continue
         if lim.budget_usd_per_hour is not None and price @ n > lim.budget_usd_per_hour + 1e-9:
@@ -211,7 +211,8 @@ def to_markdown(rows: list[dict], cmd: str) -> str:
         "Times in seconds. `candidates`: enumerated rows (workload × offer × TP × batch, memory-feasible); "
         "`reduced`: after the exact presolve (SLO/memory filter and dominance, formulations/README.md); "
         "`vars`/`rows`: the MILP solved (`full_*`: the MILP on the unreduced table); `t_solve`: backend time "
-        "(translation + solve) of stage one; `t_plan`: presolve + build + solve "
+        "(translation + solve) of stage one, summed over workloads when the min-cost model is solved by workload "
+        "(formulations/README.md, \"Solving by workload\"); `t_plan`: presolve + build + solve "
         "(after `t_candidates`, the enumeration and performance model); "
         "`+tie-break`: with the lexicographic tie-break stage. Brute force enumerates every count vector of "
         "the reduced table (`combos`); it runs only up to 2e6 combinations.\n\n"

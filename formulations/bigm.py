@@ -38,13 +38,17 @@ def capacity_per_instance(cands: pd.DataFrame, scenario: Scenario) -> np.ndarray
     """
     kinds = {w.name: w for w in scenario.workloads}
     rate = cands["rate_rps"].to_numpy(dtype=float) * cands["replicas"].to_numpy(dtype=float)
-    out = np.empty(len(cands))
-    for i, name in enumerate(cands["workload"].to_numpy()):
-        w = kinds[name]
-        if w.kind == "online":
-            out[i] = scenario.search.utilisation_cap * rate[i]
-        else:
-            out[i] = 3600.0 * offline_hours(scenario, w)[1] * rate[i]
+    code, uniques = pd.factorize(cands["workload"], use_na_sentinel=False)
+    per_workload = np.array(
+        [
+            scenario.search.utilisation_cap
+            if kinds[name].kind == "online"
+            else 3600.0 * offline_hours(scenario, kinds[name])[1]
+            for name in uniques
+        ],
+        dtype=float,
+    )
+    out = per_workload[code] * rate if len(uniques) else np.zeros(0)
     return np.where(np.isfinite(out) & (out > 0), out, 0.0)
 
 
@@ -66,20 +70,20 @@ def count_upper_bound(cands: pd.DataFrame, scenario: Scenario) -> np.ndarray:
     cap = capacity_per_instance(cands, scenario)
     wl = {w.name: w for w in scenario.workloads}
     alone = np.full(m, np.inf)
-    names = cands["workload"].to_numpy()
-    for i in range(m):
-        w = wl[names[i]]
+    code, uniques = pd.factorize(cands["workload"], use_na_sentinel=False)
+    for k, name in enumerate(uniques):
+        w = wl[name]
         if w.kind == "online" and scenario.objective == "max_throughput":
             continue
-        if cap[i] <= 0:
-            alone[i] = 0.0
-        elif w.kind == "online":
-            alone[i] = math.ceil(float(w.rate_rps or 0.0) / cap[i] - 1e-9)
+        rows = np.flatnonzero(code == k)
+        c = cap[rows]
+        if w.kind == "online":
+            need, per = float(w.rate_rps or 0.0), c
         else:
-            hours = offline_hours(scenario, w)[0]
-            alone[i] = math.ceil(float(w.requests or 0) / (cap[i] * hours) - 1e-9)
-    itype = cands["instance_type"].to_numpy()
-    floor_ = np.array([lim.min_instances.get(t, 0) for t in itype], dtype=float)
+            need, per = float(w.requests or 0), c * offline_hours(scenario, w)[0]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            alone[rows] = np.where(c <= 0, 0.0, np.ceil(need / per - 1e-9))
+    floor_ = _per_value(cands["instance_type"], lim.min_instances, 0.0)
     bound = np.maximum(alone, floor_)
     quota = np.full(m, np.inf)
     for mapping, col in (
@@ -88,7 +92,7 @@ def count_upper_bound(cands: pd.DataFrame, scenario: Scenario) -> np.ndarray:
         (lim.max_instances_per_region, "region"),
     ):
         if mapping:
-            q = np.array([mapping.get(v, np.inf) for v in cands[col].to_numpy()], dtype=float)
+            q = _per_value(cands[col], mapping, np.inf)
             quota = np.minimum(quota, q)
     if lim.max_total_instances is not None:
         quota = np.minimum(quota, float(lim.max_total_instances))
@@ -102,3 +106,10 @@ def count_upper_bound(cands: pd.DataFrame, scenario: Scenario) -> np.ndarray:
             "objective max_throughput needs an hourly budget or an instance quota, else the fleet is unbounded",
         )
     return np.maximum(bound, 0.0)
+
+
+def _per_value(column: pd.Series, mapping: dict[str, int], default: float) -> np.ndarray:
+    """Per row, ``mapping[value]`` (``default`` when absent), looked up once per distinct value."""
+    code, uniques = pd.factorize(column, use_na_sentinel=False)
+    table = np.array([mapping.get(v, default) for v in uniques], dtype=float)
+    return table[code] if len(uniques) else np.zeros(0)

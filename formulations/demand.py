@@ -31,7 +31,8 @@ def add_demand(fm: FleetModel, cands: pd.DataFrame, scenario: Scenario) -> None:
 
     # (8) online rate
     pos = {nm: i for i, nm in enumerate(online_names)}
-    group = np.array([pos[names[k]] for k in code[online]], dtype=np.int64)
+    online_pos = np.array([pos.get(nm, -1) for nm in names], dtype=np.int64)
+    group = online_pos[code[online]]
     rates = np.array([wl[nm].rate_rps or 0.0 for nm in online_names], dtype=float)
     fm.lm.add_grouped_rows("demand.online", group, len(online_names), n[online], cap[online], lo=rates)
 
@@ -39,11 +40,13 @@ def add_demand(fm: FleetModel, cands: pd.DataFrame, scenario: Scenario) -> None:
     off = np.flatnonzero(~online)
     fm.offline_idx = off.astype(np.int64)
     per_hour = scenario.billing == "per_hour"
-    hours = np.array([offline_hours(scenario, wl[names[code[i]]])[0] for i in off], dtype=float)
+    hours_w = np.array([offline_hours(scenario, wl[nm])[0] if wl[nm].kind == "offline" else 0.0 for nm in names])
+    hours = hours_w[code[off]].astype(float)
     fm.h = fm.lm.add_vars("h", off.size, 0.0, hours * fm.big_m[off], integer=per_hour)
     h = fm.h.index
     opos = {nm: i for i, nm in enumerate(offline_names)}
-    ogroup = np.array([opos[names[code[i]]] for i in off], dtype=np.int64)
+    offline_pos = np.array([opos.get(nm, -1) for nm in names], dtype=np.int64)
+    ogroup = offline_pos[code[off]]
     requests = np.array([wl[nm].requests or 0 for nm in offline_names], dtype=float)
     fm.lm.add_grouped_rows("demand.offline_work", ogroup, len(offline_names), h, cap[off], lo=requests)
     fm.lm.add_diagonal_rows("demand.offline_hours", [(h, 1.0), (n[off], -hours)], hi=0.0)

@@ -16,17 +16,15 @@ def add_latency(fm: FleetModel, cands: pd.DataFrame, scenario: Scenario) -> None
 
     One row per candidate c of a workload w that sets that SLO; workloads without it get no row.
     """
-    wl = fm.workloads
-    names = fm.col("workload")
     y = fm.family("y").index
     for slo_field, column, block in (
         ("ttft_ms", "ttft_ms", "latency.ttft"),
         ("tpot_ms", "tpot_ms", "latency.tpot"),
         ("e2e_s", "e2e_s", "latency.e2e"),
     ):
-        limit = np.array([getattr(wl[n].slo, slo_field) or np.nan for n in names], dtype=float)
+        limit = fm.per_candidate([getattr(w.slo, slo_field) or np.nan for w in scenario.workloads])
         has = np.isfinite(limit)
         fm.lm.add_diagonal_rows(block, [(y[has], fm.col(column)[has].astype(float))], hi=limit[has])
-    target = np.array([wl[n].slo.tps or np.nan for n in names], dtype=float)
+    target = fm.per_candidate([w.slo.tps or np.nan for w in scenario.workloads])
     has = np.isfinite(target)
     fm.lm.add_diagonal_rows("latency.tps", [(y[has], target[has] - fm.col("tps")[has].astype(float))], hi=0.0)

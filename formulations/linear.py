@@ -91,7 +91,86 @@ class CompiledModel:
     def row_activity(self, x: FloatArray) -> FloatArray:
         """Return ``A·x`` for every row."""
         prod = self.data * x[self.indices]
-        return np.add.reduceat(prod, self.indptr[:-1]) if prod.size else np.zeros(self.n_rows)
+        if not prod.size:
+            return np.zeros(self.n_rows)
+        out = np.add.reduceat(prod, np.minimum(self.indptr[:-1], prod.size - 1))
+        out[np.diff(self.indptr) == 0] = 0.0  # reduceat returns the element itself on empty segments
+        return out
+
+    def row_violation(self, x: FloatArray, rows: IntArray) -> FloatArray:
+        """Per row of ``rows``, how far ``A·x`` lies outside ``[lo, hi]``, relative to ``max(1, |bound|)``."""
+        lengths = np.diff(self.indptr)[rows]
+        nz = np.repeat(self.indptr[rows] - np.cumsum(lengths) + lengths, lengths) + np.arange(int(lengths.sum()))
+        act = np.zeros(rows.size)
+        np.add.at(act, np.repeat(np.arange(rows.size), lengths), self.data[nz] * x[self.indices[nz]])
+        lo, hi = self.row_lo[rows], self.row_hi[rows]
+        with np.errstate(invalid="ignore"):
+            below = np.where(np.isfinite(lo), (lo - act) / np.maximum(1.0, np.abs(lo)), 0.0)
+            above = np.where(np.isfinite(hi), (act - hi) / np.maximum(1.0, np.abs(hi)), 0.0)
+        return np.maximum(np.maximum(below, above), 0.0)
+
+    def rows_hold(self, x: FloatArray, rows: IntArray, rel_tol: float = 1e-9) -> bool:
+        """Whether ``lo - tol <= A·x <= hi + tol`` on ``rows``, ``tol = rel_tol · max(1, |bound|)``."""
+        return bool(rows.size == 0 or np.all(self.row_violation(x, rows) <= rel_tol))
+
+    def split(self, var_block: IntArray, n_blocks: int) -> tuple[list[ModelBlock], IntArray]:
+        """Split by a partition of the variables: one sub-model per block, and the rows that couple blocks.
+
+        Block ``k`` gets the variables with ``var_block == k`` (bounds, integrality, objective) and every row
+        whose nonzeros all lie on them. The other rows (nonzeros on two or more blocks, or none) are returned
+        as ``coupling``: dropping them relaxes the model, so the blocks' optima bound the whole model's.
+        """
+        lengths = np.diff(self.indptr)
+        row_of = np.repeat(np.arange(self.n_rows), lengths)
+        nz_block = var_block[self.indices]
+        lo_b = np.full(self.n_rows, n_blocks, dtype=np.int64)
+        hi_b = np.full(self.n_rows, -1, dtype=np.int64)
+        np.minimum.at(lo_b, row_of, nz_block)
+        np.maximum.at(hi_b, row_of, nz_block)
+        local = (lengths > 0) & (lo_b == hi_b)
+        coupling = np.flatnonzero(~local)
+        pos = np.zeros(self.n_vars, dtype=np.int64)
+        var_order = np.argsort(var_block, kind="stable")
+        var_counts = np.bincount(var_block, minlength=n_blocks)
+        var_start = np.concatenate([[0], np.cumsum(var_counts)])
+        row_key = np.where(local, lo_b, n_blocks)
+        row_order = np.argsort(row_key, kind="stable")
+        row_counts = np.bincount(row_key, minlength=n_blocks + 1)
+        row_start = np.concatenate([[0], np.cumsum(row_counts)])
+        blocks = []
+        for k in range(n_blocks):
+            cols = var_order[var_start[k] : var_start[k + 1]]
+            pos[cols] = np.arange(cols.size)
+            rows = row_order[row_start[k] : row_start[k + 1]]
+            rl = lengths[rows]
+            nz = np.repeat(self.indptr[rows] - np.cumsum(rl) + rl, rl) + np.arange(int(rl.sum()))
+            indptr = np.zeros(rows.size + 1, dtype=np.int64)
+            np.cumsum(rl, out=indptr[1:])
+            sub = CompiledModel(
+                self.sense,
+                self.lb[cols],
+                self.ub[cols],
+                self.integer[cols],
+                self.objective[cols],
+                0.0,
+                indptr,
+                pos[self.indices[nz]],
+                self.data[nz],
+                self.row_lo[rows],
+                self.row_hi[rows],
+                [self.row_block[r] for r in rows],
+            )
+            blocks.append(ModelBlock(cols, rows, sub))
+        return blocks, coupling
+
+
+@dataclass(frozen=True)
+class ModelBlock:
+    """One block of :meth:`CompiledModel.split`: global variable and row indices, and the sub-model."""
+
+    cols: IntArray
+    rows: IntArray
+    model: CompiledModel
 
 
 @dataclass
@@ -224,7 +303,8 @@ class LinearModel:
         """Return the model as flat arrays; rows in CSR order (block by block).
 
         With ``singletons_as_bounds``, every row with one nonzero term is turned into a bound on its
-        variable (rounded inwards for integer variables) and dropped: an exact, standard presolve step.
+        variable (rounded inwards for integer variables) and dropped, and so is every row without a nonzero
+        term that holds (``lo <= 0 <= hi``): exact, standard presolve steps.
         """
         n = self.n_vars
         lb = np.concatenate(self._lb) if self._lb else np.zeros(0)
@@ -264,7 +344,8 @@ class LinearModel:
             np.maximum.at(lb, sc, new_lo)
             np.minimum.at(ub, sc, new_hi)
             keep_rows[sr] = False
-            keep_rows[counts == 0] = np.isfinite(row_lo[counts == 0]) | np.isfinite(row_hi[counts == 0])
+            empty = counts == 0  # all coefficients zero: only a row that cannot hold (0 outside [lo, hi]) stays
+            keep_rows[empty] = (row_lo[empty] > 1e-9) | (row_hi[empty] < -1e-9)
             keep_trip = keep_rows[r]
             r, c, a = r[keep_trip], c[keep_trip], a[keep_trip]
             renumber = np.cumsum(keep_rows) - 1

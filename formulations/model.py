@@ -59,9 +59,17 @@ class FleetModel:
         """Per candidate, the position of its workload in ``scenario.workloads``; and the names."""
         names = [w.name for w in self.scenario.workloads]
         pos = {n: i for i, n in enumerate(names)}
-        return np.array([pos[w] for w in self.cands["workload"]], dtype=np.int64), names
+        code, uniques = pd.factorize(self.cands["workload"], use_na_sentinel=False)
+        table = np.array([pos[w] for w in uniques], dtype=np.int64)
+        return (table[code] if len(uniques) else np.zeros(0, dtype=np.int64)), names
 
     def is_online(self) -> np.ndarray:
         """Boolean mask of candidates that serve an online workload."""
-        kinds = {w.name: w.kind for w in self.scenario.workloads}
-        return np.array([kinds[w] == "online" for w in self.cands["workload"]], dtype=bool)
+        code, _ = self.workload_code()
+        kinds = np.array([w.kind == "online" for w in self.scenario.workloads], dtype=bool)
+        return kinds[code] if code.size else np.zeros(0, dtype=bool)
+
+    def per_candidate(self, values: list[float]) -> np.ndarray:
+        """Spread one value per workload (in ``scenario.workloads`` order) onto its candidates."""
+        code, _ = self.workload_code()
+        return np.asarray(values, dtype=float)[code] if code.size else np.zeros(0)

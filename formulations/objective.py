@@ -24,8 +24,7 @@ def objective_coefficients(fm: FleetModel, cands: pd.DataFrame, scenario: Scenar
         cols = np.concatenate([n[online], h.index])
         coefs = np.concatenate([price[online] * horizon, price[fm.offline_idx]])
         return cols, coefs
-    wl = fm.workloads
-    out_tokens = np.array([wl[w].output_tokens for w in fm.col("workload")], dtype=float)
+    out_tokens = fm.per_candidate([float(w.output_tokens) for w in scenario.workloads])
     cap = capacity_per_instance(cands, scenario)
     return n[online], (cap * out_tokens)[online]
 
@@ -41,8 +40,12 @@ def add_objective(fm: FleetModel, cands: pd.DataFrame, scenario: Scenario) -> No
     fm.lm.add_objective(cols, coefs)
 
 
+TIE_BREAK_REL_TOL = 1e-9
+"""How far (relative) the tie-break stage may move the primary objective (``formulations/README.md``)."""
+
+
 def lexicographic_stage(
-    compiled: CompiledModel, primary_value: float, secondary: np.ndarray, rel_tol: float = 1e-9
+    compiled: CompiledModel, primary_value: float, secondary: np.ndarray, rel_tol: float = TIE_BREAK_REL_TOL
 ) -> CompiledModel:
     """Return the tie-break stage: primary objective held near ``primary_value``, ``secondary`` minimised.
 

@@ -67,8 +67,8 @@ def offers(scenario: Scenario, catalog: Catalog | None = None) -> pd.DataFrame:
 
 def tp_options(gpu_count: np.ndarray, wanted: list[int] | None) -> list[np.ndarray]:
     """Per offer, the TP degrees: powers of two dividing the GPU count (GPU slices: 1), within ``wanted``."""
-    out = []
-    for g in gpu_count:
+    per_count: dict[float, np.ndarray] = {}
+    for g in np.unique(np.asarray(gpu_count, dtype=float)).tolist():
         if g < 1:
             degrees = [1]
         else:
@@ -76,8 +76,8 @@ def tp_options(gpu_count: np.ndarray, wanted: list[int] | None) -> list[np.ndarr
             degrees = [t for t in (1, 2, 4, 8, 16, 32, 64) if t <= gi and gi % t == 0]
         if wanted is not None:
             degrees = [t for t in degrees if t in wanted]
-        out.append(np.array(degrees, dtype=np.int64))
-    return out
+        per_count[g] = np.array(degrees, dtype=np.int64)
+    return [per_count[g] for g in np.asarray(gpu_count, dtype=float).tolist()]
 
 
 def _grid(off: pd.DataFrame, tps: list[np.ndarray], batches: list[int]) -> pd.DataFrame:
@@ -201,7 +201,7 @@ def violations(cands: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:
     These are the candidates whose ``y_c`` constraints (2)-(7) and (12) fix ``y_c = 0``.
     """
     wl = {w.name: w for w in scenario.workloads}
-    names = cands["workload"].to_numpy()
+    code, uniques = pd.factorize(cands["workload"], use_na_sentinel=False)
     out = pd.DataFrame(index=cands.index)
     out["memory.gpu"] = cands["total_gpu_gib"].to_numpy(dtype=float) > cands["available_gpu_gib"].to_numpy(
         dtype=float
@@ -212,7 +212,8 @@ def violations(cands: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:
     cap = scenario.limits.max_price_usd_per_hour
     out["price_cap"] = (cands["usd_per_hour"].to_numpy(dtype=float) > cap) if cap is not None else False
     for slo_field, column, sense in SLO_CHECKS:
-        limit = np.array([getattr(wl[n].slo, slo_field) or np.nan for n in names], dtype=float)
+        per_workload = np.array([getattr(wl[n].slo, slo_field) or np.nan for n in uniques], dtype=float)
+        limit = per_workload[code] if len(uniques) else np.zeros(0)
         value = cands[column].to_numpy(dtype=float)
         with np.errstate(invalid="ignore"):
             bad = value > limit if sense == "<=" else value < limit
@@ -243,24 +244,51 @@ def reduce_candidates(cands: pd.DataFrame, scenario: Scenario) -> tuple[pd.DataF
     if cands.empty:
         return cands, {}
     bad = violations(cands, scenario)
-    any_bad = bad.any(axis=1).to_numpy()
-    first = np.where(any_bad, bad.to_numpy().argmax(axis=1), -1)
+    flags = bad.to_numpy(dtype=bool)
+    any_bad = flags.any(axis=1)
+    first = np.where(any_bad, flags.argmax(axis=1), -1)
+    code, uniques = pd.factorize(cands["workload"], use_na_sentinel=False)
+    n_w = len(uniques)
     removed: dict[str, dict[str, int]] = {}
-    names = cands["workload"].to_numpy()
-    for wname in pd.unique(names):
-        mask = names == wname
-        counts = {col: int(((first == j) & mask).sum()) for j, col in enumerate(bad.columns)}
-        removed[str(wname)] = {k: v for k, v in counts.items() if v}
-    kept = cands[~any_bad].copy()
-    kept["_capacity"] = kept["rate_rps"].to_numpy(dtype=float) * kept["replicas"].to_numpy(dtype=float)
-    kept = kept.sort_values(
-        [*DOMINANCE_KEY, "_capacity", "tp", "batch_size", "offload_fraction"],
-        ascending=[True] * len(DOMINANCE_KEY) + [False, True, True, True],
-        kind="stable",
+    per_check = np.zeros((n_w, flags.shape[1] + 1), dtype=np.int64)
+    np.add.at(per_check, (code, first + 1), 1)
+    for k, wname in enumerate(uniques):
+        counts = {col: int(per_check[k, j + 1]) for j, col in enumerate(bad.columns)}
+        removed[str(wname)] = {key: v for key, v in counts.items() if v}
+    kept = np.flatnonzero(~any_bad)
+    best = kept[_dominance_winners(cands, kept)]
+    n_kept = np.bincount(code[kept], minlength=n_w)
+    n_best = np.bincount(code[best], minlength=n_w)
+    for d in np.flatnonzero(n_kept - n_best):
+        removed.setdefault(str(uniques[int(d)]), {})["dominated"] = int(n_kept[d] - n_best[d])
+    return cands.iloc[np.sort(best)], removed
+
+
+def _dominance_winners(cands: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
+    """Positions (in ``rows``) of the first row per :data:`DOMINANCE_KEY` group, largest capacity first.
+
+    Same order as a stable sort of ``cands.iloc[rows]`` by ``(*DOMINANCE_KEY, -capacity, tp, batch_size,
+    offload_fraction)``: integer group codes from ``pandas.factorize`` and one ``numpy.lexsort`` instead of a
+    sort on string columns.
+    """
+    m = rows.size
+    if m == 0:
+        return np.zeros(0, dtype=np.int64)
+
+    def col(name: str) -> np.ndarray:
+        """Column ``name`` at ``rows``."""
+        return cands[name].to_numpy()[rows]
+
+    group = np.zeros(m, dtype=np.int64)
+    for name in DOMINANCE_KEY:
+        codes, uniq = pd.factorize(col(name), use_na_sentinel=False)
+        group, _ = pd.factorize(group * len(uniq) + codes.astype(np.int64))
+        group = group.astype(np.int64)
+    capacity = col("rate_rps").astype(float) * col("replicas").astype(float)
+    order = np.lexsort(
+        (np.arange(m), col("offload_fraction").astype(float), col("batch_size"), col("tp"), -capacity, group)
     )
-    best = kept.drop_duplicates(list(DOMINANCE_KEY), keep="first")
-    for wname, n in kept.groupby("workload", sort=False).size().items():
-        n_best = int((best["workload"] == wname).sum())
-        if n - n_best:
-            removed.setdefault(str(wname), {})["dominated"] = int(n - n_best)
-    return best.drop(columns="_capacity").sort_index(), removed
+    g = group[order]
+    head = np.ones(m, dtype=bool)
+    head[1:] = g[1:] != g[:-1]
+    return order[head]

@@ -7,10 +7,15 @@ being the candidate's position among ``m`` in a fixed order (price, instance typ
 tp, batch, offload): fewer instances first, then earlier candidates. The same input then gives the same plan
 on every backend whenever stage one proves optimality, except for plans that tie on this weighted sum too
 (or differ by less than the solver's tolerances: on very large tables the weights get close).
+
+Min-cost models with several workloads are first solved one workload at a time (both stages); the result
+is kept only when it is provably a plan of the whole model (``formulations/README.md``, "Solving by
+workload"), else the whole model is solved as one MILP.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from typing import NoReturn
@@ -19,11 +24,12 @@ import numpy as np
 import pandas as pd
 
 from formulations.assemble import build
-from formulations.bigm import capacity_per_instance
-from formulations.linear import CompiledModel
+from formulations.bigm import capacity_per_instance, offline_hours
+from formulations.linear import CompiledModel, ModelBlock
 from formulations.model import FleetModel
-from formulations.objective import lexicographic_stage
-from solver.backends import SolveResult, get_backend
+from formulations.objective import TIE_BREAK_REL_TOL, lexicographic_stage
+from solver.backends import Backend, SolveResult, get_backend
+from solver.backends.base import relative_gap
 from solver.candidates import CandidateSet, candidate_set, reduce_candidates
 from solver.catalog import Catalog
 from solver.errors import InfeasibleError, SolverError, SolverLimitError
@@ -32,6 +38,11 @@ from solver.specs import Scenario, SolveOptions
 
 TIE_ORDER = ("usd_per_hour", "instance_type", "region", "market", "workload", "tp", "batch_size", "offload_fraction")
 """Candidate order that defines ``rank_c`` of the tie-break stage."""
+
+
+FEASIBILITY_TOL = 1e-7
+"""Relative tolerance when checking a row on plans assembled from per-workload solves: CBC's default primal
+tolerance (SCIP's ``numerics/feastol`` is 1e-6), so assembled plans are held to what a whole-model solve keeps."""
 
 
 def build_candidates(scenario: Scenario, catalog: Catalog | None = None) -> pd.DataFrame:
@@ -115,20 +126,136 @@ def solve_candidates(
     fm = build(table, scenario)
     compiled = fm.lm.compile(singletons_as_bounds=True)
     backend = get_backend(options.backend, compiled)
-    result = backend.solve(compiled, options)
-    seconds = result.solve_seconds
-    if result.status not in ("optimal", "feasible") or result.x is None:
-        _raise_for(result, scenario)
-    x = result.x
-    if tie_break and result.status == "optimal":
+    blocks = _workload_blocks(fm, compiled)
+    ranks = _tie_ranks(fm, compiled) if tie_break else None
+    by_block, seconds = _solve_by_workload(fm, blocks, compiled, backend, options, ranks)
+    x: np.ndarray | None
+    if by_block is not None:
+        result, x, tie_broken = by_block
+    else:
+        left = max(options.time_limit_s - seconds, 0.05)
+        result = backend.solve(compiled, options.model_copy(update={"time_limit_s": left}))
+        seconds += result.solve_seconds
+        x, tie_broken = result.x, False
+    if result.status not in ("optimal", "feasible") or x is None:
+        _raise_for(dataclasses.replace(result, solve_seconds=seconds), scenario)
+    if ranks is not None and result.status == "optimal" and not tie_broken:
         left = options.time_limit_s - seconds
         if left > 0.05:
-            stage = lexicographic_stage(compiled, result.objective, _tie_ranks(fm, compiled))
+            stage = lexicographic_stage(compiled, result.objective, ranks)
             second = backend.solve(stage, options.model_copy(update={"time_limit_s": left}))
             seconds += second.solve_seconds
             if second.x is not None and second.status in ("optimal", "feasible"):
                 x = second.x
     return _make_plan(fm, compiled, x, result, seconds, len(cands))
+
+
+Blocks = tuple[list[ModelBlock], np.ndarray]
+
+
+def _workload_blocks(fm: FleetModel, compiled: CompiledModel) -> Blocks | None:
+    """Split the compiled model by workload (min-cost models with two or more workloads only)."""
+    n_w = len(fm.scenario.workloads)
+    if compiled.sense != "min" or compiled.objective_offset != 0.0 or n_w < 2:
+        return None
+    code, _ = fm.workload_code()
+    var_block = np.empty(compiled.n_vars, dtype=np.int64)
+    var_block[fm.family("n").index] = code
+    var_block[fm.family("y").index] = code
+    var_block[fm.family("h").index] = code[fm.offline_idx]
+    blocks, coupling = compiled.split(var_block, n_w)
+    if any(b.cols.size == 0 for b in blocks):
+        return None
+    return blocks, coupling
+
+
+def _solve_by_workload(
+    fm: FleetModel,
+    split: Blocks | None,
+    compiled: CompiledModel,
+    backend: Backend,
+    options: SolveOptions,
+    ranks: np.ndarray | None,
+) -> tuple[tuple[SolveResult, np.ndarray, bool] | None, float]:
+    """Solve one workload at a time; return ((stage-one result, x, tie-broken) or None, seconds spent).
+
+    ``formulations/README.md``, "Solving by workload". Stage one is exact by relaxation: without the rows that
+    couple workloads (budgets, quotas, minimum counts) the min-cost model separates, so the sum of the blocks'
+    bounds bounds the whole model; when the blocks' optimal plans together keep the coupling rows, they form
+    an optimal plan. An offline count ``n_c`` has no cost, so it is first trimmed to ``ceil(h_c / H_w)``
+    (same cost, checked against every row) to keep quotas. Stage two minimises each block's tie-break sum
+    with the block's cost held within its share of the tolerance (shares add up to ``tol``), and is kept
+    when the blocks' plans together keep the coupling rows. Otherwise ``None`` (or, for stage two, no
+    tie-break yet): the caller solves the whole model.
+    """
+    if split is None:
+        return None, 0.0
+    blocks, coupling = split
+    seconds = 0.0
+    x = np.zeros(compiled.n_vars)
+    bounds = []
+    for blk in blocks:
+        left = options.time_limit_s - seconds
+        if left <= 0.05:
+            return None, seconds
+        r = backend.solve(blk.model, options.model_copy(update={"time_limit_s": left}))
+        seconds += r.solve_seconds
+        if r.status != "optimal" or r.x is None:
+            return None, seconds
+        x[blk.cols] = r.x
+        bounds.append(min(r.bound, r.objective) if math.isfinite(r.bound) else r.objective)
+    local = np.concatenate([blk.rows for blk in blocks])
+    trimmed = _trim_offline_counts(fm, compiled, x)
+    no_worse = np.all(compiled.row_violation(trimmed, local) <= compiled.row_violation(x, local) + 1e-12)
+    if no_worse and compiled.rows_hold(trimmed, coupling, FEASIBILITY_TOL):
+        x = trimmed
+    elif not compiled.rows_hold(x, coupling, FEASIBILITY_TOL):
+        return None, seconds
+    value = float(compiled.objective @ x)
+    bound = float(sum(bounds))
+    gap = relative_gap(value, bound)
+    if not gap <= options.relative_gap * 1.000001 + 1e-12:
+        return None, seconds
+    result = SolveResult("optimal", x, value, bound, gap, backend.name, seconds)
+    if ranks is None:
+        return (result, x, False), seconds
+    tol = TIE_BREAK_REL_TOL * max(1.0, abs(value))
+    v_w = np.array([float(blk.model.objective @ x[blk.cols]) for blk in blocks])
+    share = np.maximum(1.0, np.abs(v_w))
+    share = tol * share / share.sum()
+    x2 = x.copy()
+    for blk, cap in zip(blocks, v_w + share, strict=True):
+        left = options.time_limit_s - seconds
+        if left <= 0.05:
+            return (result, x, False), seconds
+        stage = lexicographic_stage(blk.model, cap, ranks[blk.cols], rel_tol=0.0)
+        r2 = backend.solve(stage, options.model_copy(update={"time_limit_s": left}))
+        seconds += r2.solve_seconds
+        if r2.x is None or r2.status not in ("optimal", "feasible"):
+            return (result, x, False), seconds
+        x2[blk.cols] = r2.x
+    cost = float(compiled.objective @ x2)
+    if compiled.rows_hold(x2, coupling, FEASIBILITY_TOL) and cost <= value + tol + FEASIBILITY_TOL * max(1.0, value):
+        return (dataclasses.replace(result, solve_seconds=seconds), x2, True), seconds
+    return (result, x, False), seconds
+
+
+def _trim_offline_counts(fm: FleetModel, compiled: CompiledModel, x: np.ndarray) -> np.ndarray:
+    """Return ``x`` with each offline count lowered to ``ceil(h_c / H_w)``, the fewest its hours need (row 10)."""
+    off = fm.offline_idx
+    if off.size == 0:
+        return x
+    code, names = fm.workload_code()
+    wl = fm.workloads
+    per_w = np.array([offline_hours(fm.scenario, wl[nm])[0] if wl[nm].kind == "offline" else 0.0 for nm in names])
+    hours = per_w[code[off]]
+    n_idx = fm.family("n").index[off]
+    h = x[fm.family("h").index]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        need = np.where(hours > 0, np.ceil(np.maximum(h, 0.0) / hours - 1e-9), x[n_idx])
+    out = x.copy()
+    out[n_idx] = np.minimum(x[n_idx], np.maximum(need, compiled.lb[n_idx]))
+    return out
 
 
 def _tie_ranks(fm: FleetModel, compiled: CompiledModel) -> np.ndarray:
@@ -226,10 +353,11 @@ def _make_plan(
     cap = capacity_per_instance(cands, scenario)
     full = cands["rate_rps"].to_numpy(dtype=float) * cands["replicas"].to_numpy(dtype=float)
     horizon = scenario.effective_horizon_h
+    names = cands["workload"].to_numpy()
     # workload utilisation: demand over the full capacity of its rows
     util: dict[str, float] = {}
     for name, w in wl.items():
-        rows = used[cands["workload"].to_numpy()[used] == name]
+        rows = used[names[used] == name]
         if w.kind == "online":
             capacity = float((full[rows] * n[rows]).sum())
             util[name] = float(w.rate_rps or 0.0) / capacity if capacity > 0 else math.nan
@@ -237,33 +365,54 @@ def _make_plan(
             work = float((cap[rows] * h_all[rows]).sum())
             util[name] = float(w.requests or 0) / work if work > 0 else math.nan
     fleet = []
-    order = sorted(used, key=lambda i: (cands.at[i, "workload"], *(cands.at[i, k] for k in TIE_ORDER)))
-    for i in order:
-        r = cands.iloc[i]
-        w = wl[str(r["workload"])]
+    sub = cands.iloc[used]
+    order = used[np.asarray(sub.reset_index(drop=True).sort_values(["workload", *TIE_ORDER], kind="stable").index)]
+    picked = cands.iloc[order]
+    columns = {
+        k: picked[k].tolist()
+        for k in (
+            "workload",
+            "instance_type",
+            "market",
+            "region",
+            "tp",
+            "batch_size",
+            "offload_fraction",
+            "usd_per_hour",
+            "ttft_ms",
+            "tpot_ms",
+            "tps",
+            "replicas",
+            "e2e_s",
+            "rate_rps",
+        )
+    }
+    gpus = picked["gpu"].tolist() if "gpu" in picked.columns else [""] * len(order)
+    for j, i in enumerate(order):
+        w = wl[str(columns["workload"][j])]
         online = w.kind == "online"
-        price = float(r["usd_per_hour"])
+        price = float(columns["usd_per_hour"][j])
         hours = math.nan if online else float(h_all[i])
         fleet.append(
             FleetRow(
-                workload=str(r["workload"]),
-                instance_type=str(r["instance_type"]),
-                market=str(r["market"]),
-                region=str(r["region"]),
+                workload=str(columns["workload"][j]),
+                instance_type=str(columns["instance_type"][j]),
+                market=str(columns["market"][j]),
+                region=str(columns["region"][j]),
                 count=int(n[i]),
-                tp=int(r["tp"]),
-                batch_size=int(r["batch_size"]),
-                offload_fraction=float(r["offload_fraction"]),
+                tp=int(columns["tp"][j]),
+                batch_size=int(columns["batch_size"][j]),
+                offload_fraction=float(columns["offload_fraction"][j]),
                 usd_per_hour=price,
-                ttft_ms=float(r["ttft_ms"]),
-                tpot_ms=float(r["tpot_ms"]),
-                tps=float(r["tps"]),
+                ttft_ms=float(columns["ttft_ms"][j]),
+                tpot_ms=float(columns["tpot_ms"][j]),
+                tps=float(columns["tps"][j]),
                 utilisation=util[w.name],
                 kind=w.kind,
-                gpu=str(r.get("gpu", "")),
-                replicas=int(r["replicas"]),
-                e2e_s=float(r["e2e_s"]),
-                rate_rps=float(r["rate_rps"]),
+                gpu=str(gpus[j]),
+                replicas=int(columns["replicas"][j]),
+                e2e_s=float(columns["e2e_s"][j]),
+                rate_rps=float(columns["rate_rps"][j]),
                 capacity_rps=float(full[i] * n[i]),
                 output_tokens_per_s=float(full[i] * n[i] * w.output_tokens),
                 instance_hours=hours,

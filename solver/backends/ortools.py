@@ -39,23 +39,25 @@ class OrToolsBackend(Backend):
         reason = trivially_infeasible(model)
         if reason is not None:
             return SolveResult("infeasible", None, math.nan, math.nan, math.nan, self.name, 0.0, reason)
-        m = mb.Model()
-        h = m.helper
+        h = mbh.ModelBuilderHelper()
         lb = np.where(np.isfinite(model.lb), model.lb, -math.inf)
         ub = np.where(np.isfinite(model.ub), model.ub, math.inf)
         idx = h.add_var_array_with_bounds(lb, ub, model.integer, "x")  # type: ignore[arg-type]
         variables = [mbh.Variable(h, int(i)) for i in idx]
-        for r in range(model.n_rows):
+        terms = [variables[j] for j in model.indices.tolist()]  # one per nonzero, in CSR order
+        coefs = model.data.tolist()
+        ptr = model.indptr.tolist()
+        for r, (lo, hi) in enumerate(zip(model.row_lo.tolist(), model.row_hi.tolist(), strict=True)):
             c = h.add_linear_constraint()
-            h.set_constraint_lower_bound(c, float(model.row_lo[r]))
-            h.set_constraint_upper_bound(c, float(model.row_hi[r]))
-            a, b = int(model.indptr[r]), int(model.indptr[r + 1])
-            h.add_terms_to_constraint(c, [variables[j] for j in model.indices[a:b]], model.data[a:b].tolist())
+            h.set_constraint_lower_bound(c, lo)
+            h.set_constraint_upper_bound(c, hi)
+            a, b = ptr[r], ptr[r + 1]
+            h.add_terms_to_constraint(c, terms[a:b], coefs[a:b])
         nz = np.flatnonzero(model.objective)
         h.set_objective_coefficients(nz.tolist(), model.objective[nz].tolist())
         h.set_objective_offset(float(model.objective_offset))
         h.set_maximize(model.sense == "max")
-        solver = mb.Solver(self.solver)
+        solver = mbh.ModelSolverHelper(self.solver)
         solver.enable_output(options.verbose)
         solver.set_time_limit_in_seconds(float(options.time_limit_s))
         params = []
@@ -69,7 +71,8 @@ class OrToolsBackend(Backend):
             if options.threads:
                 params.append(f"threads={int(options.threads)}")
             solver.set_solver_specific_parameters("\n".join(params))
-        raw = solver.solve(m)
+        solver.solve(h)
+        raw = solver.status()
         seconds = time.perf_counter() - start
         status: Status
         if raw == mb.SolveStatus.OPTIMAL:
@@ -86,9 +89,11 @@ class OrToolsBackend(Backend):
             status = "error"
         if status not in ("optimal", "feasible"):
             return SolveResult(status, None, math.nan, math.nan, math.nan, self.name, seconds, str(raw))
-        x = np.array([solver.value(v) for v in variables], dtype=np.float64)
-        obj = float(solver.objective_value)
-        bound = float(solver.best_objective_bound)
+        if not solver.has_solution():
+            return SolveResult("no_solution", None, math.nan, math.nan, math.nan, self.name, seconds, str(raw))
+        x = np.asarray(solver.variable_values(), dtype=np.float64)
+        obj = float(solver.objective_value())
+        bound = float(solver.best_objective_bound())
         gap = 0.0 if status == "optimal" and not np.isfinite(bound) else relative_gap(obj, bound)
         if status == "optimal" and np.isfinite(gap) and gap > options.relative_gap * 1.000001 + 1e-12:
             status = "feasible"
