@@ -382,8 +382,8 @@ def recommend(
     requests: Annotated[int | None, typer.Option("--requests", help="Requests in the task (default 1 batch).")] = None,
     billing: Annotated[str | None, typer.Option("--billing", help="per_hour (default) or per_second.")] = None,
     policy: Annotated[
-        str, typer.Option("--policy", help="infersave, milp, max-performance or no-offload.")
-    ] = "infersave",
+        str, typer.Option("--policy", help="milp (our planner, 1 instance), infersave, max-performance or no-offload.")
+    ] = "milp",
     top_k: Annotated[int | None, typer.Option("--top-k", help="Show at most this many choices.")] = 3,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
 ) -> None:

@@ -13,7 +13,15 @@ from solver.cli import main
 from solver.errors import InputError, UnknownNameError
 from solver.models import get_model
 from solver.performance import predict_frame
-from solver.recommend import CHOICE_KEYS, POLICIES, REJECTED_KEYS, recommend, recommend_scenario, screen
+from solver.recommend import (
+    CHOICE_KEYS,
+    DEFAULT_POLICY,
+    POLICIES,
+    REJECTED_KEYS,
+    recommend,
+    recommend_scenario,
+    screen,
+)
 from solver.resources import data_path
 from solver.scenario import load_scenario, scenario_from_dict
 
@@ -140,35 +148,61 @@ def test_slo_filter_and_cost_efficiency_formula(tmp_path):
     cat = catalog_csv(tmp_path, [("t4.xlarge", "T4", 0.5), ("l40s.xlarge", "L40S", 2.0)])
     tps = screen(scenario(cat)).set_index("instance_type")["tps"]
     slo = float((tps["t4.xlarge"] + tps["l40s.xlarge"]) / 2)  # between the two predictions
-    rec = recommend(scenario(cat, slo=slo))
+    rec = recommend(scenario(cat, slo=slo), "infersave")
     assert names(rec.choices) == ["l40s.xlarge"]
     assert "below the SLO" in {r.instance_type: r.reason for r in rec.rejected}["t4.xlarge"]
     c = rec.best
-    hours = math.ceil(3000 * (128 + 512) / (slo * 3600))
-    assert c.billed_hours == hours
+    # billed hours are the task's run time at the predicted TPS, rounded up; efficiency caps the TPS at the SLO
+    hours = math.ceil(3000 * (128 + 512) / (float(tps["l40s.xlarge"]) * 3600))
+    assert c.billed_hours == hours and c.task_cost_usd == pytest.approx(hours * 2.0)
     assert c.cost_efficiency == pytest.approx(slo / (hours * 2.0))
     assert c.meets_slo and c.predicted_tps == pytest.approx(float(tps["l40s.xlarge"]))
 
 
 def test_per_second_billing_charges_the_exact_hours(tmp_path):
     cat = catalog_csv(tmp_path, [("t4.xlarge", "T4", 0.5)])
-    c = recommend(scenario(cat, slo=400, billing="per_second")).best
-    hours = 3000 * 640 / (400 * 3600)
+    c = recommend(scenario(cat, slo=400, billing="per_second"), "infersave").best
+    hours = 3000 * 640 / (c.predicted_tps * 3600)
     assert c.billed_hours == pytest.approx(hours)
     assert c.task_cost_usd == pytest.approx(hours * 0.5)
+
+
+def test_task_cost_bills_the_run_time_not_the_slo(tmp_path):
+    # SLO 400 online: at exactly the SLO the task would take 1.33 h (2 billed); the instances run faster
+    cat = catalog_csv(tmp_path, [("t4.xlarge", "T4", 0.5), ("l40s.xlarge", "L40S", 0.9)])
+    tps = screen(scenario(cat)).set_index("instance_type")["tps"]
+    assert 3000 * 640 / (400 * 3600) > 1 and float(tps.min()) * 3600 > 3000 * 640  # both finish in 1 h
+    for c in recommend(scenario(cat), "infersave").choices:
+        assert c.billed_hours == 1 and c.task_cost_usd == pytest.approx(c.usd_per_hour)
+    # a task the T4 needs 2 billed hours for and the L40S 1: the dearer instance is the cheaper task
+    data = scenario(cat).model_dump(mode="json")
+    data["workloads"][0]["requests"] = math.ceil(1.5 * float(tps["t4.xlarge"]) * 3600 / 640)
+    sc = scenario_from_dict(data)
+    assert 1.5 * float(tps["t4.xlarge"]) / float(tps["l40s.xlarge"]) < 1
+    for policy in ("infersave", "milp"):
+        rec = recommend(sc, policy)
+        by = {c.instance_type: c for c in rec.choices}
+        assert (by["t4.xlarge"].billed_hours, by["l40s.xlarge"].billed_hours) == (2, 1), policy
+        assert by["t4.xlarge"].task_cost_usd == pytest.approx(1.0)
+        assert by["l40s.xlarge"].task_cost_usd == pytest.approx(0.9)
+        assert rec.best.instance_type == "l40s.xlarge", policy
+    mp = recommend(sc, "max-performance").best
+    saving = 1 - recommend(sc, "infersave").best.task_cost_usd / mp.task_cost_usd
+    assert mp.instance_type == "l40s.xlarge"
+    assert saving == pytest.approx(0.0)  # both policies take the L40S; 1 - 0.5 / 0.9 would say 44%
 
 
 def test_rank_by_cost_efficiency_then_tps_on_ties(tmp_path):
     # same price, both meet the SLO: effective TPS is capped at the SLO, so cost efficiency ties and the
     # faster instance wins; the slower one comes first in the file and by name, so neither order decides.
     cat = catalog_csv(tmp_path, [("a-slow.xlarge", "T4", 1.0), ("b-fast.xlarge", "L40S", 1.0)])
-    rec = recommend(scenario(cat, slo=400))
+    rec = recommend(scenario(cat, slo=400), "infersave")
     assert names(rec.choices) == ["b-fast.xlarge", "a-slow.xlarge"]
     assert rec.choices[0].cost_efficiency == pytest.approx(rec.choices[1].cost_efficiency)
     assert rec.choices[0].predicted_tps > rec.choices[1].predicted_tps
     # a cheaper instance beats a faster one when both meet the SLO
     cat2 = catalog_csv(tmp_path, [("a-slow.xlarge", "T4", 0.9), ("b-fast.xlarge", "L40S", 1.0)])
-    assert names(recommend(scenario(cat2, slo=400)).choices) == ["a-slow.xlarge", "b-fast.xlarge"]
+    assert names(recommend(scenario(cat2, slo=400), "infersave").choices) == ["a-slow.xlarge", "b-fast.xlarge"]
 
 
 def test_max_performance_is_the_highest_predicted_tps_whatever_the_cost(tmp_path):
@@ -237,6 +271,18 @@ def test_recommend_scenario_from_flags_and_overrides():
     assert over.catalog == base.catalog and over.instances == base.instances
 
 
+def test_milp_is_the_default_policy(tmp_path, capsys):
+    assert DEFAULT_POLICY == "milp" and next(iter(POLICIES)) == "milp"
+    cat = catalog_csv(tmp_path, [("t4.xlarge", "T4", 0.5)])
+    assert recommend(scenario(cat)).policy == "milp"
+    args = (
+        "recommend --model opt-2.7b --batch-size 32 --input-len 128 --output-len 512 --tps-slo 400 "
+        f"--catalog {cat} --engine flexgen"
+    ).split()
+    code, out, _ = run(args, capsys)
+    assert code == 0 and "policy milp" in out
+
+
 # ---- the paper's four settings, every policy, text and JSON ----------------------------------------------
 PAPER = ["online_slo400_paper", "online_slo600_paper", "offline_slo100_paper", "offline_slo200_paper"]
 
@@ -279,10 +325,10 @@ def test_paper_policies_differ_where_the_paper_says(capsys):
     online = load_scenario(data_path("paper", "online_slo400_paper.yaml"))
     offline = load_scenario(data_path("paper", "offline_slo100_paper.yaml"))
     # online: InferSave takes a cheaper instance than Max-Performance, with no offloading
-    inf, mp = recommend(online).best, recommend(online, "max-performance").best
+    inf, mp = recommend(online, "infersave").best, recommend(online, "max-performance").best
     assert inf.usd_per_hour < mp.usd_per_hour and inf.offload_fraction == 0
     # offline: offloading lets InferSave take an instance that no-offload must reject
-    inf, nof = recommend(offline).best, recommend(offline, "no-offload")
+    inf, nof = recommend(offline, "infersave").best, recommend(offline, "no-offload")
     assert inf.offload_fraction > 0 and inf.instance_type in {r.instance_type for r in nof.rejected}
     assert inf.task_cost_usd < nof.best.task_cost_usd
     assert np.isfinite(inf.cost_efficiency)

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
 
 from solver.cli import main
-from solver.recommend import POLICIES, recommend
+from solver.recommend import POLICIES, recommend, task_of
 from solver.reproduction import (
     OFFLINE_CLAIM_PCT,
     ONLINE_CLAIM_PCT,
+    claim_verdict,
     claims,
     closest_price_pair,
+    cost_definitions,
     paper_scenarios,
     render_report,
     reproduce,
@@ -66,9 +69,15 @@ def test_report_shows_the_rows_and_the_claims(frame, report):
         assert cells in report
     c = claims(frame)
     assert f"up to {ONLINE_CLAIM_PCT}%" in report and f"up to {OFFLINE_CLAIM_PCT}%" in report
-    assert f"task-cost saving {100 * c['online_saving']:+.1f}%" in report
-    assert f"task-cost saving {100 * c['offline_offload_saving']:+.1f}%" in report
-    assert "### Where we agree" in report and "### Where we differ, and why" in report
+    assert f"| {100 * c['online_saving']:+.1f}% (" in report
+    assert f"| {100 * c['offline_offload_saving']:+.1f}% (" in report
+    assert "### Why" in report and "verdict (paper prices)" in report
+    # the memory budget sentence is the code's, not hand-written
+    from solver.memory import engine_memory
+
+    eng = engine_memory("flexgen")
+    assert f"{eng.utilisation:g} x usable GPU memory - {eng.fixed_reserve_gib:g} GiB per GPU" in report
+    assert "0.8 of GPU" not in report
 
 
 def test_claims_are_recomputed_from_the_choices(frame):
@@ -78,6 +87,23 @@ def test_claims_are_recomputed_from_the_choices(frame):
     offline = frame[(frame["setting"] == "offline") & (frame["policy"] == "infersave")]
     if (offline["offload_fraction"] > 0).any():
         assert c["offline_offload_saving"] == pytest.approx(offline["saving_vs_no_offload"].max())
+
+
+def test_task_cost_is_billed_run_time(frame, scenarios):
+    tokens = {ps.name: task_of(ps.scenario).task_tokens for ps in scenarios}
+    for r in frame.to_dict("records"):
+        hours = tokens[r["scenario"]] / (r["predicted_tps"] * 3600)
+        assert r["task_hours"] == pytest.approx(hours)
+        assert r["billed_hours"] == math.ceil(hours - 1e-9)
+        assert r["task_cost_usd"] == pytest.approx(r["billed_hours"] * r["usd_per_hour"])
+        assert r["cost_efficiency"] == pytest.approx(min(r["predicted_tps"], r["tps_slo"]) / r["task_cost_usd"])
+    assert any("predicted_tps · 3600" in line for line in cost_definitions())
+
+
+def test_claim_verdict():
+    assert claim_verdict(73.69, 73.7, 0.05).startswith("agree")
+    assert claim_verdict(39.16, 20.19, 0.005) == "differ by +19.0 points"
+    assert claim_verdict(float("nan"), 20.19, 0.005).startswith("not reproduced")
 
 
 def test_closest_price_pair():
