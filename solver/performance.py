@@ -49,7 +49,7 @@ from solver.models import get_model
 from solver.specs import MAX_BATCH, MAX_TOKENS, ModelSpec
 
 INPUT_COLUMNS = ("gpu", "gpu_count", "gpu_memory_mib", "host_memory_gib", "tp", "batch_size", "offload_fraction")
-OUTPUT_COLUMNS = (
+MEMORY_COLUMNS = (
     "weights_gib",
     "kv_gib",
     "activations_gib",
@@ -59,6 +59,10 @@ OUTPUT_COLUMNS = (
     "kv_total_gib",
     "offloaded_kv_gib",
     "host_available_gib",
+)
+"""Memory columns of :func:`predict_frame` (GiB), also the ``memory`` object of ``infersave predict --json``."""
+OUTPUT_COLUMNS = (
+    *MEMORY_COLUMNS,
     "min_offload_fraction",
     "offload_fraction",
     "fits",
@@ -546,20 +550,7 @@ def predict(
         profile=prof,
     ).iloc[0]
     _, source = prof.lookup(str(hw["gpu"]))
-    memory = {
-        k: float(row[k])
-        for k in (
-            "weights_gib",
-            "kv_gib",
-            "activations_gib",
-            "staging_gib",
-            "total_gpu_gib",
-            "available_gpu_gib",
-            "kv_total_gib",
-            "offloaded_kv_gib",
-            "host_available_gib",
-        )
-    }
+    memory = {k: float(row[k]) for k in MEMORY_COLUMNS}
     return Prediction(
         model=spec.name,
         instance=str(hw["instance_type"]),
