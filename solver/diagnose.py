@@ -396,35 +396,45 @@ def _bisect(
         column = "cost_usd_per_hour" if keys[-1] == "budget_usd_per_hour" else "total_cost_usd"
         hi = float(getattr(loose, column))
         return hi, loose
+
+    def solve_at(value: float) -> Any | None:
+        return _solve(_with(scenario, keys, value), options, plan_fn)
+
     if kind == "int":
-        hi = _count_used(loose, keys)
-        lo = int(current)
-        best = (hi, loose)
-        while hi - lo > 1 and time.perf_counter() < deadline:
-            mid = (lo + hi) // 2
-            result = _solve(_with(scenario, keys, mid), options, plan_fn)
-            if result is None:
-                lo = mid
-            else:
-                hi, best = mid, (mid, result)
-        return best
+        hi_int = _count_used(loose, keys)
+        return _narrow(int(current), hi_int, (hi_int, loose), solve_at, deadline, integer=True)
     # deadline: grow from the current value until feasible, then bisect
-    flo, fhi = float(current), float(current) * 2
-    result = _solve(_with(scenario, keys, min(fhi, MAX_DEADLINE_H)), options, plan_fn)
-    while result is None and fhi < MAX_DEADLINE_H and time.perf_counter() < deadline:
-        flo, fhi = fhi, min(fhi * 2, MAX_DEADLINE_H)
-        result = _solve(_with(scenario, keys, fhi), options, plan_fn)
+    lo, hi = float(current), min(float(current) * 2, MAX_DEADLINE_H)
+    result = solve_at(hi)
+    while result is None and hi < MAX_DEADLINE_H and time.perf_counter() < deadline:
+        lo, hi = hi, min(hi * 2, MAX_DEADLINE_H)
+        result = solve_at(hi)
     if result is None:
         return None
-    fbest: tuple[float, Any] = (fhi, result)
-    while (fhi - flo) / fhi > REL_TOL and time.perf_counter() < deadline:
-        fmid = (flo + fhi) / 2
-        trial = _solve(_with(scenario, keys, fmid), options, plan_fn)
+    return _narrow(lo, hi, (hi, result), solve_at, deadline, integer=False)
+
+
+def _narrow(
+    lo: float,
+    hi: float,
+    best: tuple[Any, Any],
+    solve_at: Callable[[float], Any | None],
+    deadline: float,
+    *,
+    integer: bool,
+) -> tuple[Any, Any]:
+    """Bisect between an infeasible ``lo`` and a feasible ``hi``; return (smallest feasible value, its plan).
+
+    Integers stop when ``hi - lo == 1`` (exact); continuous values at :data:`REL_TOL` relative precision.
+    """
+    while time.perf_counter() < deadline and ((hi - lo > 1) if integer else ((hi - lo) / hi > REL_TOL)):
+        mid = (lo + hi) // 2 if integer else (lo + hi) / 2
+        trial = solve_at(mid)
         if trial is None:
-            flo = fmid
+            lo = mid
         else:
-            fhi, fbest = fmid, (fmid, trial)
-    return fbest
+            hi, best = mid, (mid, trial)
+    return best
 
 
 def _count_used(result: Any, keys: tuple[str | int, ...]) -> int:
