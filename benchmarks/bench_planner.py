@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 from formulations.assemble import build  # noqa: E402
 from formulations.bigm import capacity_per_instance, count_upper_bound, offline_hours  # noqa: E402
 from solver.candidates import candidate_set, reduce_candidates  # noqa: E402
+from solver.models import get_model  # noqa: E402
 from solver.planner import solve_candidates  # noqa: E402
 from solver.scenario import load_scenario, scenario_from_dict  # noqa: E402
 from solver.specs import SolveOptions  # noqa: E402
@@ -42,8 +43,9 @@ def workload_classes(k: int) -> list[dict]:
     out = []
     for i in range(k):
         model = MODELS[i % len(MODELS)]
-        inp = [256, 512, 1024, 2048][i % 4]
         outp = [128, 256, 64][i % 3]
+        window = get_model(model).max_position_embeddings or 10**9
+        inp = min([256, 512, 1024, 2048][i % 4], window - outp)  # OPT's window is 2,048 tokens
         if i % 5 == 4:
             out.append(
                 {
@@ -212,7 +214,7 @@ def to_markdown(rows: list[dict], cmd: str) -> str:
         "`reduced`: after the exact presolve (SLO/memory filter and dominance, formulations/README.md); "
         "`vars`/`rows`: the MILP solved (`full_*`: the MILP on the unreduced table); `t_solve`: backend time "
         "(translation + solve) of stage one, summed over workloads when the min-cost model is solved by workload "
-        "(formulations/README.md, \"Solving by workload\"); `t_plan`: presolve + build + solve "
+        '(formulations/README.md, "Solving by workload"); `t_plan`: presolve + build + solve '
         "(after `t_candidates`, the enumeration and performance model); "
         "`+tie-break`: with the lexicographic tie-break stage. Brute force enumerates every count vector of "
         "the reduced table (`combos`); it runs only up to 2e6 combinations.\n\n"

@@ -5,17 +5,20 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from formulations.bigm import capacity_per_instance, offline_hours
+from formulations.bigm import batch_requests, capacity_per_instance, min_hours_per_instance, offline_hours
 from formulations.model import FleetModel
 from solver.specs import Scenario
 
 
 def add_demand(fm: FleetModel, cands: pd.DataFrame, scenario: Scenario) -> None:
-    """(8)-(11): online rate, offline work, deadline, whole billed hours.
+    """(8)-(11): online rate, offline work, deadline, least billed hours.
 
     (8) ``sum_{c in C_w} u · r_c · rho_c · n_c >= lambda_w`` for every online workload w;
-    (9) ``sum_{c in C_w} 3600 · theta_w · r_c · rho_c · h_c >= N_w`` for every offline workload w;
-    (10) ``h_c <= H_w · n_c`` and, billed per started hour, (11) ``h_c >= n_c`` with ``h_c`` integer.
+    (9) ``sum_{c in C_w} (3600 · theta_w · r_c · rho_c · h_c − b_c · rho_c · n_c) >= N_w`` for every offline
+    workload w (requests completed, not counting each instance's last, unfinished batch);
+    (10) ``h_c <= H_w · n_c`` and (11) ``h_c >= m_c · n_c`` with
+    ``m_c = max(MIN_BILLED_H, E2E_c / (3600 · theta_w))`` (every rented instance bills at least the billing
+    minimum and runs at least one whole batch); ``h_c`` is integer when billed per started hour.
 
     ``r_c = b_c / E2E_c`` is one replica's sustainable request rate (Little's law with ``b_c`` requests in
     flight), ``rho_c`` the replicas per instance, ``u`` the utilisation cap; ``H_w, theta_w`` come from
@@ -48,7 +51,16 @@ def add_demand(fm: FleetModel, cands: pd.DataFrame, scenario: Scenario) -> None:
     offline_pos = np.array([opos.get(nm, -1) for nm in names], dtype=np.int64)
     ogroup = offline_pos[code[off]]
     requests = np.array([wl[nm].requests or 0 for nm in offline_names], dtype=float)
-    fm.lm.add_grouped_rows("demand.offline_work", ogroup, len(offline_names), h, cap[off], lo=requests)
+    lost = batch_requests(cands)[off]
+    fm.lm.add_grouped_rows(
+        "demand.offline_work",
+        np.concatenate([ogroup, ogroup]),
+        len(offline_names),
+        np.concatenate([h, n[off]]),
+        np.concatenate([cap[off], -lost]),
+        lo=requests,
+    )
     fm.lm.add_diagonal_rows("demand.offline_hours", [(h, 1.0), (n[off], -hours)], hi=0.0)
-    if per_hour:
-        fm.lm.add_diagonal_rows("demand.offline_min_hours", [(h, 1.0), (n[off], -1.0)], lo=0.0)
+    if off.size:
+        least = min_hours_per_instance(cands, scenario)[off]
+        fm.lm.add_diagonal_rows("demand.offline_min_hours", [(h, 1.0), (n[off], -least)], lo=0.0)

@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from formulations.bigm import capacity_per_instance
+from formulations.bigm import billed_horizon_h, capacity_per_instance
 from formulations.linear import CompiledModel
 from formulations.model import FleetModel
 from solver.specs import Scenario
@@ -20,7 +20,7 @@ def objective_coefficients(fm: FleetModel, cands: pd.DataFrame, scenario: Scenar
     online = fm.is_online()
     price = fm.col("usd_per_hour").astype(float)
     if scenario.objective == "min_cost":
-        horizon = scenario.effective_horizon_h
+        horizon = billed_horizon_h(scenario)
         cols = np.concatenate([n[online], h.index])
         coefs = np.concatenate([price[online] * horizon, price[fm.offline_idx]])
         return cols, coefs
@@ -32,7 +32,8 @@ def objective_coefficients(fm: FleetModel, cands: pd.DataFrame, scenario: Scenar
 def add_objective(fm: FleetModel, cands: pd.DataFrame, scenario: Scenario) -> None:
     """(O1) minimum total cost or (O2) maximum output tokens/s.
 
-    (O1) ``min  sum_{c online} p_c · T · n_c + sum_{c offline} p_c · h_c`` (``T`` = effective horizon, h);
+    (O1) ``min  sum_{c online} p_c · T_b · n_c + sum_{c offline} p_c · h_c`` (``T_b`` = billed horizon: the
+    effective horizon ``T`` in hours, ``ceil(T)`` when billed per started hour);
     (O2) ``max  sum_{c online} u · r_c · rho_c · o_w · n_c`` (output tokens/s at the utilisation cap).
     """
     cols, coefs = objective_coefficients(fm, cands, scenario)

@@ -7,6 +7,11 @@ adds offload fractions). The MILP then sees constants only (``formulations/READM
 Per candidate ``c``: ``replicas`` (``rho_c``) = floor(GPUs / tp) model copies per instance (1 on a GPU
 slice); ``rate_rps`` (``r_c``) = ``batch_size / e2e_s``, one replica's sustainable request rate (Little's
 law with ``batch_size`` requests in flight); offline work per instance-hour = 3600 · rho_c · r_c.
+
+Batching (:func:`batching_mode`): online workloads are served with continuous batching at concurrency ``b``
+(vLLM, TGI, TensorRT-LLM and the generic profile all serve online traffic that way), so their TTFT, TPOT,
+end-to-end time and rate come from ``predict_frame(..., batching="continuous")``; offline workloads, and
+every workload on FlexGen (a static-batch offline runtime), use static batches.
 """
 
 from __future__ import annotations
@@ -16,10 +21,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from formulations.bigm import worked_seconds
 from solver.calibration import CalibrationProfile, load_profile
 from solver.catalog import Catalog, load_catalog
+from solver.memory import tp_shardable
 from solver.models import get_model
-from solver.specs import Scenario, Workload
+from solver.scenario import check_references
+from solver.specs import ModelSpec, Scenario, Workload
 
 SLO_CHECKS: tuple[tuple[str, str, str], ...] = (
     ("ttft_ms", "ttft_ms", "<="),
@@ -30,6 +38,21 @@ SLO_CHECKS: tuple[tuple[str, str, str], ...] = (
 """(SLO field, candidate column, sense) of every latency SLO, in the order of constraints (4)-(7)."""
 
 OFFLOAD_TOL = 1e-12
+
+CONTINUOUS_BATCHING_ENGINES: tuple[str, ...] = ("vllm", "tgi", "trtllm", "generic")
+"""Engines that serve online traffic with continuous batching (FlexGen runs static batches only)."""
+
+TP_DEGREES: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
+"""TP degrees enumerated: powers of two (an instance's GPU count must be a multiple)."""
+
+DROP_REASONS: dict[str, str] = {
+    "price_cap": "raise limits.max_price_usd_per_hour",
+    "tp_degrees": "add degrees to search.tp_degrees (or remove it)",
+    "tp_heads": "use instances whose GPU count allows a TP degree that shards the model",
+    "memory": "allow larger instances, regions or markets, or a smaller dtype",
+    "deadline": "extend the workload's deadline_h (one static batch must end before it)",
+}
+"""Reasons a candidate is removed before the MILP, and what would bring it back (SLO reasons: relax the SLO)."""
 
 
 @dataclass(frozen=True)
@@ -42,8 +65,9 @@ class CandidateSet:
         One row per candidate (columns: :data:`formulations.CANDIDATE_COLUMNS` and more).
     dropped
         Per workload, rows removed per reason: ``price_cap`` (instance dearer than
-        ``limits.max_price_usd_per_hour``), ``tp_heads`` (TP degree does not divide the attention heads),
-        ``memory`` (no offload fraction in [0, 1] fits GPU and host memory).
+        ``limits.max_price_usd_per_hour``), ``tp_heads`` (the TP degree does not shard the model,
+        :func:`solver.memory.tp_shardable`), ``tp_degrees`` (a degree that shards the model but is not in
+        ``search.tp_degrees``), ``memory`` (no offload fraction in [0, 1] fits GPU and host memory).
     considered
         Per workload, rows enumerated before any filter.
     """
@@ -73,7 +97,7 @@ def tp_options(gpu_count: np.ndarray, wanted: list[int] | None) -> list[np.ndarr
             degrees = [1]
         else:
             gi = round(g)
-            degrees = [t for t in (1, 2, 4, 8, 16, 32, 64) if t <= gi and gi % t == 0]
+            degrees = [t for t in TP_DEGREES if t <= gi and gi % t == 0]
         if wanted is not None:
             degrees = [t for t in degrees if t in wanted]
         per_count[g] = np.array(degrees, dtype=np.int64)
@@ -93,13 +117,25 @@ def _grid(off: pd.DataFrame, tps: list[np.ndarray], batches: list[int]) -> pd.Da
     return grid
 
 
-def _predict(frame: pd.DataFrame, w: Workload, scenario: Scenario) -> pd.DataFrame:
-    """Run the performance model on ``frame`` for workload ``w``."""
+def batching_mode(workload: Workload, engine: str) -> str:
+    """Return the batching ``predict_frame`` models for ``workload`` on ``engine``: continuous or static.
+
+    Online workloads on an engine of :data:`CONTINUOUS_BATCHING_ENGINES` are served with continuous batching
+    (their TTFT includes the interleaving with the other requests' decode steps, not the wait to fill a static
+    batch); offline workloads, and everything on FlexGen, run static batches.
+    """
+    return "continuous" if workload.kind == "online" and engine in CONTINUOUS_BATCHING_ENGINES else "static"
+
+
+def _predict(
+    frame: pd.DataFrame, w: Workload, scenario: Scenario, field: str = "workloads.model", model: ModelSpec | None = None
+) -> pd.DataFrame:
+    """Run the performance model on ``frame`` for workload ``w`` in its batching mode."""
     from solver.performance import predict_frame
 
     return predict_frame(
         frame,
-        get_model(w.model, field="workloads.model"),
+        model if model is not None else get_model(w.model, field=field),
         input_tokens=w.input_tokens,
         output_tokens=w.output_tokens,
         dtype=w.dtype,
@@ -107,6 +143,7 @@ def _predict(frame: pd.DataFrame, w: Workload, scenario: Scenario) -> pd.DataFra
         engine=scenario.engine,
         offload_mode=scenario.offload_mode,
         profile=_profile(scenario),
+        batching=batching_mode(w, scenario.engine),
     )
 
 
@@ -117,27 +154,33 @@ def _profile(scenario: Scenario) -> CalibrationProfile | None:
     return load_profile(scenario.profile)
 
 
-def workload_candidates(w: Workload, off: pd.DataFrame, scenario: Scenario) -> tuple[pd.DataFrame, dict[str, int], int]:
-    """Candidates of one workload: (table, rows dropped per reason, rows considered)."""
-    model = get_model(w.model, field="workloads.model")
+def workload_candidates(
+    w: Workload, off: pd.DataFrame, scenario: Scenario, index: int = 0
+) -> tuple[pd.DataFrame, dict[str, int], int]:
+    """Candidates of workload ``index`` (``w``): (table, rows dropped per reason, rows considered)."""
+    field = f"workloads.{index}.model"
+    model = get_model(w.model, field=field)
     batches = sorted(set(w.batch_sizes or scenario.search.batch_sizes))
-    tps = tp_options(off["gpu_count"].to_numpy(dtype=float), scenario.search.tp_degrees)
+    tps = tp_options(off["gpu_count"].to_numpy(dtype=float), None)
     grid = _grid(off, tps, batches)
     considered = len(grid)
-    dropped = {"price_cap": 0, "tp_heads": 0, "memory": 0}
+    dropped = {"price_cap": 0, "tp_heads": 0, "tp_degrees": 0, "memory": 0}
     cap = scenario.limits.max_price_usd_per_hour
     if cap is not None:
         keep = grid["usd_per_hour"].to_numpy(dtype=float) <= cap
         dropped["price_cap"] = int((~keep).sum())
         grid = grid[keep].reset_index(drop=True)
-    heads_ok = (model.num_attention_heads % grid["tp"].to_numpy() == 0) & (
-        (model.num_kv_heads % grid["tp"].to_numpy() == 0) | (grid["tp"].to_numpy() % model.num_kv_heads == 0)
-    )
+    heads_ok = tp_shardable(model, grid["tp"].to_numpy(dtype=np.int64))
     dropped["tp_heads"] = int((~heads_ok).sum())
     grid = grid[heads_ok].reset_index(drop=True)
+    wanted = scenario.search.tp_degrees
+    if wanted is not None:
+        listed = np.isin(grid["tp"].to_numpy(dtype=np.int64), np.asarray(list(wanted), dtype=np.int64))
+        dropped["tp_degrees"] = int((~listed).sum())
+        grid = grid[listed].reset_index(drop=True)
     if grid.empty:
         return grid, dropped, considered
-    first = _predict(grid.assign(offload_fraction=np.nan), w, scenario)
+    first = _predict(grid.assign(offload_fraction=np.nan), w, scenario, model=model)
     fits = first["fits"].to_numpy(dtype=bool)
     dropped["memory"] = int((~fits).sum())
     first = first[fits].reset_index(drop=True)
@@ -152,7 +195,7 @@ def workload_candidates(w: Workload, off: pd.DataFrame, scenario: Scenario) -> t
             if sel.any():
                 parts.append(base[sel].assign(offload_fraction=float(g)))
         if parts:
-            frames.append(_predict(pd.concat(parts, ignore_index=True), w, scenario))
+            frames.append(_predict(pd.concat(parts, ignore_index=True), w, scenario, model=model))
     table = pd.concat(frames, ignore_index=True)
     gpu_count = table["gpu_count"].to_numpy(dtype=float)
     tp = table["tp"].to_numpy(dtype=float)
@@ -177,11 +220,19 @@ def candidate_set(scenario: Scenario, catalog: Catalog | None = None) -> Candida
     -------
     CandidateSet
         The candidate table and the per-reason counts of rows dropped before the MILP.
+
+    Raises
+    ------
+    InputError
+        From :func:`solver.scenario.check_references` (unknown model, engine or quota key, a context window
+        overflow; checked when no ``catalog`` is passed, since those checks read ``scenario.catalog``).
     """
+    if catalog is None:
+        check_references(scenario)
     off = offers(scenario, catalog)
     frames, dropped, considered = [], {}, {}
-    for w in scenario.workloads:
-        table, drop, n = workload_candidates(w, off, scenario)
+    for i, w in enumerate(scenario.workloads):
+        table, drop, n = workload_candidates(w, off, scenario, i)
         frames.append(table)
         dropped[w.name] = drop
         considered[w.name] = n
@@ -196,9 +247,11 @@ def build_candidates(scenario: Scenario, catalog: Catalog | None = None) -> pd.D
 
 # ---- exact presolve ----------------------------------------------------------------------------------
 def violations(cands: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:
-    """Per candidate and check (memory, price cap, each SLO), True where the candidate breaks it.
+    """Per candidate and check (memory, price cap, each SLO, offline batch time), True where it breaks.
 
-    These are the candidates whose ``y_c`` constraints (2)-(7) and (12) fix ``y_c = 0``.
+    These are the candidates whose ``y_c`` constraints (2)-(7), (7a) and (12) fix ``y_c = 0``. Column
+    ``deadline`` (7a): an offline candidate whose static batch takes longer (``e2e_s``) than one instance can
+    work before the deadline, ``3600 · theta_w · H_w`` seconds (:func:`formulations.bigm.worked_seconds`).
     """
     wl = {w.name: w for w in scenario.workloads}
     code, uniques = pd.factorize(cands["workload"], use_na_sentinel=False)
@@ -218,6 +271,13 @@ def violations(cands: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:
         with np.errstate(invalid="ignore"):
             bad = value > limit if sense == "<=" else value < limit
         out[f"slo.{slo_field}"] = np.isfinite(limit) & (bad | ~np.isfinite(value))
+    window = np.array(
+        [worked_seconds(scenario, wl[n]) if wl[n].kind == "offline" else np.inf for n in uniques], dtype=float
+    )
+    limit = window[code] if len(uniques) else np.zeros(0)
+    e2e = cands["e2e_s"].to_numpy(dtype=float)
+    with np.errstate(invalid="ignore"):
+        out["deadline"] = np.isfinite(limit) & ~(e2e <= limit * (1 + 1e-12))
     return out
 
 
@@ -228,12 +288,16 @@ DOMINANCE_KEY = ("workload", "instance_type", "family", "region", "market", "usd
 def reduce_candidates(cands: pd.DataFrame, scenario: Scenario) -> tuple[pd.DataFrame, dict[str, dict[str, int]]]:
     """Exact presolve: drop candidates fixed to zero and candidates dominated by a larger one.
 
-    1. A candidate that breaks memory, the price cap or an SLO has ``y_c = 0`` (rows 2-7, 12), so
+    1. A candidate that breaks memory, the price cap, an SLO or its offline batch time has ``y_c = 0``
+       (rows 2-7, 7a, 12), so
        ``n_c = h_c = 0``: removing it changes no feasible plan.
-    2. Among candidates of one workload with the same instance type, region, market and price, the one with
-       the largest capacity per instance ``rho_c · r_c`` dominates: moving the counts of any other onto it
-       keeps every limit row (same type, family, region, price), keeps cost, and weakly raises demand
-       coverage and throughput. Ties go to the smaller TP degree, batch and offload fraction.
+    2. Among candidates of one workload with the same instance type, region, market and price, a candidate
+       ``d`` dominates ``c`` when its capacity per instance ``rho · r`` is at least ``c``'s and, offline, its
+       batch ``b · rho`` (the requests row 9 does not count per instance) is at most ``c``'s — then its
+       one-batch time and least hours (7a, 11) are no larger either: moving the counts (and hours) of ``c``
+       onto ``d`` keeps every limit row (same type, family, region, price), keeps cost, and weakly raises
+       demand coverage and throughput. Online that keeps the largest capacity only; offline the Pareto front.
+       Ties go to the smaller TP degree, batch and offload fraction.
 
     Returns
     -------
@@ -256,7 +320,10 @@ def reduce_candidates(cands: pd.DataFrame, scenario: Scenario) -> tuple[pd.DataF
         counts = {col: int(per_check[k, j + 1]) for j, col in enumerate(bad.columns)}
         removed[str(wname)] = {key: v for key, v in counts.items() if v}
     kept = np.flatnonzero(~any_bad)
-    best = kept[_dominance_winners(cands, kept)]
+    kinds = np.array([w.kind == "offline" for w in scenario.workloads], dtype=bool)
+    pos = {w.name: i for i, w in enumerate(scenario.workloads)}
+    is_off = kinds[np.array([pos[str(u)] for u in uniques], dtype=np.int64)][code] if n_w else np.zeros(0, dtype=bool)
+    best = kept[_dominance_winners(cands, kept, is_off[kept])]
     n_kept = np.bincount(code[kept], minlength=n_w)
     n_best = np.bincount(code[best], minlength=n_w)
     for d in np.flatnonzero(n_kept - n_best):
@@ -264,12 +331,14 @@ def reduce_candidates(cands: pd.DataFrame, scenario: Scenario) -> tuple[pd.DataF
     return cands.iloc[np.sort(best)], removed
 
 
-def _dominance_winners(cands: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
-    """Positions (in ``rows``) of the first row per :data:`DOMINANCE_KEY` group, largest capacity first.
+def _dominance_winners(cands: pd.DataFrame, rows: np.ndarray, offline: np.ndarray) -> np.ndarray:
+    """Positions (in ``rows``) of the rows no other row of their :data:`DOMINANCE_KEY` group dominates.
 
-    Same order as a stable sort of ``cands.iloc[rows]`` by ``(*DOMINANCE_KEY, -capacity, tp, batch_size,
-    offload_fraction)``: integer group codes from ``pandas.factorize`` and one ``numpy.lexsort`` instead of a
-    sort on string columns.
+    Rows are sorted stably by ``(*DOMINANCE_KEY, -capacity, lost, tp, batch_size, offload_fraction)``
+    (integer group codes from ``pandas.factorize`` and one ``numpy.lexsort`` instead of a sort on string
+    columns), with ``lost = b·rho`` on offline rows (``offline``, a mask over ``rows``) and 0 online. A row is
+    kept when its ``lost`` is below that of every row before it in its group: online, only the first row
+    (largest capacity); offline, the Pareto front of (capacity up, lost down).
     """
     m = rows.size
     if m == 0:
@@ -285,10 +354,14 @@ def _dominance_winners(cands: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
         group, _ = pd.factorize(group * len(uniq) + codes.astype(np.int64))
         group = group.astype(np.int64)
     capacity = col("rate_rps").astype(float) * col("replicas").astype(float)
+    lost = np.where(offline, col("batch_size").astype(float) * col("replicas").astype(float), 0.0)
     order = np.lexsort(
-        (np.arange(m), col("offload_fraction").astype(float), col("batch_size"), col("tp"), -capacity, group)
+        (np.arange(m), col("offload_fraction").astype(float), col("batch_size"), col("tp"), lost, -capacity, group)
     )
     g = group[order]
+    ls = lost[order]
+    before = pd.Series(ls).groupby(g).cummin().shift(1).to_numpy(dtype=float, copy=True)
     head = np.ones(m, dtype=bool)
     head[1:] = g[1:] != g[:-1]
-    return order[head]
+    before[head] = np.inf
+    return order[ls < before]

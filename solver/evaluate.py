@@ -2,7 +2,14 @@
 
 :func:`evaluate` does not trust the numbers stored in the plan: it looks each fleet row's hardware and price
 up in the catalog again and re-runs :func:`solver.performance.predict_frame` at the row's (tp, batch,
-offload fraction). A returned plan that breaks anything here is a planner bug.
+offload fraction), in the workload's batching mode (:func:`solver.candidates.batching_mode`: continuous
+for online workloads on serving engines, static otherwise). Offline rows are checked with the rules of
+``formulations/README.md``: one static batch must end within the time an instance can work
+(``e2e_s <= 3600 · theta_w · H_w``), the requests completed are counted without each instance's last,
+unfinished batch, and every rented instance bills at least the billing minimum and one whole batch, with no
+more instances than its hours need (``count <= ceil(instance_hours / H_w)``, except on types with a
+``min_instances`` floor, whose extra instances are billed by the previous rule). A returned plan that breaks
+anything here is a planner bug.
 """
 
 from __future__ import annotations
@@ -13,9 +20,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from formulations.bigm import offline_hours
-from solver.candidates import SLO_CHECKS, _predict, offers
+from formulations.bigm import MIN_BILLED_H, offline_hours
+from solver.candidates import SLO_CHECKS, _profile, batching_mode, offers
 from solver.catalog import Catalog
+from solver.models import get_model
+from solver.performance import predict_frame
 from solver.plan import Plan
 from solver.specs import Scenario
 
@@ -117,6 +126,12 @@ def evaluate(
             broken = _exceeds(value, limit) if sense == "<=" else _exceeds(-value, -limit)
             if broken:
                 out.append(Violation(f"slo.{field}", where, value, limit))
+        w = wl[r["workload"]]
+        if w.kind == "offline":
+            big_h, theta = offline_hours(scenario, w)
+            window = 3600.0 * theta * big_h
+            if _exceeds(float(r["e2e_s"]), window):
+                out.append(Violation("deadline.batch (e2e_s of one static batch)", where, float(r["e2e_s"]), window))
     out.extend(_demand(rows, scenario))
     out.extend(_limits(rows, scenario))
     return Evaluation(tuple(out))
@@ -139,7 +154,20 @@ def _exact_rows(
         wl = {w.name: w for w in scenario.workloads}
         for name, part in hw.groupby("workload", sort=False):
             known = part["gpu"].notna()
-            predicted = _predict(part[known].drop(columns=["workload"]), wl[str(name)], scenario)
+            w = wl[str(name)]
+            index = [x.name for x in scenario.workloads].index(w.name)
+            predicted = predict_frame(
+                part[known].drop(columns=["workload"]),
+                get_model(w.model, field=f"workloads.{index}.model"),
+                input_tokens=w.input_tokens,
+                output_tokens=w.output_tokens,
+                dtype=w.dtype,
+                kv_dtype=w.kv_dtype,
+                engine=scenario.engine,
+                offload_mode=scenario.offload_mode,
+                profile=_profile(scenario),
+                batching=batching_mode(w, scenario.engine),
+            )
             predicted.insert(0, "workload", name)
             parts.append(pd.concat([predicted, part[~known]], ignore_index=False))
         merged = pd.concat(parts).sort_index()
@@ -168,17 +196,31 @@ def _demand(rows: pd.DataFrame, scenario: Scenario) -> list[Violation]:
         big_h, theta = offline_hours(scenario, w)
         hours = part["instance_hours"].to_numpy(dtype=float)
         counts = part["count"].to_numpy(dtype=float)
-        work = float((3600.0 * theta * rate * hours).sum())
+        batch = (part["batch_size"] * part["replicas"]).to_numpy(dtype=float)
+        e2e = part["e2e_s"].to_numpy(dtype=float)
+        # completed requests: every instance's last, unfinished batch is not counted
+        work = float((3600.0 * theta * rate * hours - batch * counts).sum())
         if _exceeds(float(w.requests or 0), work):
             out.append(Violation("demand.offline_work (requests)", w.name, work, float(w.requests or 0)))
+        least = np.maximum(MIN_BILLED_H[scenario.billing], e2e / (3600.0 * theta))
+        types = part["instance_type"].to_numpy()
+        floors = {k for k, v in scenario.limits.min_instances.items() if v > 0}
         for k in range(len(part)):
             if _exceeds(hours[k], big_h * counts[k]):
                 out.append(Violation("demand.offline_hours (deadline)", w.name, hours[k], big_h * counts[k]))
-            if scenario.billing == "per_hour":
-                if abs(hours[k] - round(hours[k])) > 1e-6:
-                    out.append(Violation("billing.per_hour (whole hours)", w.name, hours[k], round(hours[k])))
-                if _exceeds(counts[k], hours[k]):
-                    out.append(Violation("demand.offline_min_hours", w.name, hours[k], counts[k]))
+            if counts[k] > 0 and not hours[k] > 0:
+                out.append(Violation("demand.offline_idle (instances without hours)", w.name, hours[k], counts[k]))
+            needed = math.ceil(hours[k] / big_h - 1e-9) if hours[k] > 0 else 0
+            if counts[k] > needed and types[k] not in floors:  # a min_instances floor may need more (billed)
+                out.append(Violation("demand.offline_count (more than ceil(hours / H))", w.name, counts[k], needed))
+            if _exceeds(least[k] * counts[k], hours[k]):
+                out.append(
+                    Violation(
+                        "demand.offline_min_hours (billing minimum, one batch)", w.name, hours[k], least[k] * counts[k]
+                    )
+                )
+            if scenario.billing == "per_hour" and abs(hours[k] - round(hours[k])) > 1e-6:
+                out.append(Violation("billing.per_hour (whole hours)", w.name, hours[k], round(hours[k])))
     return out
 
 

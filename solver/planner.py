@@ -4,9 +4,15 @@ Ties between plans of equal primary objective are broken deterministically by a 
 stage (``formulations/README.md``, "Tie-break"): the primary objective is held within 1e-9 (relative) of
 stage one's value and ``sum_c w_c · (n_c + h_c)`` is minimised with ``w_c = 1 + (k_c / (m + 1))²``, ``k_c``
 being the candidate's position among ``m`` in a fixed order (price, instance type, region, market, workload,
-tp, batch, offload): fewer instances first, then earlier candidates. The same input then gives the same plan
-on every backend whenever stage one proves optimality, except for plans that tie on this weighted sum too
-(or differ by less than the solver's tolerances: on very large tables the weights get close).
+tp, batch, offload). The weights lie in (1, 2] and grow along that order, so what the stage guarantees is the
+least weighted sum: among equal-cost plans it prefers earlier candidates at equal totals ``sum (n_c + h_c)``,
+and a plan whose total is less than half another's always wins; it does *not* guarantee fewer instances in
+general (three instances of an early candidate can beat two of a late one). The same input then gives the
+same plan on every backend whenever stage one proves optimality, except for plans that tie on this weighted
+sum too (or differ by less than the solver's tolerances: on very large tables the weights get close).
+
+Offline instance counts carry no cost of their own, so every returned plan has each offline count lowered to
+``ceil(h_c / H_w)``, the fewest its hours need, wherever no row gets worse (``_trim_offline_counts``).
 
 Min-cost models with several workloads are first solved one workload at a time (both stages); the result
 is kept only when it is provably a plan of the whole model (``formulations/README.md``, "Solving by
@@ -24,13 +30,13 @@ import numpy as np
 import pandas as pd
 
 from formulations.assemble import build
-from formulations.bigm import capacity_per_instance, offline_hours
+from formulations.bigm import billed_horizon_h, capacity_per_instance, offline_hours
 from formulations.linear import CompiledModel, ModelBlock
 from formulations.model import FleetModel
 from formulations.objective import TIE_BREAK_REL_TOL, lexicographic_stage
 from solver.backends import Backend, SolveResult, get_backend
 from solver.backends.base import relative_gap
-from solver.candidates import CandidateSet, candidate_set, reduce_candidates
+from solver.candidates import DROP_REASONS, CandidateSet, candidate_set, reduce_candidates
 from solver.catalog import Catalog
 from solver.errors import InfeasibleError, SolverError, SolverLimitError
 from solver.plan import FleetRow, Plan
@@ -147,6 +153,7 @@ def solve_candidates(
             seconds += second.solve_seconds
             if second.x is not None and second.status in ("optimal", "feasible"):
                 x = second.x
+    x = _trim_offline_counts(fm, compiled, x)
     return _make_plan(fm, compiled, x, result, seconds, len(cands))
 
 
@@ -204,12 +211,8 @@ def _solve_by_workload(
             return None, seconds
         x[blk.cols] = r.x
         bounds.append(min(r.bound, r.objective) if math.isfinite(r.bound) else r.objective)
-    local = np.concatenate([blk.rows for blk in blocks])
-    trimmed = _trim_offline_counts(fm, compiled, x)
-    no_worse = np.all(compiled.row_violation(trimmed, local) <= compiled.row_violation(x, local) + 1e-12)
-    if no_worse and compiled.rows_hold(trimmed, coupling, FEASIBILITY_TOL):
-        x = trimmed
-    elif not compiled.rows_hold(x, coupling, FEASIBILITY_TOL):
+    x = _trim_offline_counts(fm, compiled, x)
+    if not compiled.rows_hold(x, coupling, FEASIBILITY_TOL):
         return None, seconds
     value = float(compiled.objective @ x)
     bound = float(sum(bounds))
@@ -241,7 +244,11 @@ def _solve_by_workload(
 
 
 def _trim_offline_counts(fm: FleetModel, compiled: CompiledModel, x: np.ndarray) -> np.ndarray:
-    """Return ``x`` with each offline count lowered to ``ceil(h_c / H_w)``, the fewest its hours need (row 10)."""
+    """Return ``x`` with offline counts lowered to ``ceil(h_c / H_w)`` where no row of the model gets worse.
+
+    Lowering ``n_c`` keeps the cost and every row but a ``min_instances`` floor: all offline counts are
+    trimmed when that keeps every row's violation; else only those of types without a floor; else none.
+    """
     off = fm.offline_idx
     if off.size == 0:
         return x
@@ -253,9 +260,19 @@ def _trim_offline_counts(fm: FleetModel, compiled: CompiledModel, x: np.ndarray)
     h = x[fm.family("h").index]
     with np.errstate(divide="ignore", invalid="ignore"):
         need = np.where(hours > 0, np.ceil(np.maximum(h, 0.0) / hours - 1e-9), x[n_idx])
-    out = x.copy()
-    out[n_idx] = np.minimum(x[n_idx], np.maximum(need, compiled.lb[n_idx]))
-    return out
+    target = np.minimum(x[n_idx], np.maximum(need, compiled.lb[n_idx]))
+    if np.array_equal(target, x[n_idx]):
+        return x
+    rows = np.arange(compiled.n_rows)
+    before = compiled.row_violation(x, rows)
+    floors = set(fm.scenario.limits.min_instances)
+    no_floor = ~np.isin(fm.cands["instance_type"].to_numpy()[off], list(floors))
+    for mask in (np.ones(off.size, dtype=bool), no_floor):
+        out = x.copy()
+        out[n_idx[mask]] = target[mask]
+        if np.all(compiled.row_violation(out, rows) <= before + 1e-12):
+            return out
+    return x
 
 
 def _tie_ranks(fm: FleetModel, compiled: CompiledModel) -> np.ndarray:
@@ -287,11 +304,16 @@ def _check_coverage(
         for k, v in removed.get(w.name, {}).items():
             counts[k] = counts.get(k, 0) + v
         considered = info.considered.get(w.name) if info is not None else None
-        what = ", ".join(f"{v} by {k}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
+        what = ", ".join(f"{v} by {_reason_name(k)}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
         total = f"all {considered} candidate configurations" if considered is not None else "every candidate"
+        fixes = [DROP_REASONS[k] for k in counts if k in DROP_REASONS]
+        if any(k.startswith("slo.") for k in counts):
+            fixes.insert(0, "relax the SLO that removes most")
+        if counts.get("tp_degrees"):  # the listed degrees left nothing: name the field first
+            fixes.insert(0, fixes.pop(fixes.index(DROP_REASONS["tp_degrees"])))
+        hint = "; ".join(dict.fromkeys(fixes)) or "allow more instance types, regions or markets"
         raise InfeasibleError(
-            f"workload {w.name!r}: {total} were removed ({what or 'no instance offered'}); "
-            "to fix: relax the SLO that removes most, allow larger instances, regions or markets",
+            f"workload {w.name!r}: {total} were removed ({what or 'no instance offered'}); to fix: {hint}",
             diagnosis={"workload": w.name, "removed": counts, "considered": considered},
         )
     have = set(table["instance_type"]) if not table.empty else set()
@@ -302,6 +324,11 @@ def _check_coverage(
                 "meets the SLOs and memory of any workload",
                 diagnosis={"min_instances": itype},
             )
+
+
+def _reason_name(key: str) -> str:
+    """How a removal reason is named in messages (the scenario field where there is one)."""
+    return "search.tp_degrees" if key == "tp_degrees" else key
 
 
 def _raise_for(result: SolveResult, scenario: Scenario) -> NoReturn:
@@ -353,6 +380,7 @@ def _make_plan(
     cap = capacity_per_instance(cands, scenario)
     full = cands["rate_rps"].to_numpy(dtype=float) * cands["replicas"].to_numpy(dtype=float)
     horizon = scenario.effective_horizon_h
+    billed = billed_horizon_h(scenario)
     names = cands["workload"].to_numpy()
     # workload utilisation: demand over the full capacity of its rows
     util: dict[str, float] = {}
@@ -416,7 +444,7 @@ def _make_plan(
                 capacity_rps=float(full[i] * n[i]),
                 output_tokens_per_s=float(full[i] * n[i] * w.output_tokens),
                 instance_hours=hours,
-                cost_usd=price * n[i] * horizon if online else price * hours,
+                cost_usd=price * n[i] * billed if online else price * hours,
             )
         )
     per_hour = float(sum(r.usd_per_hour * r.count for r in fleet))

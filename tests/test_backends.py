@@ -30,12 +30,14 @@ def golden():
             scenario([{"name": "w", "rate_rps": 10, "slo": {"tpot_ms": 5}}]),
             7.0,
         ),
-        # offline per second: 36000 requests, 3600 req per instance-hour at $2 -> 10 h -> $20
+        # offline per second: 36000 requests, 3600 req per instance-hour at $2. Within the 2 h deadline an
+        # instance does 7200 requests less its last unfinished batch of 8 (row 9): 5 instances carry 35960 <
+        # 36000, so 6 are needed and 3600 h - 8 * 6 >= 36000 -> h = 10 + 48/3600 -> $2 h = 20.02667
         (
             "offline_per_second",
             table({"kind": "offline", "usd_per_hour": 2.0, "rate_rps": 1.0}),
             scenario([{"name": "w", "requests": 36000, "deadline_h": 2}]),
-            20.0,
+            2.0 * (10 + 6 * 8 / 3600),
         ),
         # per started hour: 12600 requests = 3.5 instance-hours -> 4 billed hours at $2 -> $8
         (
@@ -53,7 +55,8 @@ def golden():
             6.0,
         ),
         # online horizon = offline deadline 4 h: online 2 a.x (3.2 >= 3) * $1 * 4 h = 8; offline 7200 req at
-        # 7200 req/h on b.x = 1 h * $3 = 3 -> 11
+        # 7200 req/h on b.x, one instance losing its last batch of 8: 7200 h - 8 >= 7200 -> h = 1 + 8/7200,
+        # $3 h -> 8 + 3 (1 + 8/7200) = 11.00333
         (
             "mixed_horizon",
             table(
@@ -61,7 +64,7 @@ def golden():
                 {"workload": "off", "kind": "offline", "instance_type": "b.x", "usd_per_hour": 3.0, "rate_rps": 2.0},
             ),
             scenario([{"name": "on", "rate_rps": 3}, {"name": "off", "requests": 7200, "deadline_h": 4}]),
-            11.0,
+            8 + 3 * (1 + 8 / 7200),
         ),
         # max throughput, $7/h: 2 b (1280 tok/s) + 1 a (160) = 1440 tokens/s
         ("max_throughput", two, scenario(objective="max_throughput", limits={"budget_usd_per_hour": 7}), 1440.0),

@@ -87,3 +87,35 @@ def test_example_scenarios_solve(capsys, name):
     code, out, _ = run(["plan", "--json", str(data_path("scenarios", f"{name}.yaml"))], capsys)
     assert code in (0, None)
     assert json.loads(out)["status"] == "optimal"
+
+
+WL = "  - {name: a, model: llama-3.1-8b, input_tokens: 512, output_tokens: 128, rate_rps: 1}\n"
+
+
+def test_plan_unknown_model_in_second_workload_exits_2_naming_it(capsys, tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "regions: [us-east-1]\nworkloads:\n" + WL + "  - {name: b, model: llama-3.1-8bb, input_tokens: 512,"
+        " output_tokens: 128, rate_rps: 1}\n"
+    )
+    code, _, err = run(["plan", str(path)], capsys)
+    assert code == 2 and "workloads.1.model" in err and "Traceback" not in err
+
+
+def test_plan_context_overflow_exits_2(capsys, tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "regions: [us-east-1]\nworkloads:\n" + WL + "  - {name: b, model: llama-3.1-8b, input_tokens: 200000,"
+        " output_tokens: 128, rate_rps: 1}\n"
+    )
+    code, _, err = run(["plan", str(path)], capsys)
+    assert code == 2 and "workloads.1.input_tokens" in err
+
+
+def test_plan_tp_degrees_that_fit_nothing_exit_3_naming_the_field(capsys, tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "regions: [us-east-1]\ninstances: [g5.xlarge, g6.xlarge]\nsearch: {tp_degrees: [4]}\nworkloads:\n" + WL
+    )
+    code, _, err = run(["plan", str(path)], capsys)
+    assert code == 3 and "search.tp_degrees" in err

@@ -1,6 +1,8 @@
 """Structural tests of each constraint family on a two-candidate instance."""
 
 import ast
+import dataclasses
+import math
 import pathlib
 
 import numpy as np
@@ -9,6 +11,8 @@ from planner_tables import scenario, table
 
 from formulations.assemble import build
 from formulations.bigm import count_upper_bound
+from solver.errors import InfeasibleError, InputError
+from solver.evaluate import evaluate
 from solver.planner import solve_candidates
 from solver.specs import SolveOptions
 
@@ -99,11 +103,83 @@ def test_offline_rows(billing):
     fm = build(two(), s)
     assert fm.h.size == 2 and fm.h.integer == (billing == "per_hour")
     work = block(fm, "demand.offline_work")
-    assert list(work.lo) == [36000] and list(work.coef) == [3600 * 2.0, 3600 * 8.0]
+    # (9): 3600·θ·r·ρ on h, minus one batch b·ρ per instance on n
+    assert list(work.lo) == [36000] and list(work.coef) == [3600 * 2.0, 3600 * 8.0, -8.0, -8.0]
     hours = block(fm, "demand.offline_hours")
     expected_h = 2.5 if billing == "per_second" else 2.0
     assert sorted(hours.coef) == [-expected_h, -expected_h, 1, 1]
-    assert ("demand.offline_min_hours" in fm.lm.blocks) == (billing == "per_hour")
+    # (11) on both billings: h >= max(billing minimum, e2e / 3600) · n (e2e = 4 s)
+    least = block(fm, "demand.offline_min_hours")
+    m = 60 / 3600 if billing == "per_second" else 1.0
+    assert sorted(least.coef) == pytest.approx([-m, -m, 1, 1]) and list(least.lo) == [0, 0]
+    batch = block(fm, "latency.offline_batch")  # (7a): e2e of one batch within the worked time
+    assert list(batch.coef) == [4.0, 4.0] and list(batch.hi) == [3600 * expected_h] * 2
+
+
+def test_offline_min_instances_are_billed():
+    """Defect: offline counts cost nothing, so min_instances was met by idle, free instances (count 3, 0 h)."""
+    t = table({"kind": "offline", "usd_per_hour": 2.0, "rate_rps": 1.0})
+    s = scenario([{"name": "w", "requests": 100, "deadline_h": 2}], limits={"min_instances": {"a.x": 3}})
+    plan = solve_candidates(t, s, OPTS)
+    (row,) = plan.fleet
+    assert row.count == 3
+    assert row.instance_hours >= 3 / 60 - 1e-9 and plan.total_cost_usd >= 3 * 2.0 / 60 - 1e-9
+    assert evaluate(plan, s, performance=t).ok
+    idle = dataclasses.replace(plan, fleet=(dataclasses.replace(row, instance_hours=0.0),))
+    checks = {v.check.split(" ")[0] for v in evaluate(idle, s, performance=t).violations}
+    assert {"demand.offline_idle", "demand.offline_min_hours"} <= checks
+    surplus = dataclasses.replace(plan, fleet=(dataclasses.replace(row, count=9, instance_hours=1.0),))
+    no_floor = scenario([{"name": "w", "requests": 100, "deadline_h": 2}])
+    checks = {v.check.split(" ")[0] for v in evaluate(surplus, no_floor, performance=t).violations}
+    assert "demand.offline_count" in checks  # 9 instances for 1 h of work: ceil(1 / 2) = 1 needed
+
+
+def test_offline_counts_trimmed_without_tie_break():
+    """Every path returns offline counts of ceil(h / H) (here a single workload, no split, no tie-break)."""
+    t = table({"kind": "offline", "usd_per_hour": 2.0, "rate_rps": 1.0}, {"kind": "offline", "instance_type": "b.x"})
+    s = scenario([{"name": "w", "requests": 20000, "deadline_h": 2}])
+    plan = solve_candidates(t, s, OPTS, tie_break=False)
+    for r in plan.fleet:
+        assert r.count == math.ceil(r.instance_hours / 2 - 1e-9)
+
+
+def test_offline_batch_longer_than_the_deadline_is_removed():
+    """Defect: with deadline 7.2 s a plan used 75 s batches; they are now dropped (reason ``deadline``)."""
+    t = table({"kind": "offline", "e2e_s": 75.0}, {"kind": "offline", "instance_type": "b.x", "e2e_s": 5.0})
+    s = scenario([{"name": "w", "requests": 10, "deadline_h": 0.002}])
+    for reduce in (True, False):
+        plan = solve_candidates(t, s, OPTS, reduce=reduce)
+        assert {r.instance_type for r in plan.fleet} == {"b.x"}
+        assert evaluate(plan, s, performance=t).ok
+    with pytest.raises(InfeasibleError, match="deadline"):
+        solve_candidates(t.iloc[:1], s, OPTS)
+    with pytest.raises(InfeasibleError):
+        solve_candidates(t.iloc[:1], s, OPTS, reduce=False)
+    plan = solve_candidates(t, s, OPTS)
+    (row,) = plan.fleet
+    moved = dataclasses.replace(plan, fleet=(dataclasses.replace(row, instance_type="a.x"),))
+    assert "deadline.batch" in {v.check.split(" ")[0] for v in evaluate(moved, s, performance=t).violations}
+
+
+def test_offline_work_does_not_count_the_last_partial_batch():
+    """(9) is conservative: 2 instances at rate 2 req/s, batch 8: 3600·2·h − 8·2 >= N needs more than N/7200 h."""
+    t = table({"kind": "offline", "usd_per_hour": 1.0})
+    s = scenario([{"name": "w", "requests": 14400, "deadline_h": 1.5}])
+    plan = solve_candidates(t, s, OPTS)
+    (row,) = plan.fleet
+    assert row.count == 2 and row.instance_hours == pytest.approx(2.0 + 16 / 7200)
+
+
+def test_per_hour_billing_charges_online_instances_whole_hours():
+    """Defect: online instances were costed over a fractional horizon when billed per started hour."""
+    s = scenario(billing="per_hour", horizon_h=2.5)
+    fm = build(two(), s)
+    c = fm.lm.compile()
+    assert c.objective[fm.n.start] == pytest.approx(1.0 * 3) and c.objective[fm.n.start + 1] == pytest.approx(9.0)
+    plan = solve_candidates(two(), s, OPTS)
+    assert plan.total_cost_usd == pytest.approx(6.0 * 3)
+    per_second = build(two(), scenario(horizon_h=2.5)).lm.compile()
+    assert per_second.objective[fm.n.start] == pytest.approx(2.5)
 
 
 def test_limit_rows_only_when_set():
@@ -157,8 +233,6 @@ def test_objective_min_cost_uses_horizon_and_offline_hours():
 
 
 def test_max_throughput_needs_a_bound_and_maximises():
-    from solver.errors import InputError
-
     with pytest.raises(InputError):
         build(two(), scenario(objective="max_throughput"))
     s = scenario(objective="max_throughput", limits={"budget_usd_per_hour": 7})
@@ -167,6 +241,27 @@ def test_max_throughput_needs_a_bound_and_maximises():
     plan = solve_candidates(two(), s, OPTS)
     # tokens/s per instance: a 0.8*2*100 = 160 for $1, b 0.8*8*100 = 640 for $3: 2b + 1a = $7 -> 1440
     assert plan.objective == pytest.approx(1440.0)
+
+
+def test_max_throughput_error_names_the_unbounded_types():
+    """Defect: the message said "needs a budget or a quota" although a.x had one; it names b.x now."""
+    with pytest.raises(InputError) as exc:
+        build(two(), scenario(objective="max_throughput", limits={"max_instances": {"a.x": 3}}))
+    assert "b.x" in str(exc.value) and "a.x" not in str(exc.value).split("unbounded")[0]
+    build(two(), scenario(objective="max_throughput", limits={"max_instances": {"a.x": 3, "b.x": 1}}))
+
+
+def test_tie_break_prefers_earlier_candidates_not_always_fewer_instances():
+    """Defect: the docs claimed "fewer instances first"; weights in (1, 2] let 3 early instances beat 2 late ones."""
+    early = {"instance_type": "a.x", "usd_per_hour": 2.0, "rate_rps": 1.25}  # 3 instances carry 3 req/s: $6
+    late = {"instance_type": "b.x", "family": "b", "usd_per_hour": 3.0, "rate_rps": 1.875}  # 2 instances: $6
+    filler = [{"instance_type": f"c.{k}", "family": "c", "usd_per_hour": 2.5, "ttft_ms": 900.0} for k in range(20)]
+    s = scenario([{"name": "w", "rate_rps": 3, "slo": {"ttft_ms": 500}}])
+    plan = solve_candidates(table(early, late, *filler), s, OPTS, reduce=False)
+    assert plan.objective == pytest.approx(6.0)
+    assert [(r.instance_type, r.count) for r in plan.fleet] == [("a.x", 3)]
+    readme = (pathlib.Path(__file__).resolve().parents[1] / "formulations" / "README.md").read_text()
+    assert "fewer instances first" not in readme
 
 
 def test_singletons_as_bounds_keeps_the_optimum():
@@ -200,3 +295,14 @@ def test_build_does_not_modify_input():
     build(t, scenario())
     assert t.equals(before)
     assert np.all(t.index == before.index)
+
+
+def test_offline_dominance_keeps_a_smaller_batch_of_less_capacity():
+    """Offline, the larger capacity does not dominate a smaller batch: (9) loses one batch per instance."""
+    big = {"kind": "offline", "rate_rps": 2.0, "batch_size": 1000, "e2e_s": 500.0}
+    small = {"kind": "offline", "rate_rps": 1.9, "batch_size": 8, "e2e_s": 8 / 1.9}
+    s = scenario([{"name": "w", "requests": 100, "deadline_h": 2}])
+    t = table(big, small)
+    presolved = solve_candidates(t, s, OPTS)
+    assert presolved.objective == pytest.approx(solve_candidates(t, s, OPTS, reduce=False).objective)
+    assert presolved.objective == pytest.approx(1 / 60)  # one small-batch instance for its 60 s minimum

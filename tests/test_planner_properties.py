@@ -4,6 +4,7 @@ every returned plan passes the exact evaluator, extra offload grid points never 
 import dataclasses
 import math
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -136,3 +137,112 @@ def test_plan_is_a_value_and_scenario_untouched():
         "tps",
         "utilisation",
     }
+
+
+def small(workloads, **extra):
+    """A scenario on three single-GPU instance types in us-east-1."""
+    full = [{"model": "llama-3.1-8b", "input_tokens": 512, "output_tokens": 128, **w} for w in workloads]
+    return scenario_from_dict(
+        {
+            "regions": ["us-east-1"],
+            "instances": ["g5.xlarge", "g6e.xlarge", "g6.xlarge"],
+            "workloads": full,
+            "search": {"batch_sizes": [1, 8, 64]},
+            **extra,
+        }
+    )
+
+
+@pytest.mark.parametrize(("engine", "mode"), [("vllm", "continuous"), ("tgi", "continuous"), ("flexgen", "static")])
+def test_online_candidates_use_the_engines_batching(engine, mode):
+    """Defect: online capacity used static batches, so the TTFT checked ignored the wait to fill a batch."""
+    from solver.models import get_model
+    from solver.performance import predict_frame
+
+    scen = small([{"name": "chat", "rate_rps": 5}, {"name": "job", "requests": 1000, "deadline_h": 2}], engine=engine)
+    cands = build_candidates(scen)
+    inputs = ["gpu", "gpu_count", "gpu_memory_mib", "host_memory_gib", "tp", "batch_size", "offload_fraction"]
+    for name, batching in (("chat", mode), ("job", "static")):
+        part = cands[cands["workload"] == name]
+        again = predict_frame(
+            part[inputs], get_model("llama-3.1-8b"), input_tokens=512, output_tokens=128, engine=engine,
+            batching=batching,
+        )  # fmt: skip
+        for col in ("ttft_ms", "tpot_ms", "e2e_s"):
+            assert np.allclose(part[col], again[col], rtol=1e-12), (name, col)
+    chat = cands[(cands["workload"] == "chat") & (cands["batch_size"] == 64)]
+    job = cands[(cands["workload"] == "job") & (cands["batch_size"] == 64)]
+    if mode == "continuous":  # one prefill plus a decode step, not the prefill of 64 prompts
+        assert chat["ttft_ms"].max() < job["ttft_ms"].min()
+
+
+def test_continuous_batching_latency_is_monotone():
+    """The exactness argument needs latency non-decreasing in offload fraction and batch (continuous too)."""
+    from solver.candidates import offers
+    from solver.models import get_model
+    from solver.performance import predict_frame
+
+    scen = small([{"name": "chat", "rate_rps": 5}], instances=None)
+    base = offers(scen).drop_duplicates("instance_type").assign(tp=1)
+    batches, fractions = [1, 2, 8, 32, 128], [0.0, 0.3, 0.7, 1.0]
+    grid = base.loc[base.index.repeat(len(batches) * len(fractions))].reset_index(drop=True)
+    grid["batch_size"] = np.tile(np.repeat(batches, len(fractions)), len(base))
+    grid["offload_fraction"] = np.tile(fractions, len(base) * len(batches))
+    for mode in ("copy", "cpu_attention"):
+        out = predict_frame(
+            grid, get_model("llama-3.1-8b"), input_tokens=2048, output_tokens=256, offload_mode=mode,
+            batching="continuous",
+        )  # fmt: skip
+        for col in ("ttft_ms", "tpot_ms", "e2e_s"):
+            by_f = out.groupby(["instance_type", "batch_size"], sort=False)[col]
+            assert (by_f.diff().dropna() >= -1e-9).all(), (mode, col, "offload")
+            by_b = out.sort_values(["instance_type", "offload_fraction", "batch_size"], kind="stable")
+            steps = by_b.groupby(["instance_type", "offload_fraction"], sort=False)[col].diff().dropna()
+            assert (steps >= -1e-9).all(), (mode, col, "batch")
+
+
+def test_offline_min_instances_are_rented_and_billed():
+    """Defect repro: offline min_instances {g5.xlarge: 3} returned count 3 with 0 instance-hours and cost 0."""
+    scen = small([{"name": "job", "requests": 1000, "deadline_h": 2}], limits={"min_instances": {"g5.xlarge": 3}})
+    p = plan(scen, OPTS)
+    assert evaluate(p, scen).ok
+    g5 = [r for r in p.fleet if r.instance_type == "g5.xlarge"]
+    assert sum(r.count for r in g5) >= 3
+    assert all(r.instance_hours >= r.count / 60 - 1e-9 and r.cost_usd > 0 for r in g5)
+
+
+def test_offline_batches_end_before_a_short_deadline():
+    """Defect repro: deadline 0.002 h (7.2 s) was met with batches whose e2e_s is 75 s."""
+    scen = small([{"name": "job", "requests": 200, "deadline_h": 0.002}])
+    try:
+        p = plan(scen, OPTS)
+    except InfeasibleError as exc:
+        assert "deadline" in str(exc)
+        return
+    assert evaluate(p, scen).ok
+    assert p.fleet and all(r.e2e_s <= 7.2 for r in p.fleet)
+
+
+def test_references_are_checked_with_the_workload_index():
+    """Defect: unknown models and context overflows surfaced late, named ``workloads.model``."""
+    from solver.errors import InputError
+
+    ok = {"name": "a", "rate_rps": 1}
+    with pytest.raises(InputError) as exc:
+        plan(small([ok, {"name": "b", "rate_rps": 1, "model": "llama-9.9-8b"}]), OPTS)
+    assert exc.value.field == "workloads.1.model"
+    with pytest.raises(InputError) as exc:
+        build_candidates(small([ok, {"name": "b", "rate_rps": 1, "input_tokens": 200_000}]))
+    assert exc.value.field == "workloads.1.input_tokens"
+    with pytest.raises(InputError) as exc:
+        plan(small([ok], limits={"max_instances": {"g5.xlargee": 1}}), OPTS)
+    assert exc.value.field == "limits.max_instances.g5.xlargee"
+
+
+def test_tp_degrees_that_leave_no_candidate_are_named():
+    """Defect: ``search.tp_degrees: [8]`` on single-GPU instances said only "no instance offered"."""
+    scen = small([{"name": "chat", "rate_rps": 1}], search={"batch_sizes": [1, 8], "tp_degrees": [8]})
+    with pytest.raises(InfeasibleError) as exc:
+        plan(scen, OPTS)
+    assert "search.tp_degrees" in str(exc.value)
+    assert exc.value.diagnosis["removed"]["tp_degrees"] > 0
