@@ -146,7 +146,7 @@ def solve_candidates(
     if result.status not in ("optimal", "feasible") or x is None:
         _raise_for(dataclasses.replace(result, solve_seconds=seconds), scenario)
     if ranks is not None and result.status == "optimal" and not tie_broken:
-        left = options.time_limit_s - seconds
+        left = _tie_break_budget(result.solve_seconds, options.time_limit_s - seconds)
         if left > 0.05:
             stage = lexicographic_stage(compiled, result.objective, ranks)
             second = backend.solve(stage, options.model_copy(update={"time_limit_s": left}))
@@ -156,6 +156,12 @@ def solve_candidates(
     x = _trim_offline_counts(fm, compiled, x)
     return _make_plan(fm, compiled, x, result, seconds, len(cands))
 
+
+TIE_BREAK_TIME_FACTOR = 3.0
+"""A tie-break stage may take at most this multiple of its stage one's time (engineering bound, not a model
+coefficient)."""
+TIE_BREAK_MIN_S = 1.0
+"""... but always at least this long (seconds)."""
 
 Blocks = tuple[list[ModelBlock], np.ndarray]
 
@@ -201,12 +207,14 @@ def _solve_by_workload(
     seconds = 0.0
     x = np.zeros(compiled.n_vars)
     bounds = []
+    stage_one_seconds = []
     for blk in blocks:
         left = options.time_limit_s - seconds
         if left <= 0.05:
             return None, seconds
         r = backend.solve(blk.model, options.model_copy(update={"time_limit_s": left}))
         seconds += r.solve_seconds
+        stage_one_seconds.append(r.solve_seconds)
         if r.status != "optimal" or r.x is None:
             return None, seconds
         x[blk.cols] = r.x
@@ -227,8 +235,8 @@ def _solve_by_workload(
     share = np.maximum(1.0, np.abs(v_w))
     share = tol * share / share.sum()
     x2 = x.copy()
-    for blk, cap in zip(blocks, v_w + share, strict=True):
-        left = options.time_limit_s - seconds
+    for blk, cap, first in zip(blocks, v_w + share, stage_one_seconds, strict=True):
+        left = _tie_break_budget(first, options.time_limit_s - seconds)
         if left <= 0.05:
             return (result, x, False), seconds
         stage = lexicographic_stage(blk.model, cap, ranks[blk.cols], rel_tol=0.0)
@@ -241,6 +249,15 @@ def _solve_by_workload(
     if compiled.rows_hold(x2, coupling, FEASIBILITY_TOL) and cost <= value + tol + FEASIBILITY_TOL * max(1.0, value):
         return (dataclasses.replace(result, solve_seconds=seconds), x2, True), seconds
     return (result, x, False), seconds
+
+
+def _tie_break_budget(stage_one_seconds: float, left: float) -> float:
+    """Time for a tie-break stage: at most TIE_BREAK_TIME_FACTOR x its stage one (at least TIE_BREAK_MIN_S).
+
+    The stage only picks among plans of equal cost, so it must not cost many times the solve itself; when it
+    stops at this budget its best plan is still kept if it is feasible (equal cost, ties possibly not canonical).
+    """
+    return min(left, max(TIE_BREAK_MIN_S, TIE_BREAK_TIME_FACTOR * stage_one_seconds))
 
 
 def _trim_offline_counts(fm: FleetModel, compiled: CompiledModel, x: np.ndarray) -> np.ndarray:
