@@ -113,6 +113,50 @@ class CompiledModel:
         """Whether ``lo - tol <= A·x <= hi + tol`` on ``rows``, ``tol = rel_tol · max(1, |bound|)``."""
         return bool(rows.size == 0 or np.all(self.row_violation(x, rows) <= rel_tol))
 
+    def relaxable_rows(self, rows: IntArray) -> IntArray:
+        """Those of ``rows`` of the form ``sum a·x <= hi`` with every ``a >= 0`` (variables are ``>= 0`` here).
+
+        Dropping the terms of some variables from such a row relaxes it: the restricted row is implied by the
+        full one. Quotas and budgets are of this form; ``min_instances`` (a lower bound) is not.
+        """
+        lengths = np.diff(self.indptr)
+        row_of = np.repeat(np.arange(self.n_rows), lengths)
+        negative = np.zeros(self.n_rows, dtype=bool)
+        negative[row_of[self.data < 0]] = True
+        ok = ~negative & ~np.isfinite(self.row_lo) & np.isfinite(self.row_hi)
+        return rows[ok[rows]]
+
+    def restrict(self, cols: IntArray, rows: IntArray) -> ModelBlock:
+        """Return the sub-model on the variables ``cols`` with ``rows``, dropping their nonzeros on other variables.
+
+        For rows from :meth:`relaxable_rows` (or rows whose nonzeros all lie on ``cols``) the sub-model is a
+        relaxation of the whole model projected onto ``cols``.
+        """
+        pos = np.full(self.n_vars, -1, dtype=np.int64)
+        pos[cols] = np.arange(cols.size)
+        lengths = np.diff(self.indptr)[rows]
+        nz = np.repeat(self.indptr[rows] - np.cumsum(lengths) + lengths, lengths) + np.arange(int(lengths.sum()))
+        keep = pos[self.indices[nz]] >= 0
+        row_local = np.repeat(np.arange(rows.size), lengths)[keep]
+        nz = nz[keep]
+        indptr = np.zeros(rows.size + 1, dtype=np.int64)
+        np.cumsum(np.bincount(row_local, minlength=rows.size), out=indptr[1:])
+        sub = CompiledModel(
+            self.sense,
+            self.lb[cols],
+            self.ub[cols],
+            self.integer[cols],
+            self.objective[cols],
+            0.0,
+            indptr,
+            pos[self.indices[nz]],
+            self.data[nz],
+            self.row_lo[rows],
+            self.row_hi[rows],
+            [self.row_block[r] for r in rows],
+        )
+        return ModelBlock(cols, rows, sub)
+
     def split(self, var_block: IntArray, n_blocks: int) -> tuple[list[ModelBlock], IntArray]:
         """Split by a partition of the variables: one sub-model per block, and the rows that couple blocks.
 

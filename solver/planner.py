@@ -190,38 +190,51 @@ def _solve_by_workload(
     options: SolveOptions,
     ranks: np.ndarray | None,
 ) -> tuple[tuple[SolveResult, np.ndarray, bool] | None, float]:
-    """Solve one workload at a time; return ((stage-one result, x, tie-broken) or None, seconds spent).
+    """Solve workloads in groups; return ((stage-one result, x, tie-broken) or None, seconds spent).
 
-    ``formulations/README.md``, "Solving by workload". Stage one is exact by relaxation: without the rows that
-    couple workloads (budgets, quotas, minimum counts) the min-cost model separates, so the sum of the blocks'
-    bounds bounds the whole model; when the blocks' optimal plans together keep the coupling rows, they form
-    an optimal plan. An offline count ``n_c`` has no cost, so it is first trimmed to ``ceil(h_c / H_w)``
-    (same cost, checked against every row) to keep quotas. Stage two minimises each block's tie-break sum
-    with the block's cost held within its share of the tolerance (shares add up to ``tol``), and is kept
-    when the blocks' plans together keep the coupling rows. Otherwise ``None`` (or, for stage two, no
-    tie-break yet): the caller solves the whole model.
+    ``formulations/README.md``, "Solving by workload". Each group's model (its workloads' rows plus the
+    relaxable coupling rows restricted to it) relaxes the whole model projected onto the group, so the sum
+    of the groups' bounds bounds the whole model; when the groups' optimal plans together keep the coupling
+    rows, they form an optimal plan. Offline counts are first trimmed to ``ceil(h_c / H_w)`` (same cost,
+    checked against every row). Groups that use a broken relaxable row are merged and re-solved; any other
+    broken row gives ``None``. Stage two minimises each group's tie-break sum with its cost held within its
+    share of the tolerance (shares add up to ``tol``), and is kept when the groups' plans together keep the
+    coupling rows. Otherwise ``None`` (or, for stage two, no tie-break yet): the caller solves the whole model.
     """
     if split is None:
         return None, 0.0
-    blocks, coupling = split
+    workload_blocks, coupling = split
+    relaxable = compiled.relaxable_rows(coupling)
+    groups: list[tuple[int, ...]] = [(k,) for k in range(len(workload_blocks))]
+    solved: dict[tuple[int, ...], tuple[ModelBlock, SolveResult]] = {}
     seconds = 0.0
-    x = np.zeros(compiled.n_vars)
-    bounds = []
-    stage_one_seconds = []
-    for blk in blocks:
-        left = options.time_limit_s - seconds
-        if left <= 0.05:
+    while True:
+        x = np.zeros(compiled.n_vars)
+        for g in groups:
+            if g not in solved:
+                left = options.time_limit_s - seconds
+                if left <= 0.05:
+                    return None, seconds
+                blk = _group_model(compiled, workload_blocks, g, coupling, relaxable)
+                r = backend.solve(blk.model, options.model_copy(update={"time_limit_s": left}))
+                seconds += r.solve_seconds
+                if r.status != "optimal" or r.x is None:
+                    return None, seconds
+                solved[g] = (blk, r)
+            blk, r = solved[g]
+            x[blk.cols] = r.x
+        x = _trim_offline_counts(fm, compiled, x)
+        broken = coupling[compiled.row_violation(x, coupling) > FEASIBILITY_TOL]
+        if broken.size == 0:
+            break
+        merged = _merge_groups(compiled, groups, workload_blocks, broken, relaxable, x)
+        if merged is None:
             return None, seconds
-        r = backend.solve(blk.model, options.model_copy(update={"time_limit_s": left}))
-        seconds += r.solve_seconds
-        stage_one_seconds.append(r.solve_seconds)
-        if r.status != "optimal" or r.x is None:
-            return None, seconds
-        x[blk.cols] = r.x
-        bounds.append(min(r.bound, r.objective) if math.isfinite(r.bound) else r.objective)
-    x = _trim_offline_counts(fm, compiled, x)
-    if not compiled.rows_hold(x, coupling, FEASIBILITY_TOL):
-        return None, seconds
+        groups = merged
+    blocks = [solved[g][0] for g in groups]
+    results = [solved[g][1] for g in groups]
+    bounds = [min(r.bound, r.objective) if math.isfinite(r.bound) else r.objective for r in results]
+    stage_one_seconds = [r.solve_seconds for r in results]
     value = float(compiled.objective @ x)
     bound = float(sum(bounds))
     gap = relative_gap(value, bound)
@@ -249,6 +262,72 @@ def _solve_by_workload(
     if compiled.rows_hold(x2, coupling, FEASIBILITY_TOL) and cost <= value + tol + FEASIBILITY_TOL * max(1.0, value):
         return (dataclasses.replace(result, solve_seconds=seconds), x2, True), seconds
     return (result, x, False), seconds
+
+
+def _group_model(
+    compiled: CompiledModel,
+    workload_blocks: list[ModelBlock],
+    group: tuple[int, ...],
+    coupling: np.ndarray,
+    relaxable: np.ndarray,
+) -> ModelBlock:
+    """Return the sub-model of a group of workloads (own rows, coupling rows wholly on them, relaxable ones cut).
+
+    A relaxable coupling row (quota, budget: ``sum a·x <= b``, ``a >= 0``) restricted to the group's variables is
+    implied by the full row, so the group's model stays a relaxation of the whole model projected onto it.
+    """
+    cols = np.concatenate([workload_blocks[k].cols for k in group])
+    own = np.concatenate([workload_blocks[k].rows for k in group])
+    in_group = np.zeros(compiled.n_vars, dtype=bool)
+    in_group[cols] = True
+    lengths = np.diff(compiled.indptr)
+    row_of = np.repeat(np.arange(compiled.n_rows), lengths)
+    hits = np.bincount(row_of[in_group[compiled.indices]], minlength=compiled.n_rows)
+    inside = coupling[(hits[coupling] == lengths[coupling]) & (lengths[coupling] > 0)]
+    touching = relaxable[hits[relaxable] > 0]
+    rows = np.unique(np.concatenate([own, inside, touching]))
+    return compiled.restrict(cols, rows)
+
+
+def _merge_groups(
+    compiled: CompiledModel,
+    groups: list[tuple[int, ...]],
+    workload_blocks: list[ModelBlock],
+    broken: np.ndarray,
+    relaxable: np.ndarray,
+    x: np.ndarray,
+) -> list[tuple[int, ...]] | None:
+    """Merge the groups that use a broken coupling row; ``None`` when that cannot help (solve the whole model).
+
+    Only relaxable rows are repaired this way: a broken row of another kind (``min_instances``), or a merge that
+    would leave a single group, hands over to the whole-model solve.
+    """
+    if np.setdiff1d(broken, relaxable).size or len(groups) < 2:
+        return None
+    group_of = np.empty(compiled.n_vars, dtype=np.int64)
+    for gi, g in enumerate(groups):
+        for k in g:
+            group_of[workload_blocks[k].cols] = gi
+    parent = list(range(len(groups)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for r in broken:
+        cols = compiled.indices[compiled.indptr[r] : compiled.indptr[r + 1]]
+        active = np.unique(group_of[cols[x[cols] > 0]])
+        for gi in active[1:]:
+            parent[find(int(gi))] = find(int(active[0]))
+    merged: dict[int, list[int]] = {}
+    for gi, g in enumerate(groups):
+        merged.setdefault(find(gi), []).extend(g)
+    out = [tuple(sorted(m)) for m in merged.values()]
+    if len(out) == len(groups) or len(out) < 2:
+        return None
+    return sorted(out)
 
 
 def _tie_break_budget(stage_one_seconds: float, left: float) -> float:
