@@ -101,9 +101,12 @@ class Diagnosis:
         lines = [b.message for b in self.blockers]
         for r in self.relaxations:
             cost = f" (plan cost ${r.cost_usd_per_hour:,.2f}/h)" if r.cost_usd_per_hour is not None else ""
-            change = (
-                f"set {r.field}: {_fmt(r.suggested)}" if r.current is not None else f"add {r.suggested} to {r.field}"
-            )
+            if r.suggested is None:
+                change = f"remove {r.field}"
+            elif r.current is not None:
+                change = f"set {r.field}: {_fmt(r.suggested)}"
+            else:
+                change = f"add {r.suggested} to {r.field}"
             now = f" (now {_fmt(r.current)})" if r.current is not None else ""
             lines.append(f"To fix: {change}{now}{cost}{'; ' + r.note if r.note else ''}")
         return "\n".join(lines)
@@ -240,6 +243,12 @@ def _no_fit(
     off = offers(scenario, catalog)
     blockers: list[Blocker] = []
     relaxations: list[Relaxation] = []
+    if dropped.get("tp_degrees") and not dropped.get("memory") and not dropped.get("price_cap"):
+        listed = scenario.search.tp_degrees
+        message = f"{w.name}: search.tp_degrees {listed} leaves no TP degree that shards {model.name} on an instance"
+        blockers.append(Blocker("search.tp_degrees", w.name, message))
+        relaxations.append(Relaxation("search.tp_degrees", listed, None, note="remove it to try every degree"))
+        return blockers, relaxations
     if dropped.get("price_cap") and not dropped.get("memory"):
         cap = scenario.limits.max_price_usd_per_hour
         message = f"{w.name}: the price cap ${cap:,.4g}/h excludes every instance that could serve it"

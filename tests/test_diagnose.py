@@ -114,3 +114,16 @@ def test_diagnosis_is_data():
     assert data["blockers"][0]["constraint"] == "workloads.0.slo.ttft_ms"
     assert math.isfinite(data["relaxations"][0]["suggested"])
     assert "To fix:" in d.summary()
+
+
+def test_tp_degrees_that_shard_nothing_are_named():
+    text = BASE.replace("ttft_ms: 50", "tpot_ms: 100").replace(
+        "search: {batch_sizes: [1, 4, 16, 64]}", "search: {batch_sizes: [1, 4, 16, 64], tp_degrees: [3]}"
+    )
+    sc = parse_scenario(text)
+    d = diagnose(sc, OPTS)
+    assert d.blockers[0].constraint == "search.tp_degrees"
+    (r,) = d.relaxations
+    assert r.field == "search.tp_degrees" and r.suggested is None
+    assert r.cost_usd_per_hour is not None  # removing the field is feasible, and priced
+    assert "To fix: remove search.tp_degrees" in d.summary()
