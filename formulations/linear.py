@@ -173,7 +173,6 @@ class CompiledModel:
         np.maximum.at(hi_b, row_of, nz_block)
         local = (lengths > 0) & (lo_b == hi_b)
         coupling = np.flatnonzero(~local)
-        pos = np.zeros(self.n_vars, dtype=np.int64)
         var_order = np.argsort(var_block, kind="stable")
         var_counts = np.bincount(var_block, minlength=n_blocks)
         var_start = np.concatenate([[0], np.cumsum(var_counts)])
@@ -184,27 +183,8 @@ class CompiledModel:
         blocks = []
         for k in range(n_blocks):
             cols = var_order[var_start[k] : var_start[k + 1]]
-            pos[cols] = np.arange(cols.size)
             rows = row_order[row_start[k] : row_start[k + 1]]
-            rl = lengths[rows]
-            nz = np.repeat(self.indptr[rows] - np.cumsum(rl) + rl, rl) + np.arange(int(rl.sum()))
-            indptr = np.zeros(rows.size + 1, dtype=np.int64)
-            np.cumsum(rl, out=indptr[1:])
-            sub = CompiledModel(
-                self.sense,
-                self.lb[cols],
-                self.ub[cols],
-                self.integer[cols],
-                self.objective[cols],
-                0.0,
-                indptr,
-                pos[self.indices[nz]],
-                self.data[nz],
-                self.row_lo[rows],
-                self.row_hi[rows],
-                [self.row_block[r] for r in rows],
-            )
-            blocks.append(ModelBlock(cols, rows, sub))
+            blocks.append(self.restrict(cols, rows))  # local rows: every nonzero lies on ``cols``
         return blocks, coupling
 
 

@@ -128,10 +128,14 @@ def batching_mode(workload: Workload, engine: str) -> str:
     return "continuous" if workload.kind == "online" and engine in CONTINUOUS_BATCHING_ENGINES else "static"
 
 
-def _predict(
+def predict_workload(
     frame: pd.DataFrame, w: Workload, scenario: Scenario, field: str = "workloads.model", model: ModelSpec | None = None
 ) -> pd.DataFrame:
-    """Run the performance model on ``frame`` for workload ``w`` in its batching mode."""
+    """Run the performance model on ``frame`` for workload ``w`` of ``scenario`` (its engine, profile, batching).
+
+    The one place where a workload becomes a :func:`solver.performance.predict_frame` call: the candidates and
+    the evaluator both go through it. ``field`` names the workload's model in errors; ``model`` skips the look-up.
+    """
     from solver.performance import predict_frame
 
     return predict_frame(
@@ -181,7 +185,7 @@ def workload_candidates(
         grid = grid[listed].reset_index(drop=True)
     if grid.empty:
         return grid, dropped, considered
-    first = _predict(grid.assign(offload_fraction=np.nan), w, scenario, model=model)
+    first = predict_workload(grid.assign(offload_fraction=np.nan), w, scenario, model=model)
     fits = first["fits"].to_numpy(dtype=bool)
     dropped["memory"] = int((~fits).sum())
     first = first[fits].reset_index(drop=True)
@@ -196,7 +200,7 @@ def workload_candidates(
             if sel.any():
                 parts.append(base[sel].assign(offload_fraction=float(g)))
         if parts:
-            frames.append(_predict(pd.concat(parts, ignore_index=True), w, scenario, model=model))
+            frames.append(predict_workload(pd.concat(parts, ignore_index=True), w, scenario, model=model))
     table = pd.concat(frames, ignore_index=True)
     gpu_count = table["gpu_count"].to_numpy(dtype=float)
     tp = table["tp"].to_numpy(dtype=float)

@@ -21,10 +21,8 @@ import numpy as np
 import pandas as pd
 
 from formulations.bigm import MIN_BILLED_H, offline_hours
-from solver.candidates import SLO_CHECKS, _profile, batching_mode, offers
+from solver.candidates import SLO_CHECKS, offers, predict_workload
 from solver.catalog import Catalog
-from solver.models import get_model
-from solver.performance import predict_frame
 from solver.plan import Plan
 from solver.specs import Scenario
 
@@ -156,17 +154,8 @@ def _exact_rows(
             known = part["gpu"].notna()
             w = wl[str(name)]
             index = [x.name for x in scenario.workloads].index(w.name)
-            predicted = predict_frame(
-                part[known].drop(columns=["workload"]),
-                get_model(w.model, field=f"workloads.{index}.model"),
-                input_tokens=w.input_tokens,
-                output_tokens=w.output_tokens,
-                dtype=w.dtype,
-                kv_dtype=w.kv_dtype,
-                engine=scenario.engine,
-                offload_mode=scenario.offload_mode,
-                profile=_profile(scenario),
-                batching=batching_mode(w, scenario.engine),
+            predicted = predict_workload(
+                part[known].drop(columns=["workload"]), w, scenario, field=f"workloads.{index}.model"
             )
             predicted.insert(0, "workload", name)
             parts.append(pd.concat([predicted, part[~known]], ignore_index=False))
