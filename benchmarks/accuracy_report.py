@@ -1,4 +1,4 @@
-"""Refit the shipped CTCF profiles and regenerate docs/accuracy.md from `solver.accuracy.validate`.
+"""Refit the shipped CTCF profiles and regenerate docs/accuracy.md from `solver.performance.accuracy.validate`.
 
 Run: python benchmarks/accuracy_report.py [--no-refit]
 (`infersave validate` prints the same numbers.) Numbers come from code; nothing here is typed by hand.
@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pandas as pd
 
-import solver.latency as latency
-from solver.accuracy import fit_shipped_profiles, summary, validate, write_shipped_profiles
-from solver.gpus import get_gpu
-from solver.models import get_model
+import solver.performance.latency as latency
+from solver.data.gpus import get_gpu
+from solver.data.models import get_model
+from solver.performance.accuracy import fit_shipped_profiles, summary, validate, write_shipped_profiles
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "accuracy.md"
@@ -103,7 +103,7 @@ Data: the measurement tables in `instances/measurements/` (provenance in `instan
 one *dataset* per source and engine. Errors are absolute percentage errors over the dataset's rows:
 MAPE (mean) and worst. Three predictions are scored:
 
-* **before**: the raw roofline (`solver/latency.py`), no calibration;
+* **before**: the raw roofline (`solver/performance/latency.py`), no calibration;
 * **in-sample**: with the shipped CTCF profile of the dataset's engine, fitted on all shipped rows of that engine
   (so the dataset's own rows are in the fit);
 * **LODO** (leave one dataset out): with a profile refitted without the dataset (same engine's other datasets;
@@ -142,7 +142,7 @@ that only measured TPOT.
   `aiconfigurator_*` datasets: a CTCF fitted on one benchmark (Argonne's static batches, older engine versions)
   does not transfer to another benchmark of the same engine (aiconfigurator's serving runs).
 * `aiconfigurator_*` and `tgi_sagemaker` are serving benchmarks at fixed concurrency (continuous batching); they are
-  compared with the model's `batching="continuous"` variant (`solver/performance.py`), which interleaves other
+  compared with the model's `batching="continuous"` variant (`solver/performance/model.py`), which interleaves other
   requests' prefills with decode steps. Their TTFT grows with the output length at a fixed concurrency (e.g.
   Llama-3.1-8B, TRT-LLM, H100, 8 users, 1,024-token prompts: 191 / 318 / 550 ms for 128 / 256 / 512 output tokens),
   i.e. it includes waiting for a slot; no roofline has that queueing, so TTFT errors are large before and after
@@ -168,7 +168,7 @@ held-out dataset to do it.
 ## Ablation: the per-pass kernel overhead
 
 `T_pass = L x 8 kernels x 3 us` (aiconfigurator's `mem_empirical_constant_latency` times the operations per layer of
-its dense generation graph; `solver/latency.py`) is charged once per forward pass (each decode step and the
+its dense generation graph; `solver/performance/latency.py`) is charged once per forward pass (each decode step and the
 prefill). Same pipeline with and without it (profiles refitted in both cases):
 
 {markdown_table(ablation())}

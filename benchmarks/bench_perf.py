@@ -24,9 +24,9 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from solver.catalog import load_catalog  # noqa: E402
-from solver.models import get_model  # noqa: E402
-from solver.performance import predict_frame  # noqa: E402
+from solver.data.catalog import load_catalog  # noqa: E402
+from solver.data.models import get_model  # noqa: E402
+from solver.performance.model import predict_frame  # noqa: E402
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- perf:begin -->", "<!-- perf:end -->"

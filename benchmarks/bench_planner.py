@@ -27,10 +27,10 @@ sys.path.insert(0, str(ROOT))
 
 from formulations.assemble import build  # noqa: E402
 from formulations.bigm import capacity_per_instance, count_upper_bound, offline_hours  # noqa: E402
-from solver.candidates import candidate_set, reduce_candidates  # noqa: E402
-from solver.models import get_model  # noqa: E402
-from solver.planner import solve_candidates  # noqa: E402
-from solver.scenario import load_scenario, scenario_from_dict  # noqa: E402
+from solver.data.models import get_model  # noqa: E402
+from solver.data.scenario import load_scenario, scenario_from_dict  # noqa: E402
+from solver.planning.candidates import candidate_set, reduce_candidates  # noqa: E402
+from solver.planning.planner import solve_candidates  # noqa: E402
 from solver.specs import SolveOptions  # noqa: E402
 
 MODELS = ["llama-3.1-8b", "mistral-7b", "qwen2.5-7b", "llama-2-13b", "llama-3.1-70b", "opt-6.7b", "qwen2.5-32b"]

@@ -2,7 +2,8 @@
 
 Run: python benchmarks/extract_measurements.py [--data /work/shared/data]
 
-Every output row is in the measurement-table schema of solver/calibration.py. Rows whose batch does not fit in
+Every output row is in the measurement-table schema of solver/performance/calibration.py.
+Rows whose batch does not fit in
 GPU memory by the model's memory budget (the engine then runs the batch in waves or preempts, a regime a
 static-batch model does not describe) are dropped and counted.
 """
@@ -15,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from solver.calibration import check_measurements
-from solver.models import get_model
-from solver.performance import measurement_hardware, predict_frame
+from solver.data.models import get_model
+from solver.performance.calibration import check_measurements
+from solver.performance.model import measurement_hardware, predict_frame
 
 OUT = Path(__file__).resolve().parents[1] / "instances" / "measurements"
 
@@ -175,7 +176,7 @@ def flexgen(data: Path) -> pd.DataFrame:
 
 def drop_impossible(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     """Drop rows faster than streaming the weights once per output token at datasheet peak bandwidth."""
-    from solver.gpus import get_gpu
+    from solver.data.gpus import get_gpu
     from solver.specs import DTYPE_BYTES
 
     bound = np.array(

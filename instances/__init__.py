@@ -1,4 +1,4 @@
 """Shipped problem instances and data: catalogs, GPU specs, model cards, calibration profiles, scenarios.
 
-This package holds data only. Read files through :func:`solver.resources.data_path`.
+This package holds data only. Read files through :func:`solver.data.resources.data_path`.
 """

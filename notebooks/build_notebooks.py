@@ -46,7 +46,7 @@ QUICKSTART: list[Cell] = [
 
         `solver.load_scenario()` without an argument returns the embedded default scenario (the one
         `infersave plan` solves): an online chat service and a nightly batch job on Llama 3.1 8B, on-demand
-        instances in one region. `solver.planner.plan` enumerates every (instance type, TP degree, batch size,
+        instances in one region. `solver.planning.planner.plan` enumerates every (instance type, TP degree, batch size,
         KV offload fraction) configuration, predicts its memory and latency with the calibrated performance
         model, and solves a MILP for the cheapest fleet that meets every SLO and demand.
         """
@@ -58,9 +58,9 @@ QUICKSTART: list[Cell] = [
         import pandas as pd
 
         import solver
-        from solver.evaluate import evaluate
-        from solver.plan import FLEET_FIELDS
-        from solver.planner import plan
+        from solver.planning.evaluate import evaluate
+        from solver.planning.plan import FLEET_FIELDS
+        from solver.planning.planner import plan
 
         pd.set_option("display.width", 160)
         pd.set_option("display.max_columns", 30)
@@ -192,7 +192,7 @@ OFFLOAD: list[Cell] = [
         the cache to host memory admits a larger batch, at the cost of moving that part over PCIe at every decode
         step. Whether that trade pays depends on the GPU, the instance's price and its host memory.
 
-        Here the vectorised performance model (`solver.performance.predict_frame`) evaluates the whole grid of
+        Here the vectorised performance model (`solver.performance.model.predict_frame`) evaluates the whole grid of
         batch size × offload fraction on the three single-GPU instances of the paper's comparison: g4dn.xlarge
         (T4), g6.xlarge (L4) and g5.xlarge (A10G). The workload is the paper's offline setting: OPT-2.7B in fp16,
         1,024 prompt and 128 generated tokens per sequence, the FlexGen engine profile and InferSave's offload
@@ -212,7 +212,7 @@ OFFLOAD: list[Cell] = [
         from IPython.display import display
 
         from solver import get_model, load_catalog
-        from solver.performance import predict_frame
+        from solver.performance.model import predict_frame
 
         pd.set_option("display.width", 160)
         """
@@ -426,7 +426,7 @@ COST_SLO: list[Cell] = [
 
         How much does a tighter latency target cost, and at which target does the cheapest instance type change?
         The chat workload of the default scenario (Llama 3.1 8B, 20 requests/s) is planned over a range of TTFT
-        and TPOT targets with `solver.sweep.sweep`, once with every instance type allowed (the planner may
+        and TPOT targets with `solver.apps.sweep.sweep`, once with every instance type allowed (the planner may
         mix them) and once restricted to each of a few instance types in turn (one per GPU: the cheapest type
         with that GPU among the planner's candidates).
         """
@@ -441,8 +441,8 @@ COST_SLO: list[Cell] = [
         import pandas as pd
 
         import solver
-        from solver.planner import build_candidates
-        from solver.sweep import sweep
+        from solver.planning.planner import build_candidates
+        from solver.apps.sweep import sweep
 
         pd.set_option("display.width", 160)
         pd.set_option("display.max_colwidth", 90)
@@ -631,9 +631,9 @@ CALIBRATION: list[Cell] = [
         import numpy as np
         import pandas as pd
 
-        from solver.accuracy import shipped_measurements, validate
-        from solver.calibration import shipped_profile
-        from solver.performance import model_measurements
+        from solver.performance.accuracy import shipped_measurements, validate
+        from solver.performance.calibration import shipped_profile
+        from solver.performance.model import model_measurements
 
         pd.set_option("display.width", 160)
         pd.set_option("display.max_columns", 20)
@@ -779,7 +779,7 @@ CALIBRATION: list[Cell] = [
     md(
         """
         The errors above are in-sample: the shipped profiles were fitted on these very rows. The honest estimate
-        is leave-one-dataset-out (`solver.accuracy.validate`): each dataset predicted by a profile fitted without
+        is leave-one-dataset-out (`solver.performance.accuracy.validate`): each dataset predicted by a profile fitted without
         it (the same numbers as `docs/accuracy.md`).
         """
     ),
@@ -847,10 +847,10 @@ FLEET_MIX: list[Cell] = [
         import pandas as pd
 
         import solver
-        from solver.plan import FLEET_FIELDS
-        from solver.planner import build_candidates, plan
-        from solver.resources import data_path
-        from solver.sweep import sweep
+        from solver.planning.plan import FLEET_FIELDS
+        from solver.planning.planner import build_candidates, plan
+        from solver.data.resources import data_path
+        from solver.apps.sweep import sweep
 
         pd.set_option("display.width", 160)
         pd.set_option("display.max_colwidth", 100)

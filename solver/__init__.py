@@ -1,18 +1,19 @@
 """infersave: cost-efficient cloud GPU fleet planning for LLM inference.
 
-The public API, in the order of the data flow (``shared/design/ARCHITECTURE.md``):
+The public API, in the order of the data flow (``docs/architecture.md``); every name is importable from
+``solver`` directly:
 
-* data: :func:`load_catalog`, :func:`get_model`, :func:`get_gpu`, :func:`load_scenario`;
-* performance model: :func:`predict` (one configuration), :func:`predict_frame` (a grid, vectorised),
-  :func:`calibrate` (fit a CTCF profile on your measurements), :func:`validate` (accuracy on shipped data);
-* planning: :func:`build_candidates`, ``solver.planner.plan`` -> :class:`Plan`, ``solver.evaluate.evaluate``
-  (exact re-check), ``solver.diagnose.diagnose`` (why there is no plan), ``solver.sweep.sweep`` (a grid of
-  scenarios -> DataFrame);
-* InferSave's single-instance question: ``solver.recommend.recommend``.
+* data (``solver.data``): :func:`load_catalog`, :func:`get_model`, :func:`get_gpu`, :func:`load_scenario`;
+* performance model (``solver.performance``): :func:`predict` (one configuration), :func:`predict_frame`
+  (a grid, vectorised), :func:`calibrate` (fit a CTCF profile on your measurements), :func:`validate`
+  (accuracy on shipped data);
+* planning (``solver.planning``): :func:`build_candidates`, :func:`plan` -> :class:`Plan`, :func:`evaluate`
+  (exact re-check), :func:`diagnose` (why there is no plan);
+* applications (``solver.apps``): :func:`sweep` (a grid of scenarios -> DataFrame), :func:`recommend`
+  (InferSave's single-instance question).
 
-Functions named like their module (``plan``, ``evaluate``, ``diagnose``, ``sweep``, ``recommend``) are imported
-from the module, so that the module stays importable as ``solver.<name>``. Heavy modules (solvers, the
-performance model) are imported on first use.
+Every name is imported on first use, so that ``import solver.specs`` (which the neutral ``formulations``
+package needs) loads neither the catalog, nor the scenario loader, nor YAML.
 """
 
 from __future__ import annotations
@@ -20,42 +21,65 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from solver.catalog import Catalog, load_catalog
-from solver.errors import (
-    InfeasibleError,
-    InfersaveError,
-    InputError,
-    SolverError,
-    SolverLimitError,
-    UnknownNameError,
-)
-from solver.gpus import get_gpu, gpu_table, load_gpus
-from solver.models import from_hf_config, get_model, load_models, models_table
-from solver.scenario import load_scenario, parse_scenario, scenario_from_dict
-from solver.specs import SLO, GPUSpec, InstanceType, Limits, ModelSpec, Scenario, Search, SolveOptions, Workload
-
 __version__ = "0.1.0"
 
 _LAZY = {
-    "predict": "solver.performance",
-    "predict_frame": "solver.performance",
-    "Prediction": "solver.performance",
-    "calibrate": "solver.calibration",
-    "load_profile": "solver.calibration",
-    "CalibrationProfile": "solver.calibration",
-    "validate": "solver.accuracy",
-    "build_candidates": "solver.planner",
-    "Plan": "solver.plan",
-    "FleetRow": "solver.plan",
-    "Evaluation": "solver.evaluate",
-    "Diagnosis": "solver.diagnose",
-    "Recommendation": "solver.recommend",
+    # specs and errors
+    "SLO": "solver.specs",
+    "GPUSpec": "solver.specs",
+    "InstanceType": "solver.specs",
+    "Limits": "solver.specs",
+    "ModelSpec": "solver.specs",
+    "Scenario": "solver.specs",
+    "Search": "solver.specs",
+    "SolveOptions": "solver.specs",
+    "Workload": "solver.specs",
+    "InfeasibleError": "solver.errors",
+    "InfersaveError": "solver.errors",
+    "InputError": "solver.errors",
+    "SolverError": "solver.errors",
+    "SolverLimitError": "solver.errors",
+    "UnknownNameError": "solver.errors",
+    # data
+    "Catalog": "solver.data.catalog",
+    "load_catalog": "solver.data.catalog",
+    "get_gpu": "solver.data.gpus",
+    "gpu_table": "solver.data.gpus",
+    "load_gpus": "solver.data.gpus",
+    "from_hf_config": "solver.data.models",
+    "get_model": "solver.data.models",
+    "load_models": "solver.data.models",
+    "models_table": "solver.data.models",
+    "load_scenario": "solver.data.scenario",
+    "parse_scenario": "solver.data.scenario",
+    "scenario_from_dict": "solver.data.scenario",
+    # performance model
+    "predict": "solver.performance.model",
+    "predict_frame": "solver.performance.model",
+    "Prediction": "solver.performance.model",
+    "calibrate": "solver.performance.calibration",
+    "load_profile": "solver.performance.calibration",
+    "CalibrationProfile": "solver.performance.calibration",
+    "validate": "solver.performance.accuracy",
+    # planning
+    "build_candidates": "solver.planning.planner",
+    "plan": "solver.planning.planner",
+    "Plan": "solver.planning.plan",
+    "FleetRow": "solver.planning.plan",
+    "evaluate": "solver.planning.evaluate",
+    "Evaluation": "solver.planning.evaluate",
+    "diagnose": "solver.planning.diagnose",
+    "Diagnosis": "solver.planning.diagnose",
     "available_backends": "solver.backends",
+    # applications
+    "sweep": "solver.apps.sweep",
+    "recommend": "solver.apps.recommend",
+    "Recommendation": "solver.apps.recommend",
 }
 
 
 def __getattr__(name: str) -> Any:
-    """Import the public names of the heavier modules on first use."""
+    """Import a public name from its module on first use."""
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'solver' has no attribute {name!r}")
@@ -64,34 +88,9 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-__all__ = [
-    "SLO",
-    "Catalog",
-    "GPUSpec",
-    "InfeasibleError",
-    "InfersaveError",
-    "InputError",
-    "InstanceType",
-    "Limits",
-    "ModelSpec",
-    "Scenario",
-    "Search",
-    "SolveOptions",
-    "SolverError",
-    "SolverLimitError",
-    "UnknownNameError",
-    "Workload",
-    "__version__",
-    "from_hf_config",
-    "get_gpu",
-    "get_model",
-    "gpu_table",
-    "load_catalog",
-    "load_gpus",
-    "load_models",
-    "load_scenario",
-    "models_table",
-    "parse_scenario",
-    "scenario_from_dict",
-    *sorted(_LAZY),
-]
+def __dir__() -> list[str]:
+    """List the public names, for tab completion."""
+    return sorted([*_LAZY, "__version__"])
+
+
+__all__ = ["__version__", *sorted(_LAZY)]

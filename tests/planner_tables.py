@@ -6,7 +6,7 @@ from typing import Any
 
 import pandas as pd
 
-from solver.scenario import scenario_from_dict
+from solver.data.scenario import scenario_from_dict
 
 DEFAULTS: dict[str, Any] = {
     "workload": "w",

@@ -5,8 +5,8 @@ from planner_tables import scenario, table
 
 from solver.backends import BACKENDS, available_backends, get_backend
 from solver.errors import InfeasibleError, UnknownNameError
-from solver.evaluate import evaluate
-from solver.planner import solve_candidates
+from solver.planning.evaluate import evaluate
+from solver.planning.planner import solve_candidates
 from solver.specs import SolveOptions
 
 BACKEND_NAMES = available_backends()

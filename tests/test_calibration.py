@@ -1,7 +1,8 @@
 import pandas as pd
 import pytest
 
-from solver.calibration import (
+from solver.errors import InputError
+from solver.performance.calibration import (
     CalibrationProfile,
     calibrate,
     fit_ctcf,
@@ -10,8 +11,7 @@ from solver.calibration import (
     save_profile,
     shipped_profile,
 )
-from solver.errors import InputError
-from solver.performance import model_measurements
+from solver.performance.model import model_measurements
 
 
 def _table():
@@ -91,6 +91,6 @@ def test_bad_tables_raise_input_error(tmp_path):
 
 
 def _checked(table):
-    from solver.calibration import check_measurements
+    from solver.performance.calibration import check_measurements
 
     return check_measurements(table)

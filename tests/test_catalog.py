@@ -2,9 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from solver.catalog import load_catalog, read_skypilot_csv
+from solver.data.catalog import load_catalog, read_skypilot_csv
+from solver.data.gpus import get_gpu, load_gpus
 from solver.errors import InputError, UnknownNameError
-from solver.gpus import get_gpu, load_gpus
 
 DATA = Path(__file__).parent / "data"
 
@@ -17,7 +17,7 @@ def test_shipped_aws_catalog_covers_every_type_and_region():
     # every row of the source kept, except those with neither an on-demand nor a spot price
     import pandas as pd
 
-    from solver.resources import data_path
+    from solver.data.resources import data_path
 
     raw = pd.read_csv(data_path("catalogs", "aws.csv"))
     assert len(raw) == 1733

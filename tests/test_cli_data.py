@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from solver.cli import main
+from solver.apps.cli import main
 
 
 def run(args, capsys):
@@ -70,7 +70,7 @@ def test_schema(capsys):
 
 def test_console_script_runs():
     proc = subprocess.run(
-        [sys.executable, "-c", "from solver.cli import main; main(['models', '--json'])"],
+        [sys.executable, "-c", "from solver.apps.cli import main; main(['models', '--json'])"],
         capture_output=True,
         text=True,
         check=False,

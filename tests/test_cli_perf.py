@@ -3,7 +3,7 @@ import json
 import pandas as pd
 import pytest
 
-from solver.cli import main
+from solver.apps.cli import main
 
 
 def run(capsys, *args):

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from solver.cli import main
+from solver.apps.cli import main
 
 FIELDS = [
     "workload",
@@ -82,7 +82,7 @@ def test_plan_budget_infeasible_exits_3(capsys, tmp_path):
 
 @pytest.mark.parametrize("name", ["default", "mixed_spot", "llama70b_tp", "offline_batch"])
 def test_example_scenarios_solve(capsys, name):
-    from solver.resources import data_path
+    from solver.data.resources import data_path
 
     code, out, _ = run(["plan", "--json", str(data_path("scenarios", f"{name}.yaml"))], capsys)
     assert code in (0, None)

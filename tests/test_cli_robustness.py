@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from solver import backends
+from solver.apps.cli import main
 from solver.backends.base import Backend, SolveResult
-from solver.cli import main
 
 SMALL = {
     "catalog": "aws",
@@ -141,7 +141,7 @@ cli_values = st.one_of(
 @settings(max_examples=12, deadline=None)
 @given(path=st.sampled_from(LEAVES), value=cli_values)
 def test_cli_fuzz_exit_codes(tmp_path_factory, path, value):
-    from solver.sweep import set_path
+    from solver.apps.sweep import set_path
 
     base = {**SMALL, "workloads": [{**SMALL["workloads"][0], "slo": {"ttft_ms": 2000}}]}
     data = set_path(base, path, value)

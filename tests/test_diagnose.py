@@ -4,10 +4,10 @@ import math
 
 import pytest
 
-from solver.diagnose import diagnose
+from solver.data.scenario import parse_scenario, scenario_from_dict
 from solver.errors import InfeasibleError
-from solver.planner import plan
-from solver.scenario import parse_scenario, scenario_from_dict
+from solver.planning.diagnose import diagnose
+from solver.planning.planner import plan
 from solver.specs import SolveOptions
 
 OPTS = SolveOptions(time_limit_s=20)

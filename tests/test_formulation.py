@@ -12,8 +12,8 @@ from planner_tables import scenario, table
 from formulations.assemble import build
 from formulations.bigm import count_upper_bound
 from solver.errors import InfeasibleError, InputError
-from solver.evaluate import evaluate
-from solver.planner import solve_candidates
+from solver.planning.evaluate import evaluate
+from solver.planning.planner import solve_candidates
 from solver.specs import SolveOptions
 
 OPTS = SolveOptions(backend="auto", time_limit_s=20)

@@ -7,9 +7,9 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from solver.apps.sweep import set_path
+from solver.data.scenario import parse_scenario
 from solver.errors import InputError
-from solver.scenario import parse_scenario
-from solver.sweep import set_path
 
 BASE = {
     "catalog": "aws",

@@ -23,7 +23,7 @@ VOLATILE = {"solve_seconds", "seconds", "gap", "model_size"}
 def _plan_json(path: Path | None) -> object:
     from typer.testing import CliRunner
 
-    from solver.cli import app
+    from solver.apps.cli import app
 
     args = ["plan", "--json"] + ([str(path)] if path else [])
     result = CliRunner().invoke(app, args)

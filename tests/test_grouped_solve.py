@@ -5,9 +5,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from planner_tables import scenario, table
 
-import solver.planner as planner
+import solver.planning.planner as planner
 from solver.errors import InfeasibleError
-from solver.planner import solve_candidates
+from solver.planning.planner import solve_candidates
 from solver.specs import SolveOptions
 
 OPTS = SolveOptions(time_limit_s=30, tie_break=False)

@@ -2,10 +2,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from solver.data.models import get_model
 from solver.errors import InputError
-from solver.latency import ModelCosts, _mean_max_linear, allreduce_s
-from solver.models import get_model
-from solver.performance import predict_frame
+from solver.performance.latency import ModelCosts, _mean_max_linear, allreduce_s
+from solver.performance.model import predict_frame
 
 
 def frame(**kw):
@@ -90,6 +90,6 @@ def test_throughput_definitions():
 
 
 def _identity():
-    from solver.calibration import CalibrationProfile
+    from solver.performance.calibration import CalibrationProfile
 
     return CalibrationProfile(name="identity")

@@ -4,10 +4,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from solver.data.models import get_model
 from solver.errors import InputError, UnknownNameError
-from solver.memory import NCCL_MEMORY_GIB, available_gpu_gib, engine_memory, kv_head_share, resolve_dtypes, weights_gib
-from solver.models import get_model
-from solver.performance import predict_frame
+from solver.performance.memory import (
+    NCCL_MEMORY_GIB,
+    available_gpu_gib,
+    engine_memory,
+    kv_head_share,
+    resolve_dtypes,
+    weights_gib,
+)
+from solver.performance.model import predict_frame
 
 
 def test_kv_bytes_per_token_worked_numbers():

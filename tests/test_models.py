@@ -2,8 +2,8 @@ import json
 
 import pytest
 
+from solver.data.models import from_hf_config, get_model, load_models
 from solver.errors import InputError, UnknownNameError
-from solver.models import from_hf_config, get_model, load_models
 
 REQUIRED = [
     "opt-1.3b", "opt-2.7b", "opt-6.7b", "opt-13b", "opt-30b", "opt-66b",

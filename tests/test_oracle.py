@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from planner_tables import scenario, table
 
 from solver.errors import InfeasibleError
-from solver.evaluate import evaluate
-from solver.planner import solve_candidates
+from solver.planning.evaluate import evaluate
+from solver.planning.planner import solve_candidates
 from solver.specs import SolveOptions
 
 U = 0.8  # default utilisation cap

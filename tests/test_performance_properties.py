@@ -3,8 +3,8 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from solver.models import get_model
-from solver.performance import predict_frame
+from solver.data.models import get_model
+from solver.performance.model import predict_frame
 
 MODELS = ["opt-2.7b", "llama-3.1-8b", "llama-2-13b", "mistral-7b", "llama-2-70b"]
 GPUS = [

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from solver.data.scenario import load_scenario, scenario_from_dict
 from solver.errors import InfeasibleError
-from solver.evaluate import evaluate
-from solver.planner import build_candidates, plan
-from solver.scenario import load_scenario, scenario_from_dict
+from solver.planning.evaluate import evaluate
+from solver.planning.planner import build_candidates, plan
 from solver.specs import SolveOptions
 
 OPTS = SolveOptions(backend="auto", time_limit_s=30)
@@ -156,8 +156,8 @@ def small(workloads, **extra):
 @pytest.mark.parametrize(("engine", "mode"), [("vllm", "continuous"), ("tgi", "continuous"), ("flexgen", "static")])
 def test_online_candidates_use_the_engines_batching(engine, mode):
     """Defect: online capacity used static batches, so the TTFT checked ignored the wait to fill a batch."""
-    from solver.models import get_model
-    from solver.performance import predict_frame
+    from solver.data.models import get_model
+    from solver.performance.model import predict_frame
 
     scen = small([{"name": "chat", "rate_rps": 5}, {"name": "job", "requests": 1000, "deadline_h": 2}], engine=engine)
     cands = build_candidates(scen)
@@ -178,9 +178,9 @@ def test_online_candidates_use_the_engines_batching(engine, mode):
 
 def test_continuous_batching_latency_is_monotone():
     """The exactness argument needs latency non-decreasing in offload fraction and batch (continuous too)."""
-    from solver.candidates import offers
-    from solver.models import get_model
-    from solver.performance import predict_frame
+    from solver.data.models import get_model
+    from solver.performance.model import predict_frame
+    from solver.planning.candidates import offers
 
     scen = small([{"name": "chat", "rate_rps": 5}], instances=None)
     base = offers(scen).drop_duplicates("instance_type").assign(tp=1)

@@ -36,7 +36,7 @@ def test_readme_python_example_runs():
 def test_readme_diagnosis_matches_the_command(capsys):
     import pytest
 
-    from solver.cli import main
+    from solver.apps.cli import main
 
     readme = (ROOT / "README.md").read_text()
     block = re.search(r"<!-- diagnosis:begin.*?```text\n(.*?)```", readme, flags=re.S).group(1)

@@ -9,11 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from solver.cli import main
-from solver.errors import InputError, UnknownNameError
-from solver.models import get_model
-from solver.performance import predict_frame
-from solver.recommend import (
+from solver.apps.cli import main
+from solver.apps.recommend import (
     CHOICE_KEYS,
     DEFAULT_POLICY,
     POLICIES,
@@ -22,8 +19,11 @@ from solver.recommend import (
     recommend_scenario,
     screen,
 )
-from solver.resources import data_path
-from solver.scenario import load_scenario, scenario_from_dict
+from solver.data.models import get_model
+from solver.data.resources import data_path
+from solver.data.scenario import load_scenario, scenario_from_dict
+from solver.errors import InputError, UnknownNameError
+from solver.performance.model import predict_frame
 
 HEADER = (
     "InstanceType,AcceleratorName,AcceleratorCount,vCPUs,MemoryGiB,GpuMemoryMiBPerGpu,Price,SpotPrice,Region,"

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from solver.cli import main
-from solver.recommend import POLICIES, recommend, task_of
-from solver.reproduction import (
+from solver.apps.cli import main
+from solver.apps.recommend import POLICIES, recommend, task_of
+from solver.apps.reproduction import (
     OFFLINE_CLAIM_PCT,
     ONLINE_CLAIM_PCT,
     claim_verdict,
@@ -73,7 +73,7 @@ def test_report_shows_the_rows_and_the_claims(frame, report):
     assert f"| {100 * c['offline_offload_saving']:+.1f}% (" in report
     assert "### Why" in report and "verdict (paper prices)" in report
     # the memory budget sentence is the code's, not hand-written
-    from solver.memory import engine_memory
+    from solver.performance.memory import engine_memory
 
     eng = engine_memory("flexgen")
     assert f"{eng.utilisation:g} x usable GPU memory - {eng.fixed_reserve_gib:g} GiB per GPU" in report

@@ -3,8 +3,8 @@ import json
 import pydantic
 import pytest
 
+from solver.data.scenario import load_scenario, parse_scenario, scenario_json_schema
 from solver.errors import InputError
-from solver.scenario import load_scenario, parse_scenario, scenario_json_schema
 
 ISSUE_EXAMPLE = """
 catalog: aws
@@ -109,8 +109,8 @@ def test_schema_is_json_with_workload_fields():
 
 
 def test_check_references_names_the_field():
+    from solver.data.scenario import check_references
     from solver.errors import UnknownNameError
-    from solver.scenario import check_references
 
     check_references(parse_scenario(ISSUE_EXAMPLE))
     with pytest.raises(UnknownNameError, match="did you mean 'vllm'"):
@@ -123,7 +123,7 @@ def test_check_references_names_the_field():
 
 
 def test_empty_filter_says_where_the_instance_is_offered():
-    from solver.catalog import load_catalog
+    from solver.data.catalog import load_catalog
 
     with pytest.raises(InputError, match=r"regions: no instance is left .*p6-b300\.48xlarge is offered in us-west-2"):
         load_catalog("aws").filter(regions=["us-east-1"], instances=["p6-b300.48xlarge"])
@@ -140,7 +140,7 @@ def test_empty_filter_says_where_the_instance_is_offered():
     ],
 )
 def test_quota_keys_are_checked(limits, match):
-    from solver.scenario import check_references
+    from solver.data.scenario import check_references
 
     text = ISSUE_EXAMPLE.replace(
         "limits: {budget_usd_per_hour: 200, max_price_usd_per_hour: 3, max_instances: {p5.48xlarge: 2}}",

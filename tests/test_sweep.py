@@ -1,8 +1,8 @@
 import pytest
 
+from solver.apps.sweep import parse_over, set_path, sweep_points
+from solver.data.scenario import parse_scenario
 from solver.errors import InputError
-from solver.scenario import parse_scenario
-from solver.sweep import parse_over, set_path, sweep_points
 
 BASE = """
 catalog: aws
@@ -51,8 +51,8 @@ def test_grid_points_are_validated_with_the_path_in_errors():
 def test_sweep_cli_writes_csv_and_png(tmp_path, capsys):
     import pandas as pd
 
-    from solver.cli import main
-    from solver.scenario import default_scenario_path
+    from solver.apps.cli import main
+    from solver.data.scenario import default_scenario_path
 
     csv, png = tmp_path / "r.csv", tmp_path / "r.png"
     args = ["sweep", str(default_scenario_path()), "--over", "workloads.0.slo.ttft_ms=100,2000",

@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from solver.calibration import CalibrationProfile, check_measurements, fit_profile, save_profile
-from solver.performance import model_measurements
-from solver.resources import data_path
+from solver.data.resources import data_path
+from solver.performance.calibration import CalibrationProfile, check_measurements, fit_profile, save_profile
+from solver.performance.model import model_measurements
 
 METRICS = ("ttft", "tpot", "throughput", "e2e")
 ENGINE_DATASETS_NOTE = "profiles are fitted per (GPU, engine); generic pools every engine"

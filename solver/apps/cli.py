@@ -17,10 +17,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from solver.catalog import load_catalog
+from solver.data.catalog import load_catalog
+from solver.data.models import models_table
+from solver.data.scenario import scenario_json_schema
 from solver.errors import InfersaveError, InputError
-from solver.models import models_table
-from solver.scenario import scenario_json_schema
 
 app = typer.Typer(
     name="infersave",
@@ -220,7 +220,7 @@ def predict(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
 ) -> None:
     """Predict latency, throughput and memory of one replica (static batch)."""
-    from solver.performance import predict as predict_one
+    from solver.performance.model import predict as predict_one
 
     result = predict_one(
         model,
@@ -260,8 +260,8 @@ def calibrate(
     as_json: Annotated[bool, typer.Option("--json", help="Print the profile as JSON on stdout.")] = False,
 ) -> None:
     """Fit CTCF (alpha, beta per GPU and phase) on a measurement CSV and write a profile YAML."""
-    from solver.calibration import calibrate as fit
-    from solver.calibration import save_profile
+    from solver.performance.calibration import calibrate as fit
+    from solver.performance.calibration import save_profile
 
     prof = fit(measurements, engine=engine)
     path = save_profile(prof, out_path)
@@ -292,8 +292,8 @@ def calibrate(
 @app.command()
 def validate(as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False) -> None:
     """Score the model on the shipped measurements: MAPE and worst error, before/after CTCF, in-sample and LODO."""
-    from solver.accuracy import summary
-    from solver.accuracy import validate as run_validation
+    from solver.performance.accuracy import summary
+    from solver.performance.accuracy import validate as run_validation
 
     report = run_validation()
     head = summary(report)
@@ -321,10 +321,10 @@ def plan(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
 ) -> None:
     """Plan the cheapest fleet meeting every workload's SLOs and demand (exit 3 infeasible, 4 no plan in time)."""
-    from solver.diagnose import diagnose
+    from solver.data.scenario import load_scenario
     from solver.errors import InfeasibleError
-    from solver.planner import plan as make_plan
-    from solver.scenario import load_scenario
+    from solver.planning.diagnose import diagnose
+    from solver.planning.planner import plan as make_plan
     from solver.specs import SolveOptions
     from solver.validation import validate
 
@@ -388,10 +388,10 @@ def recommend(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
 ) -> None:
     """Recommend the single instance meeting a TPS SLO at the best cost efficiency (InferSave); exit 3 if none."""
+    from solver.apps.recommend import get_policy, recommend_scenario
+    from solver.apps.recommend import recommend as make_recommendation
+    from solver.data.scenario import load_scenario
     from solver.errors import InfeasibleError
-    from solver.recommend import get_policy, recommend_scenario
-    from solver.recommend import recommend as make_recommendation
-    from solver.scenario import load_scenario
 
     get_policy(policy)
     base = load_scenario(scenario_file) if scenario_file is not None else None
@@ -441,7 +441,7 @@ def reproduce_paper(
     """Answer the InferSave paper's scenarios (instances/paper) with every policy and write the report."""
     from pathlib import Path
 
-    from solver.reproduction import paper_scenarios, render_report, reproduce, write_report
+    from solver.apps.reproduction import paper_scenarios, render_report, reproduce, write_report
 
     if check:
         scs = paper_scenarios()
@@ -483,8 +483,8 @@ def sweep(
     """Plan a scenario over a grid of field values; write a CSV (and a PNG)."""
     from rich.progress import Progress
 
-    from solver import sweep as sweep_mod
-    from solver.scenario import load_scenario
+    from solver.apps import sweep as sweep_mod
+    from solver.data.scenario import load_scenario
     from solver.specs import SolveOptions
     from solver.validation import validate
 

@@ -1,4 +1,4 @@
-"""Plan a fleet: candidates → exact presolve → MILP (formulations) → backend → :class:`~solver.plan.Plan`.
+"""Plan a fleet: candidates → exact presolve → MILP (formulations) → backend → :class:`~solver.planning.plan.Plan`.
 
 Ties between plans of equal primary objective are broken deterministically by a second, lexicographic
 stage (``formulations/README.md``, "Tie-break"): the primary objective is held within 1e-9 (relative) of
@@ -36,10 +36,10 @@ from formulations.model import FleetModel
 from formulations.objective import TIE_BREAK_REL_TOL, lexicographic_stage
 from solver.backends import Backend, SolveResult, get_backend
 from solver.backends.base import relative_gap
-from solver.candidates import DROP_REASONS, CandidateSet, candidate_set, reduce_candidates
-from solver.catalog import Catalog
+from solver.data.catalog import Catalog
 from solver.errors import InfeasibleError, SolverError, SolverLimitError
-from solver.plan import FleetRow, Plan
+from solver.planning.candidates import DROP_REASONS, CandidateSet, candidate_set, reduce_candidates
+from solver.planning.plan import FleetRow, Plan
 from solver.specs import Scenario, SolveOptions
 
 TIE_ORDER = ("usd_per_hour", "instance_type", "region", "market", "workload", "tp", "batch_size", "offload_fraction")
@@ -114,7 +114,7 @@ def solve_candidates(
     options
         Solver options.
     reduce
-        Apply the exact presolve :func:`solver.candidates.reduce_candidates` first.
+        Apply the exact presolve :func:`solver.planning.candidates.reduce_candidates` first.
     tie_break
         Run the lexicographic tie-break stage after a proven optimum (default: ``options.tie_break``).
     candidate_info

@@ -12,8 +12,8 @@ from typing import Any
 
 import yaml
 
+from solver.data.resources import data_path
 from solver.errors import InputError, UnknownNameError
-from solver.resources import data_path
 from solver.specs import Scenario
 from solver.validation import validate
 
@@ -97,9 +97,9 @@ def check_references(scenario: Scenario) -> None:
         ``min_instances`` type outside the scenario's filters, a config.json that cannot be read, or a workload
         whose prompt plus output exceeds its model's context window; the message names the field.
     """
-    from solver.calibration import ENGINES
-    from solver.catalog import load_catalog
-    from solver.models import get_model
+    from solver.data.catalog import load_catalog
+    from solver.data.models import get_model
+    from solver.performance.calibration import ENGINES
 
     if scenario.engine not in ENGINES:
         raise UnknownNameError("engine", "engine", scenario.engine, ENGINES)

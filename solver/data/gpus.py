@@ -7,8 +7,8 @@ from collections.abc import Mapping
 
 import pandas as pd
 
+from solver.data.resources import data_path
 from solver.errors import UnknownNameError
-from solver.resources import data_path
 from solver.specs import GPUSpec
 
 _OPTIONAL = ("fp8_tflops", "int8_tops", "int4_tops", "tdp_w")

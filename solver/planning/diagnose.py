@@ -12,7 +12,7 @@ Two stages, cheapest first:
    (integer quotas exactly; budgets and deadlines to 1 % relative precision).
 
 Each relaxation is reported as a dotted scenario path, the current value, the value that makes the scenario
-feasible and the cost of the plan at that value, so scripts can apply it with :func:`solver.sweep.set_path`.
+feasible and the cost of the plan at that value, so scripts can apply it with :func:`solver.apps.sweep.set_path`.
 """
 
 from __future__ import annotations
@@ -26,12 +26,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from solver.candidates import SLO_CHECKS, candidate_set, offers, violations
-from solver.catalog import Catalog
+from solver.data.catalog import Catalog
+from solver.data.models import get_model
+from solver.data.scenario import scenario_from_dict
 from solver.errors import InfeasibleError, InfersaveError, InputError
-from solver.memory import resolve_dtypes, weights_gib
-from solver.models import get_model
-from solver.scenario import scenario_from_dict
+from solver.performance.memory import resolve_dtypes, weights_gib
+from solver.planning.candidates import SLO_CHECKS, candidate_set, offers, violations
 from solver.specs import MAX_DEADLINE_H, Scenario, SolveOptions, Workload
 
 REL_TOL = 0.01
@@ -122,7 +122,7 @@ PlanFn = Callable[[Scenario, SolveOptions], Any]
 
 
 def _default_plan(scenario: Scenario, options: SolveOptions) -> Any:
-    from solver.planner import plan
+    from solver.planning.planner import plan
 
     return plan(scenario, options)
 
@@ -146,7 +146,7 @@ def diagnose(
     catalog
         A catalog to use instead of ``scenario.catalog``.
     plan_fn
-        The planner (default :func:`solver.planner.plan`); injectable for tests.
+        The planner (default :func:`solver.planning.planner.plan`); injectable for tests.
     max_seconds
         Stop searching for fleet-level relaxations after this long (the blockers found so far are kept).
     """

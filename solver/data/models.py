@@ -15,8 +15,8 @@ import pandas as pd
 import pydantic
 import yaml
 
+from solver.data.resources import data_path
 from solver.errors import InputError, UnknownNameError
-from solver.resources import data_path
 from solver.specs import ModelSpec
 from solver.validation import first_error
 

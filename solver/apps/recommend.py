@@ -9,16 +9,16 @@ The answer is a :class:`Recommendation` value. How the instances are chosen is a
 asks):
 
 ``milp`` (default)
-    Our fleet planner (:func:`solver.planner.plan`) on the same scenario restricted to one instance
+    Our fleet planner (:func:`solver.planning.planner.plan`) on the same scenario restricted to one instance
     (``limits.max_total_instances = 1``): the cheapest task (price · billed hours) whose predicted TPS meets the
     SLO within the workload's deadline; the next choices come from re-solving without the instances already
     chosen. Its choices are reported with the same task cost and cost efficiency as the other policies.
 ``infersave``
     The paper's algorithm. (1) Price filter: drop offers above ``P_max``. (2) Memory check: the smallest KV
-    offload fraction ``f`` that fits the GPU (:mod:`solver.memory`); drop instances that cannot hold the
+    offload fraction ``f`` that fits the GPU (:mod:`solver.performance.memory`); drop instances that cannot hold the
     weights, or one layer's KV cache next to them (the paper's rule: ``room_for_kv >= kv_total / L``), or whose
     host memory cannot take the offloaded part. (3) Predict TPS with the calibrated model (CTCF) through
-    :func:`solver.performance.predict_frame`. (4) Keep those meeting the SLO. (5) Rank by cost efficiency, ties
+    :func:`solver.performance.model.predict_frame`. (4) Keep those meeting the SLO. (5) Rank by cost efficiency, ties
     to the higher TPS.
 ``no-offload``
     The same with ``f = 0``: instances whose KV cache does not fit in GPU memory are dropped (the paper's
@@ -63,14 +63,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from solver.calibration import resolve_profile
-from solver.catalog import load_catalog
+from solver.data.catalog import load_catalog
+from solver.data.gpus import get_gpu
+from solver.data.models import get_model
+from solver.data.scenario import scenario_from_dict
 from solver.errors import InfeasibleError, InputError, UnknownNameError
-from solver.gpus import get_gpu
-from solver.memory import kv_head_share
-from solver.models import get_model
-from solver.performance import predict_frame
-from solver.scenario import scenario_from_dict
+from solver.performance.calibration import resolve_profile
+from solver.performance.memory import kv_head_share
+from solver.performance.model import predict_frame
 from solver.specs import ModelSpec, Scenario, SolveOptions, Workload
 
 CHOICE_KEYS = ("instance_type", "offload_fraction", "predicted_tps", "usd_per_hour", "cost_efficiency", "meets_slo")
@@ -213,7 +213,7 @@ def screen(scenario: Scenario, *, allow_offload: bool = True) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        One row per instance type (its cheapest offer): the offer, the :func:`~solver.performance.predict_frame`
+        One row per instance type (its cheapest offer): the offer, the :func:`~solver.performance.model.predict_frame`
         columns, ``peak_tflops``, the :func:`task_costs` columns (``task_hours``, ``billed_hours``,
         ``task_cost_usd``, ``effective_tps``, ``cost_efficiency``), ``meets_slo`` and ``reason`` (why the price
         filter or the memory check drops it; empty when it passes both).
@@ -505,7 +505,7 @@ def _max_performance(ctx: Context) -> PolicyResult:
 
 def _milp(ctx: Context) -> PolicyResult:
     """Solve the fleet MILP restricted to one instance; later choices re-solve without the earlier ones."""
-    from solver.planner import plan
+    from solver.planning.planner import plan
 
     task = ctx.task
     if task.tps_slo is None:

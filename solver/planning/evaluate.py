@@ -1,8 +1,8 @@
 """Re-check a plan with the exact performance model: memory, every SLO, demand, limits and budgets.
 
 :func:`evaluate` does not trust the numbers stored in the plan: it looks each fleet row's hardware and price
-up in the catalog again and re-runs :func:`solver.performance.predict_frame` at the row's (tp, batch,
-offload fraction), in the workload's batching mode (:func:`solver.candidates.batching_mode`: continuous
+up in the catalog again and re-runs :func:`solver.performance.model.predict_frame` at the row's (tp, batch,
+offload fraction), in the workload's batching mode (:func:`solver.planning.candidates.batching_mode`: continuous
 for online workloads on serving engines, static otherwise). Offline rows are checked with the rules of
 ``formulations/README.md``: one static batch must end within the time an instance can work
 (``e2e_s <= 3600 · theta_w · H_w``), the requests completed are counted without each instance's last,
@@ -21,9 +21,9 @@ import numpy as np
 import pandas as pd
 
 from formulations.bigm import MIN_BILLED_H, offline_hours
-from solver.candidates import SLO_CHECKS, offers, predict_workload
-from solver.catalog import Catalog
-from solver.plan import Plan
+from solver.data.catalog import Catalog
+from solver.planning.candidates import SLO_CHECKS, offers, predict_workload
+from solver.planning.plan import Plan
 from solver.specs import Scenario
 
 REL_TOL = 1e-6

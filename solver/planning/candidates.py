@@ -1,7 +1,7 @@
 """Planning candidates: one row per (workload, instance offer, TP degree, batch size, KV offload fraction).
 
 Every nonlinear quantity (memory, TTFT, TPOT, end-to-end time, TPS) is computed here, before the MILP, by
-one vectorised :func:`solver.performance.predict_frame` call per workload (two when ``search.offload_grid``
+one vectorised :func:`solver.performance.model.predict_frame` call per workload (two when ``search.offload_grid``
 adds offload fractions). The MILP then sees constants only (``formulations/README.md``).
 
 Per candidate ``c``: ``replicas`` (``rho_c``) = floor(GPUs / tp) model copies per instance (1 on a GPU
@@ -23,11 +23,11 @@ import numpy as np
 import pandas as pd
 
 from formulations.bigm import batch_requests, capacity_per_instance, min_hours_per_instance, worked_seconds
-from solver.calibration import CalibrationProfile, load_profile
-from solver.catalog import Catalog, load_catalog
-from solver.memory import tp_shardable
-from solver.models import get_model
-from solver.scenario import check_references
+from solver.data.catalog import Catalog, load_catalog
+from solver.data.models import get_model
+from solver.data.scenario import check_references
+from solver.performance.calibration import CalibrationProfile, load_profile
+from solver.performance.memory import tp_shardable
 from solver.specs import ModelSpec, Scenario, Workload
 
 SLO_CHECKS: tuple[tuple[str, str, str], ...] = (
@@ -67,7 +67,7 @@ class CandidateSet:
     dropped
         Per workload, rows removed per reason: ``price_cap`` (instance dearer than
         ``limits.max_price_usd_per_hour``), ``tp_heads`` (the TP degree does not shard the model,
-        :func:`solver.memory.tp_shardable`), ``tp_degrees`` (a degree that shards the model but is not in
+        :func:`solver.performance.memory.tp_shardable`), ``tp_degrees`` (a degree that shards the model but is not in
         ``search.tp_degrees``), ``memory`` (no offload fraction in [0, 1] fits GPU and host memory).
     considered
         Per workload, rows enumerated before any filter.
@@ -133,10 +133,10 @@ def predict_workload(
 ) -> pd.DataFrame:
     """Run the performance model on ``frame`` for workload ``w`` of ``scenario`` (its engine, profile, batching).
 
-    The one place where a workload becomes a :func:`solver.performance.predict_frame` call: the candidates and
+    The one place where a workload becomes a :func:`solver.performance.model.predict_frame` call: the candidates and
     the evaluator both go through it. ``field`` names the workload's model in errors; ``model`` skips the look-up.
     """
-    from solver.performance import predict_frame
+    from solver.performance.model import predict_frame
 
     return predict_frame(
         frame,
@@ -229,7 +229,7 @@ def candidate_set(scenario: Scenario, catalog: Catalog | None = None) -> Candida
     Raises
     ------
     InputError
-        From :func:`solver.scenario.check_references` (unknown model, engine or quota key, a context window
+        From :func:`solver.data.scenario.check_references` (unknown model, engine or quota key, a context window
         overflow; checked when no ``catalog`` is passed, since those checks read ``scenario.catalog``).
     """
     if catalog is None:

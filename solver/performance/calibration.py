@@ -57,9 +57,9 @@ import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from solver.data.gpus import get_gpu, load_gpus
+from solver.data.resources import data_path
 from solver.errors import InputError, UnknownNameError
-from solver.gpus import get_gpu, load_gpus
-from solver.resources import data_path
 from solver.validation import first_error
 
 ENGINES = ("vllm", "tgi", "trtllm", "flexgen", "generic")
@@ -394,7 +394,7 @@ def fit_profile(
     description: str = "",
     rows_used: list[str] | None = None,
 ) -> CalibrationProfile:
-    """Fit one CTCF per GPU on a modelled measurement table (see :func:`solver.performance.model_measurements`).
+    """Fit one CTCF per GPU on a modelled measurement table (see :func:`solver.performance.model.model_measurements`).
 
     Parameters
     ----------
@@ -447,7 +447,7 @@ def calibrate(
     CalibrationProfile
         One CTCF per GPU in the table, with in-sample errors.
     """
-    from solver.performance import model_measurements  # local: performance imports this module
+    from solver.performance.model import model_measurements  # local: performance imports this module
 
     if isinstance(measurements, pd.DataFrame):
         table = check_measurements(measurements)

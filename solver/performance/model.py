@@ -1,8 +1,8 @@
 """The performance model's public façade: memory, latency and throughput of replicas, calibrated (CTCF).
 
 :func:`predict_frame` evaluates a whole grid of configurations as numpy arrays (the planner's entry point);
-:func:`predict` evaluates one configuration for ``infersave predict``. Formulas: :mod:`solver.memory`,
-:mod:`solver.latency` and ``docs/performance.md``. The default engine is ``vllm``.
+:func:`predict` evaluates one configuration for ``infersave predict``. Formulas: :mod:`solver.performance.memory`,
+:mod:`solver.performance.latency` and ``docs/performance.md``. The default engine is ``vllm``.
 
 Per replica (one model copy on ``tp`` GPUs of one instance), for a static batch of ``b`` sequences with ``s``
 prompt tokens and ``n`` output tokens::
@@ -30,22 +30,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from solver.calibration import (
+from solver.data.gpus import get_gpu
+from solver.data.models import get_model
+from solver.errors import InputError, UnknownNameError
+from solver.performance.calibration import (
     DEFAULT_ENGINE,
     ENGINES,
     CalibrationProfile,
     resolve_profile,
 )
-from solver.errors import InputError, UnknownNameError
-from solver.gpus import get_gpu
-from solver.latency import (
+from solver.performance.latency import (
     ModelCosts,
     hardware,
     mean_decode_step_s,
     prefill_s,
 )
-from solver.memory import memory_arrays, resolve_dtypes, tp_shardable
-from solver.models import get_model
+from solver.performance.memory import memory_arrays, resolve_dtypes, tp_shardable
 from solver.specs import MAX_BATCH, MAX_TOKENS, ModelSpec
 
 INPUT_COLUMNS = ("gpu", "gpu_count", "gpu_memory_mib", "host_memory_gib", "tp", "batch_size", "offload_fraction")
@@ -273,7 +273,7 @@ def _check_arrays(tp: np.ndarray, batch: np.ndarray, gpu_count: np.ndarray, offl
 @functools.cache
 def _usable_gpu_mib(gpu: str) -> float:
     """Usable memory of one ``gpu``: the AWS catalog's value where it lists the GPU, else the datasheet GB."""
-    from solver.catalog import load_catalog
+    from solver.data.catalog import load_catalog
 
     zones = load_catalog("aws").zones
     rows = zones[(zones["gpu"] == gpu) & (zones["gpu_count"] >= 1)]
@@ -305,7 +305,7 @@ def measurement_hardware(rows: pd.DataFrame) -> pd.DataFrame:
 def model_measurements(table: pd.DataFrame, profile: CalibrationProfile | None = None) -> pd.DataFrame:
     """Add modelled (uncalibrated) ``ttft_model_ms``, ``tpot_model_ms``, ``e2e_model_s`` to measurement rows.
 
-    ``table`` is a checked measurement table (:func:`solver.calibration.check_measurements`). Each group of
+    ``table`` is a checked measurement table (:func:`solver.performance.calibration.check_measurements`). Each group of
     rows sharing (model, engine, dtypes, lengths, batching, offload mode) is evaluated in one vectorised call.
     Hardware is a bare instance of ``tp`` GPUs with the GPU's datasheet memory (memory fit is not checked:
     the runs happened).
@@ -409,7 +409,7 @@ def bare_instance(gpu: str, gpus: int = 1, host_memory_gib: float | None = None)
     (the usable MiB AWS reports; the smallest host GiB per GPU of those instances, times ``gpus``); otherwise
     the datasheet memory and ``host_memory_gib`` must be given.
     """
-    from solver.catalog import load_catalog
+    from solver.data.catalog import load_catalog
 
     spec = get_gpu(gpu, field="--gpu")
     if not isinstance(gpus, int) or gpus < 1:
@@ -446,7 +446,7 @@ def bare_instance(gpu: str, gpus: int = 1, host_memory_gib: float | None = None)
 
 def instance_hardware(instance: str) -> dict[str, Any]:
     """Hardware record of an AWS instance type (hardware is region-independent)."""
-    from solver.catalog import load_catalog
+    from solver.data.catalog import load_catalog
 
     catalog = load_catalog("aws").filter(instances=[instance])
     row = catalog.zones.iloc[0]

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from solver.data.gpus import get_gpu, load_gpus
+from solver.data.resources import data_path
 from solver.errors import InputError, UnknownNameError
-from solver.gpus import get_gpu, load_gpus
-from solver.resources import data_path
 from solver.specs import InstanceType
 
 SHIPPED = {"aws": ("catalogs", "aws.csv")}

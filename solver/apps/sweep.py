@@ -19,8 +19,8 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from solver.data.scenario import scenario_from_dict
 from solver.errors import InfersaveError, InputError
-from solver.scenario import scenario_from_dict
 from solver.specs import Scenario, SolveOptions
 
 Row = dict[str, Any]
@@ -112,7 +112,7 @@ def sweep_points(scenario: Scenario, over: Mapping[str, Sequence[Any]]) -> list[
 
 def _solve_point(args: tuple[Row, Scenario, SolveOptions]) -> Row:
     """Plan one point in a worker; never raise for a planning outcome."""
-    from solver.planner import plan  # imported here: workers start fresh
+    from solver.planning.planner import plan  # imported here: workers start fresh
 
     values, scenario, options = args
     row: Row = {k: _cell(v) for k, v in values.items()}
