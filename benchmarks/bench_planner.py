@@ -26,11 +26,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from formulations.assemble import build  # noqa: E402
-from formulations.bigm import capacity_per_instance, count_upper_bound, offline_hours  # noqa: E402
+from formulations.bigm import count_upper_bound  # noqa: E402
+from formulations.billing import capacity_per_instance, offline_hours  # noqa: E402
 from solver.data.models import get_model  # noqa: E402
 from solver.data.scenario import load_scenario, scenario_from_dict  # noqa: E402
-from solver.planning.candidates import candidate_set, reduce_candidates  # noqa: E402
+from solver.planning.candidates import candidate_set  # noqa: E402
 from solver.planning.planner import solve_candidates  # noqa: E402
+from solver.planning.presolve import reduce_candidates  # noqa: E402
 from solver.specs import SolveOptions  # noqa: E402
 
 MODELS = ["llama-3.1-8b", "mistral-7b", "qwen2.5-7b", "llama-2-13b", "llama-3.1-70b", "opt-6.7b", "qwen2.5-32b"]

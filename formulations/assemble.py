@@ -1,16 +1,15 @@
-"""Assemble the MILP from a candidate table and a scenario, one constraint family at a time."""
+"""Assemble the MILP from a candidate table and a scenario, one constraint family at a time, in README order."""
 
 from __future__ import annotations
 
 import pandas as pd
 
 from formulations.demand import add_demand
-from formulations.latency import add_latency
 from formulations.limits import add_limits
 from formulations.linear import LinearModel
-from formulations.memory import add_memory
-from formulations.model import FleetModel
+from formulations.model import Context, FleetModel
 from formulations.objective import add_objective
+from formulations.rules import add_candidate_rules
 from formulations.selection import add_selection
 from solver.errors import InputError
 from solver.specs import Scenario
@@ -38,9 +37,6 @@ CANDIDATE_COLUMNS: tuple[str, ...] = (
 )
 """Columns every candidate table needs (``formulations/README.md``, section "Data")."""
 
-FAMILIES = (add_selection, add_memory, add_latency, add_demand, add_limits, add_objective)
-"""Constraint families in construction order (selection creates ``n`` and ``y``; demand creates ``h``)."""
-
 
 def build(cands: pd.DataFrame, scenario: Scenario) -> FleetModel:
     """Build the fleet MILP of ``formulations/README.md`` for ``cands`` and ``scenario``.
@@ -64,8 +60,10 @@ def build(cands: pd.DataFrame, scenario: Scenario) -> FleetModel:
     unknown = sorted(set(cands["workload"]) - known)
     if unknown:
         raise InputError("candidates.workload", f"workload(s) {', '.join(unknown)} are not in the scenario")
-    table = cands.reset_index(drop=True).copy()
-    fm = FleetModel(LinearModel(), table, scenario)
-    for add in FAMILIES:
-        add(fm, table, scenario)
-    return fm
+    ctx = Context(LinearModel(), cands.reset_index(drop=True).copy(), scenario)
+    sel = add_selection(ctx)  # (1): creates n and y
+    add_candidate_rules(ctx, sel.y)  # (2)-(7a), (12)
+    hours = add_demand(ctx, sel)  # (8)-(11): creates h
+    add_limits(ctx, sel.n, hours)  # (13)-(19)
+    add_objective(ctx, sel, hours)  # (O1) or (O2)
+    return FleetModel(ctx.lm, ctx.cands, scenario, sel.n, sel.y, hours.h, sel.big_m, hours.offline_idx)

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
-from formulations.bigm import batch_requests, capacity_per_instance, min_hours_per_instance, offline_hours
-from formulations.model import FleetModel
-from solver.specs import Scenario
+from formulations.billing import batch_requests, capacity_per_instance, min_hours_per_instance, offline_hours
+from formulations.model import Context, Hours, Selection
 
 
-def add_demand(fm: FleetModel, cands: pd.DataFrame, scenario: Scenario) -> None:
+def add_demand(ctx: Context, sel: Selection) -> Hours:
     """(8)-(11): online rate, offline work, deadline, least billed hours.
 
     (8) ``sum_{c in C_w} u · r_c · rho_c · n_c >= lambda_w`` for every online workload w;
@@ -22,13 +20,14 @@ def add_demand(fm: FleetModel, cands: pd.DataFrame, scenario: Scenario) -> None:
 
     ``r_c = b_c / E2E_c`` is one replica's sustainable request rate (Little's law with ``b_c`` requests in
     flight), ``rho_c`` the replicas per instance, ``u`` the utilisation cap; ``H_w, theta_w`` come from
-    :func:`formulations.bigm.offline_hours`. The ``h_c`` family exists only on offline candidates.
+    :func:`formulations.billing.offline_hours`. The ``h_c`` family exists only on offline candidates.
     """
-    n = fm.family("n").index
-    code, names = fm.workload_code()
-    online = fm.is_online()
+    cands, scenario = ctx.cands, ctx.scenario
+    n = sel.n.index
+    code, names = ctx.workload_code()
+    online = ctx.is_online()
     cap = capacity_per_instance(cands, scenario)
-    wl = fm.workloads
+    wl = ctx.workloads
     online_names = [nm for nm in names if wl[nm].kind == "online"]
     offline_names = [nm for nm in names if wl[nm].kind == "offline"]
 
@@ -37,22 +36,21 @@ def add_demand(fm: FleetModel, cands: pd.DataFrame, scenario: Scenario) -> None:
     online_pos = np.array([pos.get(nm, -1) for nm in names], dtype=np.int64)
     group = online_pos[code[online]]
     rates = np.array([wl[nm].rate_rps or 0.0 for nm in online_names], dtype=float)
-    fm.lm.add_grouped_rows("demand.online", group, len(online_names), n[online], cap[online], lo=rates)
+    ctx.lm.add_grouped_rows("demand.online", group, len(online_names), n[online], cap[online], lo=rates)
 
     # (9)-(11) offline work and instance-hours
     off = np.flatnonzero(~online)
-    fm.offline_idx = off.astype(np.int64)
     per_hour = scenario.billing == "per_hour"
     hours_w = np.array([offline_hours(scenario, wl[nm])[0] if wl[nm].kind == "offline" else 0.0 for nm in names])
     hours = hours_w[code[off]].astype(float)
-    fm.h = fm.lm.add_vars("h", off.size, 0.0, hours * fm.big_m[off], integer=per_hour)
-    h = fm.h.index
+    hfam = ctx.lm.add_vars("h", off.size, 0.0, hours * sel.big_m[off], integer=per_hour)
+    h = hfam.index
     opos = {nm: i for i, nm in enumerate(offline_names)}
     offline_pos = np.array([opos.get(nm, -1) for nm in names], dtype=np.int64)
     ogroup = offline_pos[code[off]]
     requests = np.array([wl[nm].requests or 0 for nm in offline_names], dtype=float)
     lost = batch_requests(cands)[off]
-    fm.lm.add_grouped_rows(
+    ctx.lm.add_grouped_rows(
         "demand.offline_work",
         np.concatenate([ogroup, ogroup]),
         len(offline_names),
@@ -60,7 +58,8 @@ def add_demand(fm: FleetModel, cands: pd.DataFrame, scenario: Scenario) -> None:
         np.concatenate([cap[off], -lost]),
         lo=requests,
     )
-    fm.lm.add_diagonal_rows("demand.offline_hours", [(h, 1.0), (n[off], -hours)], hi=0.0)
+    ctx.lm.add_diagonal_rows("demand.offline_hours", [(h, 1.0), (n[off], -hours)], hi=0.0)
     if off.size:
         least = min_hours_per_instance(cands, scenario)[off]
-        fm.lm.add_diagonal_rows("demand.offline_min_hours", [(h, 1.0), (n[off], -least)], lo=0.0)
+        ctx.lm.add_diagonal_rows("demand.offline_min_hours", [(h, 1.0), (n[off], -least)], lo=0.0)
+    return Hours(hfam, off.astype(np.int64))

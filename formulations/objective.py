@@ -5,40 +5,38 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-import pandas as pd
 
-from formulations.bigm import billed_horizon_h, capacity_per_instance
+from formulations.billing import billed_horizon_h, capacity_per_instance
 from formulations.linear import CompiledModel
-from formulations.model import FleetModel
-from solver.specs import Scenario
+from formulations.model import Context, Hours, Selection
 
 
-def objective_coefficients(fm: FleetModel, cands: pd.DataFrame, scenario: Scenario) -> tuple[np.ndarray, np.ndarray]:
+def objective_coefficients(ctx: Context, sel: Selection, hours: Hours) -> tuple[np.ndarray, np.ndarray]:
     """Return (column indices, coefficients) of the primary objective (O1 or O2)."""
-    n = fm.family("n").index
-    h = fm.family("h")
-    online = fm.is_online()
-    price = fm.col("usd_per_hour").astype(float)
+    cands, scenario = ctx.cands, ctx.scenario
+    n = sel.n.index
+    online = ctx.is_online()
+    price = ctx.col("usd_per_hour").astype(float)
     if scenario.objective == "min_cost":
         horizon = billed_horizon_h(scenario)
-        cols = np.concatenate([n[online], h.index])
-        coefs = np.concatenate([price[online] * horizon, price[fm.offline_idx]])
+        cols = np.concatenate([n[online], hours.h.index])
+        coefs = np.concatenate([price[online] * horizon, price[hours.offline_idx]])
         return cols, coefs
-    out_tokens = fm.per_candidate([float(w.output_tokens) for w in scenario.workloads])
+    out_tokens = ctx.per_candidate([float(w.output_tokens) for w in scenario.workloads])
     cap = capacity_per_instance(cands, scenario)
     return n[online], (cap * out_tokens)[online]
 
 
-def add_objective(fm: FleetModel, cands: pd.DataFrame, scenario: Scenario) -> None:
+def add_objective(ctx: Context, sel: Selection, hours: Hours) -> None:
     """(O1) minimum total cost or (O2) maximum output tokens/s.
 
     (O1) ``min  sum_{c online} p_c · T_b · n_c + sum_{c offline} p_c · h_c`` (``T_b`` = billed horizon: the
     effective horizon ``T`` in hours, ``ceil(T)`` when billed per started hour);
     (O2) ``max  sum_{c online} u · r_c · rho_c · o_w · n_c`` (output tokens/s at the utilisation cap).
     """
-    cols, coefs = objective_coefficients(fm, cands, scenario)
-    fm.lm.set_sense("min" if scenario.objective == "min_cost" else "max")
-    fm.lm.add_objective(cols, coefs)
+    cols, coefs = objective_coefficients(ctx, sel, hours)
+    ctx.lm.set_sense("min" if ctx.scenario.objective == "min_cost" else "max")
+    ctx.lm.add_objective(cols, coefs)
 
 
 TIE_BREAK_REL_TOL = 1e-9

@@ -9,7 +9,7 @@ Exit codes: 0 success, 2 bad input, 3 infeasible (no plan exists), 4 solver limi
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 
 class InfersaveError(Exception):
@@ -53,19 +53,40 @@ class UnknownNameError(InputError):
 
 
 class InfeasibleError(InfersaveError):
-    """No plan satisfies the constraints. ``diagnosis`` explains which constraint blocks, when known."""
+    """No plan satisfies the constraints.
+
+    Parameters
+    ----------
+    reason
+        What blocks, in one sentence (``workload 'rag': all 108 candidate configurations were removed ...``).
+    fixes
+        What would help, each naming a scenario field; the message is ``reason; to fix: fix1; fix2``.
+    diagnosis
+        The facts behind the reason as data (removal counts per rule, the limits set), when known.
+    """
 
     exit_code = 3
 
-    def __init__(self, message: str, diagnosis: object | None = None) -> None:
+    def __init__(self, reason: str, fixes: Sequence[str] = (), diagnosis: object | None = None) -> None:
+        self.reason = reason
+        self.fixes = tuple(fixes)
         self.diagnosis = diagnosis
-        super().__init__(message)
+        super().__init__(f"{reason}; to fix: {'; '.join(self.fixes)}" if self.fixes else reason)
 
 
 class SolverLimitError(InfersaveError):
-    """The solver stopped at a limit (time, nodes) before finding any plan."""
+    """The solver stopped at a limit (time, nodes) before finding any plan.
+
+    ``reason`` says what happened; ``option`` names the :class:`~solver.specs.SolveOptions` field to raise
+    (the CLI shows its flag instead). The message is ``reason; to fix: raise option``.
+    """
 
     exit_code = 4
+
+    def __init__(self, reason: str, option: str = "time_limit_s") -> None:
+        self.reason = reason
+        self.option = option
+        super().__init__(f"{reason}; to fix: raise {option}")
 
 
 class SolverError(InfersaveError):

@@ -73,9 +73,9 @@ def test_latency_rows_only_for_set_slos_and_tps_sign():
     t = two()
     t.loc[1, "ttft_ms"] = 200.0
     fm = build(t, s)
-    assert block(fm, "latency.ttft").n_rows == 2
-    assert block(fm, "latency.tpot").n_rows == 0 and block(fm, "latency.e2e").n_rows == 0
-    tps = block(fm, "latency.tps")
+    assert block(fm, "slo.ttft_ms").n_rows == 2
+    assert "slo.tpot_ms" not in fm.lm.blocks and "slo.e2e_s" not in fm.lm.blocks
+    tps = block(fm, "slo.tps")
     assert list(tps.coef) == [900 - 1000.0, 900 - 1000.0] and list(tps.hi) == [0, 0]
     plan = solve_candidates(t, s, OPTS, reduce=False)
     assert {r.instance_type for r in plan.fleet} == {"a.x"}
@@ -112,7 +112,7 @@ def test_offline_rows(billing):
     least = block(fm, "demand.offline_min_hours")
     m = 60 / 3600 if billing == "per_second" else 1.0
     assert sorted(least.coef) == pytest.approx([-m, -m, 1, 1]) and list(least.lo) == [0, 0]
-    batch = block(fm, "latency.offline_batch")  # (7a): e2e of one batch within the worked time
+    batch = block(fm, "deadline_h")  # (7a): e2e of one batch within the worked time
     assert list(batch.coef) == [4.0, 4.0] and list(batch.hi) == [3600 * expected_h] * 2
 
 
@@ -158,7 +158,7 @@ def test_offline_batch_longer_than_the_deadline_is_removed():
     plan = solve_candidates(t, s, OPTS)
     (row,) = plan.fleet
     moved = dataclasses.replace(plan, fleet=(dataclasses.replace(row, instance_type="a.x"),))
-    assert "deadline.batch" in {v.check.split(" ")[0] for v in evaluate(moved, s, performance=t).violations}
+    assert "deadline_h" in {v.check.split(" ")[0] for v in evaluate(moved, s, performance=t).violations}
 
 
 def test_offline_work_does_not_count_the_last_partial_batch():
@@ -199,15 +199,15 @@ def test_limit_rows_only_when_set():
     fm = build(two(), s)
     names = {b for b in fm.lm.blocks if b.startswith("limits.")}
     assert names == {
-        "limits.max_price",
-        "limits.budget_per_hour",
+        "limits.max_price_usd_per_hour",
+        "limits.budget_usd_per_hour",
         "limits.max_instances",
         "limits.max_instances_per_family",
         "limits.max_instances_per_region",
         "limits.max_total_instances",
         "limits.min_instances",
     }
-    assert list(block(fm, "limits.budget_per_hour").coef) == [1.0, 3.0]
+    assert list(block(fm, "limits.budget_usd_per_hour").coef) == [1.0, 3.0]
     assert list(block(fm, "limits.min_instances").lo) == [1]
     # price cap 2 removes b.x; quota 3 on a.x caps capacity at 4.8 < 10: infeasible
     from solver.errors import InfeasibleError

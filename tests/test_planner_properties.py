@@ -245,4 +245,4 @@ def test_tp_degrees_that_leave_no_candidate_are_named():
     with pytest.raises(InfeasibleError) as exc:
         plan(scen, OPTS)
     assert "search.tp_degrees" in str(exc.value)
-    assert exc.value.diagnosis["removed"]["tp_degrees"] > 0
+    assert exc.value.diagnosis["removed"]["search.tp_degrees"] > 0

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from planner_tables import scenario, table
 from test_oracle import check, hours_and_share, make_table
 
-from solver.planning.candidates import reduce_candidates
 from solver.planning.planner import solve_candidates
+from solver.planning.presolve import reduce_candidates
 from solver.specs import SolveOptions
 
 OPTS = SolveOptions(backend="auto", time_limit_s=30)

@@ -20,7 +20,7 @@ from rich.table import Table
 from solver.data.catalog import load_catalog
 from solver.data.models import models_table
 from solver.data.scenario import scenario_json_schema
-from solver.errors import InfersaveError, InputError
+from solver.errors import InfersaveError, InputError, SolverLimitError
 
 app = typer.Typer(
     name="infersave",
@@ -35,13 +35,32 @@ if not out.is_terminal:  # piped or captured: do not squeeze tables into 80 colu
 err = Console(stderr=True, soft_wrap=True)
 
 
+OPTION_FLAGS: dict[str, str] = {
+    "backend": "--backend",
+    "time_limit_s": "--time-limit",
+    "relative_gap": "--gap",
+    "threads": "--threads",
+    "tie_break": "--no-tie-break",
+}
+"""The flag of each :class:`~solver.specs.SolveOptions` field: library errors name fields, the CLI its flags."""
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the console script: run the app and map library errors to exit codes."""
     try:
         app(args=list(argv) if argv is not None else None, prog_name="infersave")
     except InfersaveError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+        err.print(f"[bold red]error:[/] {_message(exc)}", highlight=False, markup=True)
         sys.exit(exc.exit_code)
+
+
+def _message(exc: InfersaveError) -> str:
+    """Return the error's message, with SolveOptions field names replaced by the flags that set them."""
+    if isinstance(exc, SolverLimitError):
+        return f"{exc.reason}; to fix: raise {OPTION_FLAGS.get(exc.option, exc.option)}"
+    if isinstance(exc, InputError) and exc.field in OPTION_FLAGS:
+        return f"{OPTION_FLAGS[exc.field]}: {exc.problem}"
+    return str(exc)
 
 
 # ---- output helpers ---------------------------------------------------------------------------------
@@ -346,8 +365,8 @@ def plan(
         if as_json:
             print_json({"status": "infeasible", "message": str(exc), "diagnosis": diagnosis.to_dict()})
             raise typer.Exit(InfeasibleError.exit_code) from None
-        reason = str(exc).split("; to fix:", 1)[0]  # the diagnosis below says what to fix, with numbers
-        raise InfeasibleError(f"no plan: {reason}\n{diagnosis.summary()}", diagnosis) from None
+        # the diagnosis says what to fix, with numbers: it replaces the error's own fixes
+        raise InfeasibleError(f"no plan: {exc.reason}\n{diagnosis.summary()}", diagnosis=diagnosis) from None
     if as_json:
         print_json(result.to_dict())
         return

@@ -56,7 +56,7 @@ dividing the GPU count; 1 on a GPU slice); the ``milp`` policy considers every T
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -713,11 +713,6 @@ def _deadline_h(workload: Mapping[str, Any], v: Mapping[str, Any], base: Scenari
     except (KeyError, TypeError, ValueError, ZeroDivisionError):
         return 1.0  # validation of the workload reports the bad field
     return float(max(1.0, math.ceil(hours - 1e-9)))
-
-
-def policy_names() -> Sequence[str]:
-    """Return the registered policy names, default first."""
-    return list(POLICIES)
 
 
 __all__ = [

@@ -26,19 +26,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from formulations import checks
 from solver.data.catalog import Catalog
 from solver.data.models import get_model
 from solver.data.scenario import scenario_from_dict
 from solver.errors import InfeasibleError, InfersaveError, InputError
 from solver.performance.memory import resolve_dtypes, weights_gib
-from solver.planning.candidates import SLO_CHECKS, candidate_set, offers, violations
+from solver.planning.candidates import candidate_set, offers
+from solver.planning.presolve import violations
 from solver.specs import MAX_DEADLINE_H, Scenario, SolveOptions, Workload
 
 REL_TOL = 0.01
 """Relative precision of the bisection on continuous limits (budgets, deadlines)."""
-
-_SLO_WORDS = {"ttft_ms": ("TTFT", "ms", "fastest"), "tpot_ms": ("TPOT", "ms", "fastest"),
-              "e2e_s": ("end-to-end time", "s", "fastest"), "tps": ("TPS", "tokens/s", "highest")}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -199,37 +198,39 @@ def _workload_blockers(
     if cands.empty:
         return _no_fit(i, w, scenario, dropped, catalog)
     bad = violations(cands, scenario)
-    slo_cols = [f"slo.{f}" for f, _c, _s in SLO_CHECKS]
-    if not bad[slo_cols].any(axis=1).all():
+    relaxable = [r for r in checks.rules() if r.field is not None]
+    names = [r.name for r in relaxable]
+    if not bad[names].any(axis=1).all():
         return [], []
     blockers, relaxations = [], []
-    for slo_field, column, sense in SLO_CHECKS:
-        limit = getattr(w.slo, slo_field)
-        if limit is None:
+    for r in relaxable:
+        limit = r.limits(cands, scenario)
+        if not np.isfinite(limit).any():
             continue
-        others = [c for c in slo_cols if c != f"slo.{slo_field}"]
-        pool = cands[~bad[others].any(axis=1)]
+        pool = cands[~bad[[n for n in names if n != r.name]].any(axis=1)]
         if pool.empty:
             continue
-        values = pool[column].to_numpy(dtype=float)
-        best_i = int(np.nanargmin(values) if sense == "<=" else np.nanargmax(values))
+        values = r.values(pool)
+        best_i = int(np.nanargmin(values) if r.sense == "<=" else np.nanargmax(values))
         best = pool.iloc[best_i]
-        name, unit, word = _SLO_WORDS[slo_field]
-        op = "≤" if sense == "<=" else "≥"
+        op = "≤" if r.sense == "<=" else "≥"
         where = f"{best['instance_type']}, TP {int(best['tp'])}, batch {int(best['batch_size'])}"
+        current = float(limit[np.isfinite(limit)][0])
+        field_path = r.field_of(i)
         blockers.append(
             Blocker(
-                f"workloads.{i}.slo.{slo_field}",
+                field_path or r.name,
                 w.name,
-                f"{w.name}: {name} {op} {limit:,.6g} {unit} is unreachable for {w.input_tokens:,}-token prompts "
-                f"and {w.output_tokens:,} output tokens: the {word} candidate is {values[best_i]:,.4g} {unit} "
-                f"({where})",
+                f"{w.name}: {r.label} {op} {current:,.6g} {r.unit} is unreachable for {w.input_tokens:,}-token "
+                f"prompts and {w.output_tokens:,} output tokens: the {r.best} candidate is "
+                f"{values[best_i]:,.4g} {r.unit} ({where})",
             )
         )
-        relaxations.append(Relaxation(f"workloads.{i}.slo.{slo_field}", limit, float(values[best_i])))
-    if not blockers:  # every SLO is reachable alone but never together
-        names = ", ".join(_SLO_WORDS[f][0] for f, _c, _s in SLO_CHECKS if getattr(w.slo, f) is not None)
-        blockers.append(Blocker(f"workloads.{i}.slo", w.name, f"{w.name}: no candidate meets {names} together"))
+        if field_path is not None:
+            relaxations.append(Relaxation(field_path, current, float(values[best_i])))
+    if not blockers:  # every rule is met alone but never together
+        labels = ", ".join(r.label for r in relaxable if np.isfinite(r.limits(cands, scenario)).any())
+        blockers.append(Blocker(f"workloads.{i}.slo", w.name, f"{w.name}: no candidate meets {labels} together"))
     return blockers, relaxations
 
 
@@ -243,13 +244,14 @@ def _no_fit(
     off = offers(scenario, catalog)
     blockers: list[Blocker] = []
     relaxations: list[Relaxation] = []
-    if dropped.get("tp_degrees") and not dropped.get("memory") and not dropped.get("price_cap"):
+    price_cap = "limits.max_price_usd_per_hour"
+    if dropped.get("search.tp_degrees") and not dropped.get("memory") and not dropped.get(price_cap):
         listed = scenario.search.tp_degrees
         message = f"{w.name}: search.tp_degrees {listed} leaves no TP degree that shards {model.name} on an instance"
         blockers.append(Blocker("search.tp_degrees", w.name, message))
         relaxations.append(Relaxation("search.tp_degrees", listed, None, note="remove it to try every degree"))
         return blockers, relaxations
-    if dropped.get("price_cap") and not dropped.get("memory"):
+    if dropped.get(price_cap) and not dropped.get("memory"):
         cap = scenario.limits.max_price_usd_per_hour
         message = f"{w.name}: the price cap ${cap:,.4g}/h excludes every instance that could serve it"
         blockers.append(Blocker("limits.max_price_usd_per_hour", w.name, message))
@@ -334,18 +336,22 @@ Limit = tuple[tuple[str | int, ...], Any, str]
 
 
 def _limits_to_relax(scenario: Scenario) -> list[Limit]:
-    """(keys, current value, kind) of every fleet-level limit; kind: upper (float), int, deadline."""
+    """(keys, current value, kind) of every fleet-level limit set; kind: upper (float), int, deadline.
+
+    The limits come from :data:`formulations.checks.FLEET_LIMITS`; floors (``min_instances``) are never what
+    blocks a plan for lack of room, so they are not relaxed.
+    """
     lim = scenario.limits
     out: list[Limit] = []
-    if lim.budget_usd_per_hour is not None:
-        out.append((("limits", "budget_usd_per_hour"), lim.budget_usd_per_hour, "upper"))
-    if lim.budget_usd is not None:
-        out.append((("limits", "budget_usd"), lim.budget_usd, "upper"))
-    if lim.max_total_instances is not None:
-        out.append((("limits", "max_total_instances"), lim.max_total_instances, "int"))
-    for group in ("max_instances", "max_instances_per_family", "max_instances_per_region"):
-        for key, v in getattr(lim, group).items():
-            out.append((("limits", group, key), v, "int"))
+    for fl in checks.fleet_limits_set(lim):
+        value = fl.value(lim)
+        if fl.kind == "floor":
+            continue
+        kind = "upper" if fl.kind == "budget" else "int"
+        if isinstance(value, dict):
+            out.extend((("limits", fl.field, key), v, kind) for key, v in value.items())
+        else:
+            out.append((("limits", fl.field), value, kind))
     for i, w in enumerate(scenario.workloads):
         if w.deadline_h is not None:
             out.append((("workloads", i, "deadline_h"), w.deadline_h, "deadline"))

@@ -20,9 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from formulations.bigm import MIN_BILLED_H, offline_hours
+from formulations import checks
+from formulations.billing import MIN_BILLED_H, offline_hours
 from solver.data.catalog import Catalog
-from solver.planning.candidates import SLO_CHECKS, offers, predict_workload
+from solver.planning.candidates import offers, predict_workload
 from solver.planning.plan import Plan
 from solver.specs import Scenario
 
@@ -60,7 +61,7 @@ class Evaluation:
         return "ok" if self.ok else "; ".join(str(v) for v in self.violations)
 
 
-def _exceeds(value: float, limit: float) -> bool:
+def _exceeds(value: float, limit: float) -> bool:  # the scalar form of CandidateRule.broken
     """``value > limit`` beyond the relative tolerance (NaN value counts as exceeding)."""
     return not (value <= limit + REL_TOL * max(1.0, abs(limit)))
 
@@ -98,38 +99,23 @@ def evaluate(
             out.append(Violation("demand", w.name, 0.0, float(w.rate_rps or w.requests or 0)))
         return Evaluation(tuple(out))
     rows = _exact_rows(fleet, scenario, catalog, performance)
-    wl = {w.name: w for w in scenario.workloads}
-    for i, r in rows.iterrows():
-        where = f"row {i} ({r['workload']} on {r['count']}x {r['instance_type']} {r['market']} {r['region']})"
-        if not np.isfinite(r["usd_per_hour"]):
-            out.append(Violation("offer not in catalog", where, math.nan, math.nan))
-            continue
-        if r["count"] < 1 or r["count"] != int(r["count"]):
-            out.append(Violation("count not a positive integer", where, float(r["count"]), 1.0))
-        if abs(r["usd_per_hour"] - r["plan_usd_per_hour"]) > REL_TOL * r["usd_per_hour"]:
-            out.append(Violation("price differs from catalog", where, r["plan_usd_per_hour"], r["usd_per_hour"]))
-        if _exceeds(r["total_gpu_gib"], r["available_gpu_gib"]):
-            out.append(Violation("memory.gpu (GiB)", where, r["total_gpu_gib"], r["available_gpu_gib"]))
-        if _exceeds(r["offloaded_kv_gib"], r["host_available_gib"]):
-            out.append(Violation("memory.host (GiB)", where, r["offloaded_kv_gib"], r["host_available_gib"]))
-        cap = scenario.limits.max_price_usd_per_hour
-        if cap is not None and _exceeds(r["usd_per_hour"], cap):
-            out.append(Violation("limits.max_price_usd_per_hour", where, r["usd_per_hour"], cap))
-        slo = wl[r["workload"]].slo
-        for field, column, sense in SLO_CHECKS:
-            limit = getattr(slo, field)
-            if limit is None:
-                continue
-            value = float(r[column])
-            broken = _exceeds(value, limit) if sense == "<=" else _exceeds(-value, -limit)
-            if broken:
-                out.append(Violation(f"slo.{field}", where, value, limit))
-        w = wl[r["workload"]]
-        if w.kind == "offline":
-            big_h, theta = offline_hours(scenario, w)
-            window = 3600.0 * theta * big_h
-            if _exceeds(float(r["e2e_s"]), window):
-                out.append(Violation("deadline.batch (e2e_s of one static batch)", where, float(r["e2e_s"]), window))
+    where = [
+        f"row {i} ({r.workload} on {r.count}x {r.instance_type} {r.market} {r.region})" for i, r in rows.iterrows()
+    ]
+    known = np.isfinite(rows["usd_per_hour"].to_numpy(dtype=float))
+    for i in np.flatnonzero(~known):
+        out.append(Violation("offer not in catalog", where[i], math.nan, math.nan))
+    counts = rows["count"].to_numpy(dtype=float)
+    for i in np.flatnonzero(known & ((counts < 1) | (counts != np.round(counts)))):
+        out.append(Violation("count not a positive integer", where[i], float(counts[i]), 1.0))
+    price, asked = rows["usd_per_hour"].to_numpy(dtype=float), rows["plan_usd_per_hour"].to_numpy(dtype=float)
+    for i in np.flatnonzero(known & (np.abs(price - asked) > REL_TOL * price)):
+        out.append(Violation("price differs from catalog", where[i], float(asked[i]), float(price[i])))
+    checked = rows[known]
+    for r in checks.rules():
+        limit, value = r.limits(checked, scenario), r.values(checked)
+        for k in np.flatnonzero(r.broken(checked, scenario, REL_TOL)):
+            out.append(Violation(r.name, where[int(checked.index[k])], float(value[k]), float(limit[k])))
     out.extend(_demand(rows, scenario))
     out.extend(_limits(rows, scenario))
     return Evaluation(tuple(out))
@@ -214,32 +200,29 @@ def _demand(rows: pd.DataFrame, scenario: Scenario) -> list[Violation]:
 
 
 def _limits(rows: pd.DataFrame, scenario: Scenario) -> list[Violation]:
-    """Budgets, quotas, totals and minimum counts."""
+    """Every fleet-level limit of :data:`formulations.checks.FLEET_LIMITS` the scenario sets."""
     lim = scenario.limits
     out = []
     counts = rows["count"].to_numpy(dtype=float)
     price = rows["usd_per_hour"].to_numpy(dtype=float)
-    if lim.budget_usd_per_hour is not None and _exceeds(float(price @ counts), lim.budget_usd_per_hour):
-        out.append(Violation("limits.budget_usd_per_hour", "fleet", float(price @ counts), lim.budget_usd_per_hour))
-    if lim.budget_usd is not None:
-        hours = np.nan_to_num(rows["instance_hours"].to_numpy(dtype=float))
-        spent = float(price @ hours)
-        if _exceeds(spent, lim.budget_usd):
-            out.append(Violation("limits.budget_usd", "offline jobs", spent, lim.budget_usd))
-    family = rows["instance_type"].str.split(".").str[0]
-    for mapping, key, name in (
-        (lim.max_instances, rows["instance_type"], "limits.max_instances"),
-        (lim.max_instances_per_family, family, "limits.max_instances_per_family"),
-        (lim.max_instances_per_region, rows["region"], "limits.max_instances_per_region"),
-    ):
-        for k, q in mapping.items():
-            total = float(counts[(key == k).to_numpy()].sum())
-            if _exceeds(total, q):
-                out.append(Violation(name, k, total, q))
-    if lim.max_total_instances is not None and _exceeds(float(counts.sum()), lim.max_total_instances):
-        out.append(Violation("limits.max_total_instances", "fleet", float(counts.sum()), lim.max_total_instances))
-    for k, q in lim.min_instances.items():
-        total = float(counts[(rows["instance_type"] == k).to_numpy()].sum())
-        if _exceeds(-total, -q):
-            out.append(Violation("limits.min_instances", k, total, q))
+    keys = {
+        "instance_type": rows["instance_type"],
+        "family": rows["instance_type"].str.split(".").str[0],
+        "region": rows["region"],
+    }
+    for fl in checks.fleet_limits_set(lim):
+        value = fl.value(lim)
+        if isinstance(value, dict) and fl.column is not None:
+            for key, bound in value.items():
+                total = float(counts[(keys[fl.column] == key).to_numpy()].sum())
+                broken = _exceeds(-total, -bound) if fl.kind == "floor" else _exceeds(total, bound)
+                if broken:
+                    out.append(Violation(fl.path, key, total, bound))
+            continue
+        if fl.field == "budget_usd":
+            used, where = float(price @ np.nan_to_num(rows["instance_hours"].to_numpy(dtype=float))), "offline jobs"
+        else:
+            used, where = float(price @ counts if fl.kind == "budget" else counts.sum()), "fleet"
+        if value is not None and not isinstance(value, dict) and _exceeds(used, float(value)):
+            out.append(Violation(fl.path, where, used, float(value)))
     return out

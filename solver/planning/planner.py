@@ -29,8 +29,9 @@ from typing import NoReturn
 import numpy as np
 import pandas as pd
 
+from formulations import checks
 from formulations.assemble import build
-from formulations.bigm import billed_horizon_h, capacity_per_instance, offline_hours
+from formulations.billing import billed_horizon_h, capacity_per_instance, offline_hours
 from formulations.linear import CompiledModel, ModelBlock
 from formulations.model import FleetModel
 from formulations.objective import TIE_BREAK_REL_TOL, lexicographic_stage
@@ -38,8 +39,9 @@ from solver.backends import Backend, SolveResult, get_backend
 from solver.backends.base import relative_gap
 from solver.data.catalog import Catalog
 from solver.errors import InfeasibleError, SolverError, SolverLimitError
-from solver.planning.candidates import DROP_REASONS, CandidateSet, candidate_set, reduce_candidates
+from solver.planning.candidates import CandidateSet, candidate_set
 from solver.planning.plan import FleetRow, Plan
+from solver.planning.presolve import reduce_candidates
 from solver.specs import Scenario, SolveOptions
 
 TIE_ORDER = ("usd_per_hour", "instance_type", "region", "market", "workload", "tp", "batch_size", "offload_fraction")
@@ -389,9 +391,12 @@ def _check_coverage(
     removed: Mapping[str, Mapping[str, int]],
     info: CandidateSet | None,
 ) -> None:
-    """Raise InfeasibleError naming the filters when a workload (or a min_instances type) has no candidate."""
+    """Raise InfeasibleError naming the rules and filters when a workload (or a min_instances type) has no candidate.
+
+    The removal counts are keyed by the names of :mod:`formulations.checks`, which also give each fix.
+    """
     present = set(table["workload"]) if not table.empty else set()
-    for w in scenario.workloads:
+    for index, w in enumerate(scenario.workloads):
         if w.name in present:
             continue
         counts: dict[str, int] = {}
@@ -400,16 +405,16 @@ def _check_coverage(
         for k, v in removed.get(w.name, {}).items():
             counts[k] = counts.get(k, 0) + v
         considered = info.considered.get(w.name) if info is not None else None
-        what = ", ".join(f"{v} by {_reason_name(k)}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
+        ranked = sorted(counts.items(), key=lambda kv: -kv[1])
+        what = ", ".join(f"{v} by {k}" for k, v in ranked)
         total = f"all {considered} candidate configurations" if considered is not None else "every candidate"
-        fixes = [DROP_REASONS[k] for k in counts if k in DROP_REASONS]
-        if any(k.startswith("slo.") for k in counts):
-            fixes.insert(0, "relax the SLO that removes most")
-        if counts.get("tp_degrees"):  # the listed degrees left nothing: name the field first
-            fixes.insert(0, fixes.pop(fixes.index(DROP_REASONS["tp_degrees"])))
-        hint = "; ".join(dict.fromkeys(fixes)) or "allow more instance types, regions or markets"
+        names = [k for k, _v in ranked]
+        if "search.tp_degrees" in names:  # the listed degrees left nothing: name that field first
+            names.insert(0, names.pop(names.index("search.tp_degrees")))
+        fixes = [f for f in (checks.hint(k, index) for k in names) if f]
         raise InfeasibleError(
-            f"workload {w.name!r}: {total} were removed ({what or 'no instance offered'}); to fix: {hint}",
+            f"workload {w.name!r}: {total} were removed ({what or 'no instance offered'})",
+            list(dict.fromkeys(fixes)) or ["allow more instance types, regions or markets"],
             diagnosis={"workload": w.name, "removed": counts, "considered": considered},
         )
     have = set(table["instance_type"]) if not table.empty else set()
@@ -418,40 +423,25 @@ def _check_coverage(
             raise InfeasibleError(
                 f"limits.min_instances: {itype} needs at least {floor} instance(s) but no candidate of that type "
                 "meets the SLOs and memory of any workload",
+                [f"remove {itype} from limits.min_instances, or relax the workloads it should serve"],
                 diagnosis={"min_instances": itype},
             )
-
-
-def _reason_name(key: str) -> str:
-    """How a removal reason is named in messages (the scenario field where there is one)."""
-    return "search.tp_degrees" if key == "tp_degrees" else key
 
 
 def _raise_for(result: SolveResult, scenario: Scenario) -> NoReturn:
     """Turn a solve without a plan into the matching error."""
     if result.status == "infeasible":
-        lim = scenario.limits
-        set_limits = [
-            name
-            for name, value in (
-                ("budget_usd_per_hour", lim.budget_usd_per_hour),
-                ("budget_usd", lim.budget_usd),
-                ("max_instances", lim.max_instances),
-                ("max_instances_per_family", lim.max_instances_per_family),
-                ("max_instances_per_region", lim.max_instances_per_region),
-                ("max_total_instances", lim.max_total_instances),
-                ("min_instances", lim.min_instances),
-            )
-            if value not in (None, {}, 0)
-        ]
-        hint = f"limits.{' / limits.'.join(set_limits)}" if set_limits else "the offline deadlines"
+        set_limits = [fl.path for fl in checks.fleet_limits_set(scenario.limits)]
+        if any(w.deadline_h is not None for w in scenario.workloads):
+            set_limits.append("workloads.*.deadline_h")
         raise InfeasibleError(
-            f"every workload has candidates, but no fleet meets all demands within {hint}; to fix: raise them",
+            f"every workload has candidates, but no fleet meets all demands within {' / '.join(set_limits)}",
+            [f"raise {' / '.join(set_limits)}"],
             diagnosis={"limits": set_limits},
         )
     if result.status == "no_solution":
         raise SolverLimitError(
-            f"{result.backend} stopped after {result.solve_seconds:.1f} s without a plan; to fix: raise --time-limit"
+            f"{result.backend} stopped after {result.solve_seconds:.1f} s without a plan", option="time_limit_s"
         )
     if result.status == "unbounded":
         raise SolverError(f"{result.backend}: the model is unbounded (set a budget or quota)")
