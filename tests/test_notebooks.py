@@ -64,8 +64,7 @@ def test_every_notebook_has_a_source_and_a_pair():
     paired = {p.stem for p in NOTEBOOK_DIR.glob("*.ipynb")}
     assert sources >= EXPECTED, f"missing notebook sources: {sorted(EXPECTED - sources)}"
     assert paired == sources, (
-        f"every notebooks/*.py needs its .ipynb and back (jupytext --sync); "
-        f"without a pair: {sorted(sources ^ paired)}"
+        f"every notebooks/*.py needs its .ipynb and back (jupytext --sync); without a pair: {sorted(sources ^ paired)}"
     )
     assert not (NOTEBOOK_DIR / "build_notebooks.py").exists(), "the notebook generator is gone; edit the .py files"
 
