@@ -68,9 +68,8 @@ from solver.data.gpus import get_gpu
 from solver.data.models import get_model
 from solver.data.scenario import scenario_from_dict
 from solver.errors import InfeasibleError, InputError, UnknownNameError
-from solver.performance.calibration import resolve_profile
 from solver.performance.memory import kv_head_share
-from solver.performance.model import predict_frame
+from solver.planning.candidates import predict_workload
 from solver.specs import ModelSpec, Scenario, SolveOptions, Workload
 
 CHOICE_KEYS = ("instance_type", "offload_fraction", "predicted_tps", "usd_per_hour", "cost_efficiency", "meets_slo")
@@ -226,17 +225,7 @@ def screen(scenario: Scenario, *, allow_offload: bool = True) -> pd.DataFrame:
         batch_size=task.batch_size,
         offload_fraction=np.nan if allow_offload else 0.0,
     )
-    pred = predict_frame(
-        grid,
-        task.model,
-        input_tokens=w.input_tokens,
-        output_tokens=w.output_tokens,
-        dtype=w.dtype,
-        kv_dtype=w.kv_dtype,
-        engine=s.engine,
-        offload_mode=s.offload_mode,
-        profile=resolve_profile(s.engine, s.profile),
-    )
+    pred = predict_workload(grid, w, s, model=task.model, batching="static")
     pred["peak_tflops"] = [get_gpu(str(g)).fp16_tflops for g in pred["gpu"]]
     pred["reason"] = _reasons(pred, task, allow_offload)
     tps = pred["tps"].to_numpy(dtype=float)

@@ -113,12 +113,18 @@ def batching_mode(workload: Workload, engine: str) -> str:
 
 
 def predict_workload(
-    frame: pd.DataFrame, w: Workload, scenario: Scenario, field: str = "workloads.model", model: ModelSpec | None = None
+    frame: pd.DataFrame,
+    w: Workload,
+    scenario: Scenario,
+    field: str = "workloads.model",
+    model: ModelSpec | None = None,
+    batching: str | None = None,
 ) -> pd.DataFrame:
     """Run the performance model on ``frame`` for workload ``w`` of ``scenario`` (its engine, profile, batching).
 
     The one place where a workload becomes a :func:`solver.performance.model.predict_frame` call: the candidates and
-    the evaluator both go through it. ``field`` names the workload's model in errors; ``model`` skips the look-up.
+    the evaluator and ``recommend`` go through it. ``field`` names the workload's model in errors; ``model`` skips
+    the look-up; ``batching`` overrides :func:`batching_mode` (InferSave's question is about static batches).
     """
     from solver.performance.model import predict_frame
 
@@ -132,7 +138,7 @@ def predict_workload(
         engine=scenario.engine,
         offload_mode=scenario.offload_mode,
         profile=_profile(scenario),
-        batching=batching_mode(w, scenario.engine),
+        batching=batching or batching_mode(w, scenario.engine),
     )
 
 
