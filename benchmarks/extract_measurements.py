@@ -18,7 +18,8 @@ import pandas as pd
 
 from solver.data.models import get_model
 from solver.performance.calibration import check_measurements
-from solver.performance.model import measurement_hardware, predict_frame
+from solver.performance.measurements import measurement_hardware
+from solver.performance.model import predict_frame
 
 OUT = Path(__file__).resolve().parents[1] / "instances" / "measurements"
 

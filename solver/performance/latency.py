@@ -219,23 +219,6 @@ def _mean_max_linear(
     return np.where(width > 0, mean, at_c0)
 
 
-def decode_step_s(
-    costs: ModelCosts,
-    hw: Hardware,
-    *,
-    tp: FloatArray,
-    batch: FloatArray,
-    context_tokens: float | FloatArray,
-    offload_fraction: FloatArray,
-    offload_mode: str,
-) -> FloatArray:
-    """Time of one decode step with ``context_tokens`` cached per sequence, seconds (``t_dec(c)``)."""
-    _check_mode(offload_mode)
-    a1, b1, a2, b2, a3, b3 = _step_lines(costs, hw, tp, batch, offload_fraction, offload_mode)
-    c = np.asarray(context_tokens, dtype=np.float64)
-    return np.asarray(np.maximum(a1 + b1 * c, a2 + b2 * c) + a3 + b3 * c, dtype=np.float64)
-
-
 def mean_decode_step_s(
     costs: ModelCosts,
     hw: Hardware,
