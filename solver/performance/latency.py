@@ -68,12 +68,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 
 from solver.errors import InputError
+from solver.performance.memory import ACTIVATION_BYTES, FloatArray
 from solver.specs import DTYPE_BYTES, ModelSpec
-
-FloatArray = npt.NDArray[np.float64]
 
 COMPUTE_EFFICIENCY = 0.73
 MEMORY_BW_EFFICIENCY = 0.8
@@ -82,7 +80,6 @@ CPU_ATTENTION_BYTES_PER_S = 0.0123e12
 ALLREDUCE_LATENCY_S = 2e-5
 KERNEL_LATENCY_S = 3e-6
 KERNELS_PER_LAYER = 8
-ACTIVATION_BYTES = 2.0
 OFFLOAD_MODES = ("copy", "cpu_attention")
 
 
