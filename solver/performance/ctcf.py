@@ -35,12 +35,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from solver.data.gpus import get_gpu
 from solver.data.resources import data_path
 from solver.errors import InputError, UnknownNameError
+from solver.performance.memory import ENGINE_MEMORY
 from solver.validation import first_error
 
 FloatArray = npt.NDArray[np.float64]
 
-ENGINES = ("vllm", "tgi", "trtllm", "flexgen", "generic")
-"""Serving engines with a memory budget and (where data exists) a shipped calibration profile."""
+ENGINES = tuple(ENGINE_MEMORY)
+"""Serving engines: those with a memory budget; each has a shipped calibration profile where data exists."""
 DEFAULT_ENGINE = "vllm"
 
 
@@ -88,7 +89,19 @@ class CalibrationProfile(_Model):
     gpus: dict[str, GPUCalibration] = {}
 
     def lookup(self, gpu: str) -> tuple[GPUCalibration, str]:
-        """Return the CTCF for ``gpu`` and where it came from (measured, nearest measured GPU, or none)."""
+        """Return the CTCF for ``gpu`` and where it came from (measured, nearest measured GPU, or none).
+
+        Parameters
+        ----------
+        gpu
+            Canonical GPU name.
+
+        Returns
+        -------
+        tuple
+            ``(GPUCalibration, source)``: the identity calibration when the profile has no GPU; ``source`` says
+            which, in words.
+        """
         if gpu in self.gpus:
             return self.gpus[gpu], f"{self.name}: measured on {gpu}"
         if not self.gpus:
@@ -106,7 +119,20 @@ IDENTITY = CalibrationProfile(name="uncalibrated", engine="generic", description
 
 
 def nearest_measured_gpu(gpu: str, measured: list[str]) -> str:
-    """Return the measured GPU closest to ``gpu`` by |log bandwidth ratio| + |log FP16 TFLOPS ratio|."""
+    """Return the measured GPU closest to ``gpu`` by |log bandwidth ratio| + |log FP16 TFLOPS ratio|.
+
+    Parameters
+    ----------
+    gpu
+        The GPU to calibrate.
+    measured
+        GPUs with a fit (non-empty).
+
+    Returns
+    -------
+    str
+        The nearest of ``measured``; ties go to the first name in sorted order.
+    """
     target = get_gpu(gpu)
 
     def distance(name: str) -> float:
