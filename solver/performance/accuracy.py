@@ -35,7 +35,14 @@ METRICS = ("ttft", "tpot", "throughput", "e2e")
 
 
 def shipped_measurements() -> pd.DataFrame:
-    """Return every shipped measurement row (checked), with its source file in column ``file``."""
+    """Return every shipped measurement row (checked), with its source file in column ``file``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The rows of ``instances/measurements/*.csv``, normalised by
+        :func:`solver.performance.calibration.check_measurements`.
+    """
     frames = []
     for path in sorted(glob.glob(str(data_path("measurements", "*.csv")))):
         frame = pd.read_csv(path)
@@ -45,7 +52,19 @@ def shipped_measurements() -> pd.DataFrame:
 
 
 def fit_shipped_profiles(modelled: pd.DataFrame | None = None) -> dict[str, CalibrationProfile]:
-    """Fit the shipped profiles (one per engine with data, plus ``generic`` pooling all rows)."""
+    """Fit the shipped profiles (one per engine with data, plus ``generic`` pooling all rows).
+
+    Parameters
+    ----------
+    modelled
+        Modelled measurement rows (:func:`solver.performance.measurements.model_measurements`); default all
+        shipped measurements.
+
+    Returns
+    -------
+    dict
+        Engine name to its fitted profile.
+    """
     if modelled is None:
         modelled = model_measurements(shipped_measurements())
     profiles: dict[str, CalibrationProfile] = {}
@@ -70,7 +89,20 @@ def _fit(rows: pd.DataFrame, *, name: str, engine: str) -> CalibrationProfile:
 
 
 def write_shipped_profiles(profiles: dict[str, CalibrationProfile], folder: Path | None = None) -> list[Path]:
-    """Write profiles as ``instances/calibration/ENGINE.yaml`` (or into ``folder``)."""
+    """Write profiles as ``instances/calibration/ENGINE.yaml`` (or into ``folder``).
+
+    Parameters
+    ----------
+    profiles
+        Engine name to profile (:func:`fit_shipped_profiles`).
+    folder
+        Target folder; default the shipped ``instances/calibration``.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written.
+    """
     target = folder or data_path("calibration")
     return [save_profile(p, Path(target) / f"{name}.yaml") for name, p in profiles.items()]
 
@@ -143,7 +175,19 @@ def validate(measurements: pd.DataFrame | None = None) -> pd.DataFrame:
 
 
 def summary(report: pd.DataFrame) -> dict[str, Any]:
-    """Headline numbers: mean over datasets of the LODO MAPE per metric, and the TPOT target check (<= 15 %)."""
+    """Headline numbers: mean over datasets of the LODO MAPE per metric, and the TPOT target check (<= 15 %).
+
+    Parameters
+    ----------
+    report
+        The table of :func:`validate`.
+
+    Returns
+    -------
+    dict
+        ``date``, ``METRIC_mape_{lodo,in_sample,before}_mean_pct`` per metric, ``tpot_lodo_target_pct`` and
+        ``tpot_lodo_target_met``.
+    """
     out: dict[str, Any] = {"date": _dt.date.today().isoformat()}
     for metric in METRICS:
         sel = report[report["metric"] == metric]
