@@ -74,6 +74,7 @@ def gddr_check() -> pd.DataFrame | None:
 
 
 def markdown_table(frame) -> str:
+    """Render a DataFrame as a GitHub markdown table."""
     cols = list(frame.columns)
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     for row in frame.itertuples(index=False):
@@ -82,6 +83,7 @@ def markdown_table(frame) -> str:
 
 
 def main() -> None:
+    """Refit the shipped profiles (unless --no-refit), score the model and write docs/accuracy.md."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--no-refit", action="store_true", help="keep instances/calibration/*.yaml as they are")
     args = parser.parse_args()

@@ -33,6 +33,7 @@ BEGIN, END = "<!-- perf:begin -->", "<!-- perf:end -->"
 
 
 def grid(rows: int) -> pd.DataFrame:
+    """Every AWS instance type x TP x batch x offload configuration, repeated to about ``rows`` rows."""
     hw = load_catalog("aws").zones.drop_duplicates("instance_type")
     hw = hw[["gpu", "gpu_count", "gpu_memory_mib", "host_memory_gib"]].to_numpy(dtype=object)
     batches = [1, 2, 4, 8, 16, 32, 64, 128, 256]
@@ -54,6 +55,7 @@ def grid(rows: int) -> pd.DataFrame:
 
 
 def main() -> None:
+    """Time one predict_frame call over the grid (best of --repeat) and write the table into docs/benchmarks.md."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--repeat", type=int, default=3)

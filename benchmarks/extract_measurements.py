@@ -18,7 +18,8 @@ import pandas as pd
 
 from solver.data.models import get_model
 from solver.performance.calibration import check_measurements
-from solver.performance.model import measurement_hardware, predict_frame
+from solver.performance.measurements import measurement_hardware
+from solver.performance.model import predict_frame
 
 OUT = Path(__file__).resolve().parents[1] / "instances" / "measurements"
 
@@ -62,6 +63,7 @@ COLUMNS = [
 
 
 def argonne(data: Path) -> pd.DataFrame:
+    """Argonne LLM-Inference-Bench rows (A100/H100, vLLM/TRT-LLM) in the measurement schema."""
     raw = pd.read_csv(data / "argonne_llm_inference_bench" / "All_results.csv")
     keep = raw["Hardware"].isin(list(ARGONNE_GPUS)) & raw["Framework"].isin(list(ARGONNE_ENGINES))
     keep &= raw["Model"].isin(list(ARGONNE_MODELS))
@@ -89,6 +91,7 @@ def argonne(data: Path) -> pd.DataFrame:
 
 
 def aiconfigurator(data: Path) -> pd.DataFrame:
+    """aiconfigurator silicon samples (aggregated serving, no attention DP, no PP) in the measurement schema."""
     raw = pd.read_csv(data / "aiconfigurator" / "silicon_sample.csv")
     keep = raw["system"].isin(list(AICONF_GPUS)) & (raw["mode"] == "agg") & raw["backend"].isin(["vllm", "trtllm"])
     keep &= raw["model_path"].isin(list(AICONF_MODELS))
@@ -117,6 +120,7 @@ def aiconfigurator(data: Path) -> pd.DataFrame:
 
 
 def tgi(data: Path) -> pd.DataFrame:
+    """Hugging Face TGI SageMaker Llama-2 benchmark rows in the measurement schema."""
     raw = pd.read_csv(data / "hf_tgi_sagemaker_llama2" / "sagemaker.csv")
     sel = raw[raw["Instance"].isin(list(TGI_GPUS))]
     gptq = sel["quantization"].eq("gptq")
@@ -142,6 +146,7 @@ def tgi(data: Path) -> pd.DataFrame:
 
 
 def flexgen(data: Path) -> pd.DataFrame:
+    """FlexGen's OPT-6.7B T4 throughput rows (README table and bench-suite policies) in the measurement schema."""
     readme = pd.read_csv(data / "flexgen" / "flexgen_t4_throughput_readme_table.csv")
     r = readme[(readme["system"] == "FlexGen") & (readme["model"] == "OPT-6.7B")]
     suite = pd.read_csv(data / "flexgen" / "flexgen_bench_suite_policies.csv")
@@ -211,6 +216,7 @@ def drop_unfit(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
 
 
 def main() -> None:
+    """Extract every source into instances/measurements/NAME.csv and print what was kept and dropped."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", default="/work/shared/data", type=Path)
     args = parser.parse_args()

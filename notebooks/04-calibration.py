@@ -30,8 +30,8 @@ import pandas as pd
 
 from solver import validate
 from solver.performance.accuracy import shipped_measurements
-from solver.performance.calibration import shipped_profile
-from solver.performance.model import model_measurements
+from solver.performance.ctcf import apply_ctcf, shipped_profile
+from solver.performance.measurements import model_measurements
 
 pd.set_option("display.width", 160)
 pd.set_option("display.max_columns", 20)
@@ -59,8 +59,9 @@ coefficients = []
 for (engine, gpu), index in modelled.groupby(["engine", "gpu"]).groups.items():
     cal, source = shipped_profile(engine).lookup(gpu)
     rows = modelled.loc[index]
-    pred.loc[index, "ttft_ctcf_ms"] = cal.prefill.apply(rows["ttft_model_ms"].to_numpy())
-    pred.loc[index, "tpot_ctcf_ms"] = cal.decode.apply(rows["tpot_model_ms"].to_numpy())
+    ttft, tpot = apply_ctcf(shipped_profile(engine), rows["gpu"], rows["ttft_model_ms"], rows["tpot_model_ms"])
+    pred.loc[index, "ttft_ctcf_ms"] = ttft
+    pred.loc[index, "tpot_ctcf_ms"] = tpot
     coefficients.append(
         {
             "engine": engine,

@@ -11,7 +11,7 @@ from solver.performance.calibration import (
     save_profile,
     shipped_profile,
 )
-from solver.performance.model import model_measurements
+from solver.performance.measurements import model_measurements
 
 
 def _table():

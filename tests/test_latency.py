@@ -4,6 +4,7 @@ import pytest
 
 from solver.data.models import get_model
 from solver.errors import InputError
+from solver.performance.ctcf import IDENTITY
 from solver.performance.latency import ModelCosts, _mean_max_linear, allreduce_s
 from solver.performance.model import predict_frame
 
@@ -25,7 +26,7 @@ def frame(**kw):
 def test_batch1_decode_is_weight_bandwidth_bound():
     # Llama-3.1-8B bf16 on H100: TPOT ~ weights / (0.8 * 3350 GB/s) uncalibrated
     m = get_model("llama-3.1-8b")
-    out = predict_frame(frame(), m, input_tokens=128, output_tokens=128, profile=_identity())
+    out = predict_frame(frame(), m, input_tokens=128, output_tokens=128, profile=IDENTITY)
     expected_ms = m.num_params * 2 / (0.8 * 3350e9) * 1e3 + m.num_layers * 8 * 3e-6 * 1e3
     assert out["tpot_model_ms"].iloc[0] == pytest.approx(expected_ms, rel=0.05)
 
@@ -35,7 +36,7 @@ def test_pass_overhead_is_per_layer_and_not_shrunk_by_tp():
     m = get_model("llama-3.1-8b")
     costs = ModelCosts.of(m, "bf16", "bf16")
     assert costs.pass_overhead_s == pytest.approx(32 * 8 * 3e-6)
-    args = dict(input_tokens=128, output_tokens=128, profile=_identity())
+    args = dict(input_tokens=128, output_tokens=128, profile=IDENTITY)
     t8 = predict_frame(frame(tp=8), m, **args)["tpot_model_ms"].iloc[0]
     assert t8 > costs.pass_overhead_s * 1e3
     assert t8 < m.num_params * 2 / 8 / (0.8 * 3350e9) * 1e3 + costs.pass_overhead_s * 1e3 + 2 * 32 * 0.03
@@ -43,7 +44,7 @@ def test_pass_overhead_is_per_layer_and_not_shrunk_by_tp():
 
 def test_prefill_is_compute_bound_for_long_prompts():
     m = get_model("llama-3.1-8b")
-    out = predict_frame(frame(batch_size=8), m, input_tokens=4096, output_tokens=16, profile=_identity())
+    out = predict_frame(frame(batch_size=8), m, input_tokens=4096, output_tokens=16, profile=IDENTITY)
     flops = 8 * 4096 * 2 * m.num_layers * m.layer_params
     assert out["ttft_model_ms"].iloc[0] > flops / (989.4e12 * 0.73) * 1e3
 
@@ -64,7 +65,7 @@ def test_allreduce_zero_for_tp1_and_grows_with_bytes():
 
 def test_offload_modes_differ_and_copy_costs_pcie():
     m = get_model("llama-3.1-8b")
-    args = dict(input_tokens=2048, output_tokens=256, profile=_identity())
+    args = dict(input_tokens=2048, output_tokens=256, profile=IDENTITY)
     none = predict_frame(frame(batch_size=32), m, **args)
     copy = predict_frame(frame(batch_size=32, offload_fraction=0.5), m, **args)
     cpu = predict_frame(frame(batch_size=32, offload_fraction=0.5), m, offload_mode="cpu_attention", **args)
@@ -87,9 +88,3 @@ def test_throughput_definitions():
     assert r["e2e_s"] == pytest.approx(r["ttft_ms"] / 1e3 + 50 * r["tpot_ms"] / 1e3)
     assert r["tps"] == pytest.approx(4 * 150 / r["e2e_s"])
     assert r["output_tokens_per_s"] == pytest.approx(4 * 50 / r["e2e_s"])
-
-
-def _identity():
-    from solver.performance.calibration import CalibrationProfile
-
-    return CalibrationProfile(name="identity")

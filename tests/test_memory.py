@@ -6,6 +6,8 @@ import pytest
 
 from solver.data.models import get_model
 from solver.errors import InputError, UnknownNameError
+from solver.performance.hardware import bare_instance
+from solver.performance.measurements import measurement_hardware
 from solver.performance.memory import (
     NCCL_MEMORY_GIB,
     available_gpu_gib,
@@ -93,3 +95,10 @@ def test_bad_names_and_dtypes():
     with pytest.raises(InputError):
         resolve_dtypes(get_model("opt-2.7b"), "fp4", None)
     assert resolve_dtypes(get_model("llama-3.1-8b"), "int4", None) == ("int4", "fp16")
+
+
+@pytest.mark.parametrize("gpu", ["H100", "A10G", "T4", "H200"])
+def test_measurement_grid_and_bare_instance_use_the_same_usable_memory(gpu):
+    record, _ = bare_instance(gpu, 2, host_memory_gib=512.0)
+    grid = measurement_hardware(pd.DataFrame({"gpu": [gpu], "tp": [2], "batch": [4]}))
+    assert grid["gpu_memory_mib"].iloc[0] == record["gpu_memory_mib"] > 0

@@ -8,10 +8,12 @@ For every shipped dataset (``instances/measurements/*.csv``, column ``dataset``)
   measured); rows that measured only TPOT (serving benchmarks) use ``|tpot_meas / tpot_pred - 1|``;
 * ``e2e``: absolute percentage error of the end-to-end time where it was measured.
 
-Three predictions are scored: ``before`` (raw roofline, alpha = 1, beta = 0), ``in_sample`` (the engine's
-profile fitted on all shipped rows of that engine, i.e. the shipped profile) and ``lodo`` (leave one dataset out:
-the profile refitted on the engine's rows of every *other* dataset; a GPU absent from them takes the nearest
-measured GPU by spec; an engine with no other dataset takes the pooled ``generic`` fit of the other datasets).
+Three predictions are scored, each by applying a profile (:func:`solver.performance.calibration.calibrated`):
+``before`` (the identity profile :data:`solver.performance.ctcf.IDENTITY`: the raw roofline), ``in_sample``
+(the engine's profile fitted on all shipped rows of that engine, i.e. the shipped profile) and ``lodo`` (leave
+one dataset out: the profile refitted on the engine's rows of every *other* dataset; a GPU absent from them takes
+the nearest measured GPU by spec; an engine with no other dataset takes the pooled ``generic`` fit of the other
+datasets).
 """
 
 from __future__ import annotations
@@ -25,15 +27,22 @@ import numpy as np
 import pandas as pd
 
 from solver.data.resources import data_path
-from solver.performance.calibration import CalibrationProfile, check_measurements, fit_profile, save_profile
-from solver.performance.model import model_measurements
+from solver.performance.calibration import abs_pct_errors, calibrated, check_measurements, fit_profile
+from solver.performance.ctcf import IDENTITY, CalibrationProfile, save_profile
+from solver.performance.measurements import model_measurements
 
 METRICS = ("ttft", "tpot", "throughput", "e2e")
-ENGINE_DATASETS_NOTE = "profiles are fitted per (GPU, engine); generic pools every engine"
 
 
 def shipped_measurements() -> pd.DataFrame:
-    """Return every shipped measurement row (checked), with its source file in column ``file``."""
+    """Return every shipped measurement row (checked), with its source file in column ``file``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The rows of ``instances/measurements/*.csv``, normalised by
+        :func:`solver.performance.calibration.check_measurements`.
+    """
     frames = []
     for path in sorted(glob.glob(str(data_path("measurements", "*.csv")))):
         frame = pd.read_csv(path)
@@ -43,7 +52,19 @@ def shipped_measurements() -> pd.DataFrame:
 
 
 def fit_shipped_profiles(modelled: pd.DataFrame | None = None) -> dict[str, CalibrationProfile]:
-    """Fit the shipped profiles (one per engine with data, plus ``generic`` pooling all rows)."""
+    """Fit the shipped profiles (one per engine with data, plus ``generic`` pooling all rows).
+
+    Parameters
+    ----------
+    modelled
+        Modelled measurement rows (:func:`solver.performance.measurements.model_measurements`); default all
+        shipped measurements.
+
+    Returns
+    -------
+    dict
+        Engine name to its fitted profile.
+    """
     if modelled is None:
         modelled = model_measurements(shipped_measurements())
     profiles: dict[str, CalibrationProfile] = {}
@@ -68,52 +89,38 @@ def _fit(rows: pd.DataFrame, *, name: str, engine: str) -> CalibrationProfile:
 
 
 def write_shipped_profiles(profiles: dict[str, CalibrationProfile], folder: Path | None = None) -> list[Path]:
-    """Write profiles as ``instances/calibration/ENGINE.yaml`` (or into ``folder``)."""
+    """Write profiles as ``instances/calibration/ENGINE.yaml`` (or into ``folder``).
+
+    Parameters
+    ----------
+    profiles
+        Engine name to profile (:func:`fit_shipped_profiles`).
+    folder
+        Target folder; default the shipped ``instances/calibration``.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written.
+    """
     target = folder or data_path("calibration")
     return [save_profile(p, Path(target) / f"{name}.yaml") for name, p in profiles.items()]
 
 
-def _predict_with(rows: pd.DataFrame, profile: CalibrationProfile) -> pd.DataFrame:
-    """Calibrated ttft/tpot/e2e of modelled rows under ``profile`` (per-GPU lookup with fallback)."""
-    out = pd.DataFrame(index=rows.index)
-    ap = np.empty(len(rows))
-    bp = np.empty(len(rows))
-    ad = np.empty(len(rows))
-    bd = np.empty(len(rows))
-    gpus = rows["gpu"].to_numpy()
-    for gpu in np.unique(gpus):
-        cal, _ = profile.lookup(str(gpu))
-        mask = gpus == gpu
-        ap[mask], bp[mask] = cal.prefill.alpha, cal.prefill.beta_ms
-        ad[mask], bd[mask] = cal.decode.alpha, cal.decode.beta_ms
-    out["ttft"] = ap * rows["ttft_model_ms"].to_numpy() + bp
-    out["tpot"] = ad * rows["tpot_model_ms"].to_numpy() + bd
-    out["e2e"] = (out["ttft"] + rows["output"].to_numpy() * out["tpot"]) / 1e3
-    return out
-
-
-def _errors(rows: pd.DataFrame, pred: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Absolute percentage errors of each metric (only where measured)."""
+def _errors(rows: pd.DataFrame, cal: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Absolute percentage errors of each metric (only where measured) of calibrated times ``cal``."""
     ttft_m = rows["ttft_ms"].to_numpy(dtype=float)
     tpot_m = rows["tpot_ms"].to_numpy(dtype=float)
     e2e_m = rows["e2e_s"].to_numpy(dtype=float)
     n = rows["output"].to_numpy(dtype=float)
+    ttft, tpot, e2e = (cal[c].to_numpy(dtype=float) for c in ("ttft_cal_ms", "tpot_cal_ms", "e2e_cal_s"))
     e2e_derived = np.where(np.isfinite(e2e_m), e2e_m, (ttft_m + n * tpot_m) / 1e3)
-    thr = np.where(
-        np.isfinite(e2e_derived),
-        np.abs(e2e_derived / pred["e2e"].to_numpy() - 1.0),
-        np.abs(tpot_m / pred["tpot"].to_numpy() - 1.0),
-    )
-
-    def ape(p: np.ndarray, m: np.ndarray) -> np.ndarray:
-        ok = np.isfinite(m)
-        return np.abs(p[ok] - m[ok]) / m[ok] * 100.0
-
+    thr = np.where(np.isfinite(e2e_derived), np.abs(e2e_derived / e2e - 1.0), np.abs(tpot_m / tpot - 1.0))
     return {
-        "ttft": ape(pred["ttft"].to_numpy(), ttft_m),
-        "tpot": ape(pred["tpot"].to_numpy(), tpot_m),
+        "ttft": abs_pct_errors(ttft, ttft_m),
+        "tpot": abs_pct_errors(tpot, tpot_m),
         "throughput": thr[np.isfinite(thr)] * 100.0,
-        "e2e": ape(pred["e2e"].to_numpy(), e2e_m),
+        "e2e": abs_pct_errors(e2e, e2e_m),
     }
 
 
@@ -137,7 +144,6 @@ def validate(measurements: pd.DataFrame | None = None) -> pd.DataFrame:
         table = table.assign(file="table")
     modelled = model_measurements(table)
     in_sample = fit_shipped_profiles(modelled)
-    identity = CalibrationProfile(name="uncalibrated")
     records: list[dict[str, Any]] = []
     for dataset, rows in modelled.groupby("dataset", sort=True):
         engine = str(rows["engine"].iloc[0])
@@ -146,9 +152,9 @@ def validate(measurements: pd.DataFrame | None = None) -> pd.DataFrame:
         lodo_rows = same_engine if not same_engine.empty else others
         lodo = _fit(lodo_rows, name=f"lodo-{dataset}", engine=engine)
         errs = {
-            "before": _errors(rows, _predict_with(rows, identity)),
-            "in_sample": _errors(rows, _predict_with(rows, in_sample.get(engine, in_sample["generic"]))),
-            "lodo": _errors(rows, _predict_with(rows, lodo)),
+            "before": _errors(rows, calibrated(rows, IDENTITY)),
+            "in_sample": _errors(rows, calibrated(rows, in_sample.get(engine, in_sample["generic"]))),
+            "lodo": _errors(rows, calibrated(rows, lodo)),
         }
         for metric in METRICS:
             if errs["before"][metric].size == 0:
@@ -162,15 +168,26 @@ def validate(measurements: pd.DataFrame | None = None) -> pd.DataFrame:
                 "lodo_fitted_on": "same engine" if not same_engine.empty else "all other engines (pooled)",
             }
             for kind, e in errs.items():
-                label = "before" if kind == "before" else kind
-                rec[f"mape_{label}_pct"] = round(float(e[metric].mean()), 1)
-                rec[f"worst_{label}_pct"] = round(float(e[metric].max()), 1)
+                rec[f"mape_{kind}_pct"] = round(float(e[metric].mean()), 1)
+                rec[f"worst_{kind}_pct"] = round(float(e[metric].max()), 1)
             records.append(rec)
     return pd.DataFrame(records)
 
 
 def summary(report: pd.DataFrame) -> dict[str, Any]:
-    """Headline numbers: mean over datasets of the LODO MAPE per metric, and the TPOT target check (<= 15 %)."""
+    """Headline numbers: mean over datasets of the LODO MAPE per metric, and the TPOT target check (<= 15 %).
+
+    Parameters
+    ----------
+    report
+        The table of :func:`validate`.
+
+    Returns
+    -------
+    dict
+        ``date``, ``METRIC_mape_{lodo,in_sample,before}_mean_pct`` per metric, ``tpot_lodo_target_pct`` and
+        ``tpot_lodo_target_met``.
+    """
     out: dict[str, Any] = {"date": _dt.date.today().isoformat()}
     for metric in METRICS:
         sel = report[report["metric"] == metric]

@@ -1,17 +1,10 @@
-"""CTCF calibration: ``calibrated = alpha · modelled + beta`` per (GPU, serving engine, phase), by least squares.
+"""Calibration from measurements: the measurement table, the per-GPU CTCF fit with its errors, ``calibrate``.
 
-InferSave's Compute Time Calibration Function, fitted here on two phases: ``prefill`` (TTFT, ms) and ``decode``
-(TPOT, ms per output token). A measurement row may give any subset of ``ttft_ms``, ``tpot_ms`` and ``e2e_s``;
-each measured value is one linear equation in ``theta = (alpha_p, beta_p, alpha_d, beta_d)``::
-
-    ttft_ms               = alpha_p · ttft_model_ms + beta_p
-    tpot_ms               = alpha_d · tpot_model_ms + beta_d
-    e2e_s · 1000          = alpha_p · ttft_model_ms + beta_p + n · (alpha_d · tpot_model_ms + beta_d)
-
-Each equation is divided by its measured value, so the least-squares problem (``numpy.linalg.lstsq``) minimises
-relative errors. ``alpha > 0`` and ``beta >= 0`` are enforced (active-set search over the constraints) so that a
-calibrated model keeps every monotonicity of the raw model. When a GPU's rows measure only ``e2e_s`` the two
-phases cannot be separated; then one scale is fitted (``alpha_p = alpha_d``, ``beta_p = 0``).
+A measurement row may give any subset of ``ttft_ms``, ``tpot_ms`` and ``e2e_s``; :func:`calibrate` models every
+row (:func:`solver.performance.measurements.model_measurements`) and fits one CTCF per GPU
+(:func:`solver.performance.ctcf.fit_ctcf`, where the equations and constraints are). The CTCF itself, its
+profiles, the identity profile and profile files are in :mod:`solver.performance.ctcf`; the names a caller of
+calibration needs from there are re-exported here.
 
 Measurement table schema (CSV, one row per measured run; ``infersave calibrate`` reads it):
 
@@ -37,35 +30,58 @@ dataset       free label, used by leave-one-dataset-out validation              
 
 At least one of ttft_ms, tpot_ms, e2e_s must be present in each row.
 
-GPUs without measurements take the fit of the *nearest measured GPU by spec* in the same profile: the
-distance is ``|log(bandwidth ratio)| + |log(FP16 TFLOPS ratio)|`` between datasheet values (instances/gpus.csv).
-The ``generic`` profile pools every engine's measurements per GPU.
+GPUs without measurements take the fit of the nearest measured GPU by spec in the same profile
+(:func:`solver.performance.ctcf.nearest_measured_gpu`). The ``generic`` profile pools every engine's measurements
+per GPU.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import functools
-import itertools
-import math
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
-import pydantic
-import yaml
-from pydantic import BaseModel, ConfigDict, Field
 
-from solver.data.gpus import get_gpu, load_gpus
-from solver.data.resources import data_path
+from solver.data.gpus import get_gpu
 from solver.errors import InputError, UnknownNameError
-from solver.validation import first_error
+from solver.performance import ctcf
+from solver.performance.ctcf import (
+    DEFAULT_ENGINE,
+    ENGINES,
+    CalibrationProfile,
+    FitError,
+    GPUCalibration,
+    fit_ctcf,
+    load_profile,
+    nearest_measured_gpu,
+    resolve_profile,
+    save_profile,
+    shipped_profile,
+)
+from solver.performance.measurements import model_measurements
 
-ENGINES = ("vllm", "tgi", "trtllm", "flexgen", "generic")
-"""Serving engines with a memory budget and (where data exists) a shipped calibration profile."""
-DEFAULT_ENGINE = "vllm"
-PHASES = ("prefill", "decode")
+__all__ = [
+    "DEFAULT_ENGINE",
+    "ENGINES",
+    "MEASURED",
+    "CalibrationProfile",
+    "abs_pct_errors",
+    "calibrate",
+    "calibrated",
+    "check_measurements",
+    "fit_ctcf",
+    "fit_errors",
+    "fit_profile",
+    "load_profile",
+    "nearest_measured_gpu",
+    "read_measurements",
+    "resolve_profile",
+    "save_profile",
+    "shipped_profile",
+]
+
 MEASURED = ("ttft_ms", "tpot_ms", "e2e_s")
 REQUIRED_COLUMNS = ("gpu", "model", "batch", "input", "output")
 OPTIONAL_DEFAULTS: dict[str, Any] = {
@@ -78,140 +94,6 @@ OPTIONAL_DEFAULTS: dict[str, Any] = {
     "offload_mode": "copy",
     "dataset": "user",
 }
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
-
-
-class PhaseFit(_Model):
-    """One phase's CTCF: calibrated_ms = alpha · modelled_ms + beta_ms."""
-
-    alpha: Annotated[float, Field(gt=0)] = 1.0
-    beta_ms: Annotated[float, Field(ge=0)] = 0.0
-
-    def apply(self, modelled_ms: Any) -> Any:
-        """Return ``alpha · modelled_ms + beta_ms`` (works on scalars and numpy arrays)."""
-        return self.alpha * modelled_ms + self.beta_ms
-
-
-class FitError(_Model):
-    """Mean absolute percentage error and worst absolute percentage error of one metric, in percent."""
-
-    rows: int
-    mape_before_pct: float | None = None
-    mape_after_pct: float | None = None
-    worst_after_pct: float | None = None
-
-
-class GPUCalibration(_Model):
-    """The CTCF of one GPU under one engine, with the rows it was fitted on and its in-sample error."""
-
-    prefill: PhaseFit = PhaseFit()
-    decode: PhaseFit = PhaseFit()
-    rows: int = 0
-    datasets: list[str] = []
-    shared_scale: bool = False
-    """True when only end-to-end times were measured and one scale was fitted for both phases."""
-    errors: dict[str, FitError] = {}
-
-
-class CalibrationProfile(_Model):
-    """A calibration profile: CTCF per GPU for one engine (``infersave calibrate`` writes one)."""
-
-    name: str
-    engine: str = DEFAULT_ENGINE
-    created: str = ""
-    description: str = ""
-    rows_used: list[str] = []
-    """Which measurement rows were used (file and filter, in words)."""
-    gpus: dict[str, GPUCalibration] = {}
-
-    def lookup(self, gpu: str) -> tuple[GPUCalibration, str]:
-        """Return the CTCF for ``gpu`` and where it came from (measured, nearest measured GPU, or none)."""
-        if gpu in self.gpus:
-            return self.gpus[gpu], f"{self.name}: measured on {gpu}"
-        if not self.gpus:
-            return GPUCalibration(), f"{self.name}: no measurements (uncalibrated roofline)"
-        near = nearest_measured_gpu(gpu, list(self.gpus))
-        return self.gpus[near], f"{self.name}: nearest measured GPU by spec {near} (no {gpu} measurements)"
-
-    def to_yaml(self) -> str:
-        """Serialise the profile as YAML."""
-        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, width=120)
-
-
-IDENTITY = CalibrationProfile(name="uncalibrated", engine="generic", description="alpha = 1, beta = 0")
-
-
-def nearest_measured_gpu(gpu: str, measured: list[str]) -> str:
-    """Return the measured GPU closest to ``gpu`` by |log bandwidth ratio| + |log FP16 TFLOPS ratio|."""
-    target = get_gpu(gpu)
-
-    def distance(name: str) -> float:
-        other = get_gpu(name)
-        return abs(math.log(other.memory_bandwidth_gb_per_s / target.memory_bandwidth_gb_per_s)) + abs(
-            math.log(other.fp16_tflops / target.fp16_tflops)
-        )
-
-    return min(sorted(measured), key=distance)
-
-
-# ---- profile files -----------------------------------------------------------------------------------
-def load_profile(path: str | Path, field: str = "profile") -> CalibrationProfile:
-    """Read a profile YAML written by :func:`save_profile` (or shipped); raises InputError on a bad file."""
-    p = Path(path).expanduser()
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(field, f"cannot read {str(p)!r}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise InputError(field, f"{str(p)!r} is not UTF-8 text (a calibration profile is YAML)") from None
-    except yaml.YAMLError as exc:
-        raise InputError(field, f"{str(p)!r} is not valid YAML: {str(exc).splitlines()[0]}") from None
-    if not isinstance(raw, dict):
-        raise InputError(field, f"{str(p)!r} must hold a mapping (a calibration profile)")
-    try:
-        prof = CalibrationProfile.model_validate(raw)
-    except pydantic.ValidationError as exc:
-        loc, msg = first_error(exc)
-        raise InputError(f"{field} ({p.name}: {loc})", msg) from None
-    for gpu in prof.gpus:
-        get_gpu(gpu, field=f"{field} ({p.name}: gpus)")
-    return prof
-
-
-def save_profile(profile: CalibrationProfile, path: str | Path) -> Path:
-    """Write ``profile`` as YAML to ``path`` and return the path."""
-    p = Path(path).expanduser()
-    try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(profile.to_yaml(), encoding="utf-8")
-    except OSError as exc:
-        raise InputError("--out", f"cannot write {str(p)!r}: {exc.strerror or exc}") from None
-    return p
-
-
-@functools.cache
-def shipped_profile(engine: str) -> CalibrationProfile:
-    """Return the shipped profile of ``engine`` (``instances/calibration/ENGINE.yaml``), identity if absent."""
-    if engine not in ENGINES:
-        raise UnknownNameError("engine", "engine", engine, ENGINES)
-    path = data_path("calibration", f"{engine}.yaml")
-    if not path.is_file():
-        return IDENTITY.model_copy(update={"name": f"{engine} (no shipped profile)", "engine": engine})
-    return load_profile(path)
-
-
-def resolve_profile(engine: str, profile: CalibrationProfile | str | Path | None) -> CalibrationProfile:
-    """Return ``profile`` (loading it if a path) or the shipped profile of ``engine``."""
-    if engine not in ENGINES:
-        raise UnknownNameError("engine", "engine", engine, ENGINES)
-    if profile is None:
-        return shipped_profile(engine)
-    if isinstance(profile, CalibrationProfile):
-        return profile
-    return load_profile(profile)
 
 
 # ---- measurement tables ------------------------------------------------------------------------------
@@ -268,103 +150,62 @@ def check_measurements(frame: pd.DataFrame, field: str = "measurements") -> pd.D
     return out.reset_index(drop=True)
 
 
-# ---- the fit -----------------------------------------------------------------------------------------
-def _design(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Relative-error design matrix A and target y for theta = (alpha_p, beta_p, alpha_d, beta_d)."""
-    blocks: list[np.ndarray] = []
-    targets: list[np.ndarray] = []
-    n = rows["output"].to_numpy(dtype=float)
-    tm = rows["ttft_model_ms"].to_numpy(dtype=float)
-    dm = rows["tpot_model_ms"].to_numpy(dtype=float)
-    one, zero = np.ones_like(tm), np.zeros_like(tm)
-    for col, design in (
-        ("ttft_ms", np.column_stack([tm, one, zero, zero])),
-        ("tpot_ms", np.column_stack([zero, zero, dm, one])),
-        ("e2e_s", np.column_stack([tm, one, n * dm, n])),
-    ):
-        y = rows[col].to_numpy(dtype=float) * (1000.0 if col == "e2e_s" else 1.0)
-        ok = np.isfinite(y)
-        if ok.any():
-            blocks.append(design[ok] / y[ok, None])
-            targets.append(np.ones(int(ok.sum())))
-    return np.vstack(blocks), np.concatenate(targets)
+# ---- the fit and its errors ---------------------------------------------------------------------------
+def abs_pct_errors(pred: np.ndarray, meas: np.ndarray) -> np.ndarray:
+    """Absolute percentage errors ``|pred - meas| / meas · 100`` of the rows where both are finite.
 
-
-def _constrained_lstsq(a: np.ndarray, y: np.ndarray, positive: list[int], free_zero: list[int]) -> np.ndarray:
-    """Least squares with theta[i] > 0 for ``positive`` and theta[j] >= 0 for ``free_zero`` (active-set search)."""
-    k = a.shape[1]
-    best: tuple[float, np.ndarray] | None = None
-    for r in range(len(free_zero) + 1):
-        for fixed in itertools.combinations(free_zero, r):
-            keep = [i for i in range(k) if i not in fixed]
-            theta = np.zeros(k)
-            sol, *_ = np.linalg.lstsq(a[:, keep], y, rcond=None)
-            theta[keep] = sol
-            if any(theta[i] <= 0 for i in positive) or any(theta[j] < 0 for j in free_zero):
-                continue
-            loss = float(np.sum((a @ theta - y) ** 2))
-            if best is None or loss < best[0] - 1e-15:
-                best = (loss, theta)
-    if best is None:  # no feasible active set: pure scale fit through the origin
-        theta = np.zeros(k)
-        cols = [i for i in positive]
-        sol, *_ = np.linalg.lstsq(a[:, cols], y, rcond=None)
-        theta[cols] = np.maximum(sol, 1e-6)
-        return theta
-    return best[1]
-
-
-def fit_ctcf(rows: pd.DataFrame) -> tuple[PhaseFit, PhaseFit, bool]:
-    """Fit (prefill, decode) CTCFs on rows holding measured columns and ``ttft_model_ms``/``tpot_model_ms``.
+    Parameters
+    ----------
+    pred, meas
+        Predicted and measured values (NaN where not measured).
 
     Returns
     -------
-    tuple
-        ``(prefill_fit, decode_fit, shared_scale)``; ``shared_scale`` is True when only ``e2e_s`` was measured.
+    numpy.ndarray
+        One error per row with a finite measurement and prediction, percent.
     """
-    has_ttft = bool(rows["ttft_ms"].notna().any())
-    has_tpot = bool(rows["tpot_ms"].notna().any())
-    has_e2e = bool(rows["e2e_s"].notna().any())
-    a, y = _design(rows)
-    if has_ttft or has_tpot:
-        cols = ([0, 1] if has_ttft or has_e2e else []) + ([2, 3] if has_tpot or has_e2e else [])
-        sub = _constrained_lstsq(
-            a[:, cols],
-            y,
-            positive=[cols.index(i) for i in (0, 2) if i in cols],
-            free_zero=[cols.index(i) for i in (1, 3) if i in cols],
-        )
-        theta = np.array([1.0, 0.0, 1.0, 0.0])
-        theta[cols] = sub
-        return (
-            PhaseFit(alpha=float(theta[0]), beta_ms=float(theta[1])),
-            PhaseFit(alpha=float(theta[2]), beta_ms=float(theta[3])),
-            False,
-        )
-    # e2e only: alpha_p = alpha_d = alpha, beta_p = 0: e2e = alpha·(ttft_m + n·tpot_m) + n·beta_d
-    shared = np.column_stack([a[:, 0] + a[:, 2], a[:, 3]])
-    theta2 = _constrained_lstsq(shared, y, positive=[0], free_zero=[1])
-    alpha = float(theta2[0])
-    return PhaseFit(alpha=alpha, beta_ms=0.0), PhaseFit(alpha=alpha, beta_ms=float(theta2[1])), True
-
-
-def _ape(pred: np.ndarray, meas: np.ndarray) -> np.ndarray:
-    """Absolute percentage errors where a measurement exists."""
     ok = np.isfinite(meas) & np.isfinite(pred)
     return np.abs(pred[ok] - meas[ok]) / meas[ok] * 100.0
 
 
-def apply_fits(rows: pd.DataFrame, prefill: PhaseFit, decode: PhaseFit) -> pd.DataFrame:
-    """Return calibrated ``ttft_cal_ms``, ``tpot_cal_ms``, ``e2e_cal_s`` for modelled rows."""
-    out = pd.DataFrame(index=rows.index)
-    out["ttft_cal_ms"] = prefill.apply(rows["ttft_model_ms"].to_numpy(dtype=float))
-    out["tpot_cal_ms"] = decode.apply(rows["tpot_model_ms"].to_numpy(dtype=float))
-    out["e2e_cal_s"] = (out["ttft_cal_ms"] + rows["output"].to_numpy(dtype=float) * out["tpot_cal_ms"]) / 1000.0
+def calibrated(modelled: pd.DataFrame, profile: CalibrationProfile) -> pd.DataFrame:
+    """Calibrated times of modelled measurement rows under ``profile`` (each row's GPU, with fallback).
+
+    Parameters
+    ----------
+    modelled
+        Measurement rows with ``gpu``, ``output``, ``ttft_model_ms`` and ``tpot_model_ms``.
+    profile
+        The profile applied (:func:`solver.performance.ctcf.apply_ctcf`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``ttft_cal_ms``, ``tpot_cal_ms`` and ``e2e_cal_s`` (``(ttft + output · tpot) / 1000``), on the index
+        of ``modelled``.
+    """
+    gpus = modelled["gpu"].to_numpy()
+    ttft, tpot = ctcf.apply_ctcf(profile, gpus, modelled["ttft_model_ms"], modelled["tpot_model_ms"])
+    out = pd.DataFrame({"ttft_cal_ms": ttft, "tpot_cal_ms": tpot}, index=modelled.index)
+    out["e2e_cal_s"] = (out["ttft_cal_ms"] + modelled["output"].to_numpy(dtype=float) * out["tpot_cal_ms"]) / 1000.0
     return out
 
 
-def fit_errors(rows: pd.DataFrame, calibrated: pd.DataFrame) -> dict[str, FitError]:
-    """In-sample MAPE before/after CTCF and worst error after, for each measured metric."""
+def fit_errors(rows: pd.DataFrame, cal: pd.DataFrame) -> dict[str, FitError]:
+    """In-sample MAPE before/after CTCF and worst error after, for each measured metric.
+
+    Parameters
+    ----------
+    rows
+        Modelled measurement rows (measured and ``*_model_*`` columns).
+    cal
+        Their calibrated times (:func:`calibrated`), on the same rows.
+
+    Returns
+    -------
+    dict
+        Metric (``ttft_ms``, ``tpot_ms``, ``e2e_s``; only those measured) to its :class:`FitError`.
+    """
     errs: dict[str, FitError] = {}
     for meas, model_col, cal_col in (
         ("ttft_ms", "ttft_model_ms", "ttft_cal_ms"),
@@ -375,8 +216,8 @@ def fit_errors(rows: pd.DataFrame, calibrated: pd.DataFrame) -> dict[str, FitErr
         n = int(np.isfinite(m).sum())
         if n == 0:
             continue
-        before = _ape(rows[model_col].to_numpy(dtype=float), m)
-        after = _ape(calibrated[cal_col].to_numpy(dtype=float), m)
+        before = abs_pct_errors(rows[model_col].to_numpy(dtype=float), m)
+        after = abs_pct_errors(cal[cal_col].to_numpy(dtype=float), m)
         errs[meas] = FitError(
             rows=n,
             mape_before_pct=round(float(before.mean()), 2),
@@ -394,35 +235,47 @@ def fit_profile(
     description: str = "",
     rows_used: list[str] | None = None,
 ) -> CalibrationProfile:
-    """Fit one CTCF per GPU on a modelled measurement table (see :func:`solver.performance.model.model_measurements`).
+    """Fit one CTCF per GPU on a modelled measurement table, with each GPU's in-sample errors.
 
     Parameters
     ----------
     modelled
-        Measurement rows with ``ttft_model_ms``, ``tpot_model_ms``, ``e2e_model_s`` columns added.
+        Measurement rows with ``ttft_model_ms``, ``tpot_model_ms``, ``e2e_model_s`` columns added
+        (:func:`solver.performance.measurements.model_measurements`).
     name, engine, description, rows_used
         Recorded in the profile.
+
+    Returns
+    -------
+    CalibrationProfile
+        One :class:`~solver.performance.ctcf.GPUCalibration` per GPU of ``modelled``.
     """
-    gpus: dict[str, GPUCalibration] = {}
-    for gpu, rows in modelled.groupby("gpu", sort=True):
+    groups = {str(gpu): pos for gpu, pos in modelled.groupby("gpu", sort=True).indices.items()}
+    fits: dict[str, GPUCalibration] = {}
+    for gpu in sorted(groups):
+        rows = modelled.iloc[groups[gpu]]
         prefill, decode, shared = fit_ctcf(rows)
-        cal = apply_fits(rows, prefill, decode)
-        gpus[str(gpu)] = GPUCalibration(
+        fits[gpu] = GPUCalibration(
             prefill=prefill,
             decode=decode,
             rows=len(rows),
             datasets=sorted(str(d) for d in rows["dataset"].unique()),
             shared_scale=shared,
-            errors=fit_errors(rows, cal),
         )
-    return CalibrationProfile(
+    profile = CalibrationProfile(
         name=name,
         engine=engine,
         created=_dt.date.today().isoformat(),
         description=description,
         rows_used=rows_used or [],
-        gpus=gpus,
+        gpus=fits,
     )
+    cal = calibrated(modelled, profile)
+    errors = {
+        gpu: fit.model_copy(update={"errors": fit_errors(modelled.iloc[groups[gpu]], cal.iloc[groups[gpu]])})
+        for gpu, fit in fits.items()
+    }
+    return profile.model_copy(update={"gpus": errors})
 
 
 def calibrate(
@@ -447,8 +300,6 @@ def calibrate(
     CalibrationProfile
         One CTCF per GPU in the table, with in-sample errors.
     """
-    from solver.performance.model import model_measurements  # local: performance imports this module
-
     if isinstance(measurements, pd.DataFrame):
         table = check_measurements(measurements)
         label = name or "custom"
@@ -468,8 +319,3 @@ def calibrate(
         description=f"fitted by infersave calibrate on {source}",
         rows_used=[f"all {len(table)} rows of {source}"],
     )
-
-
-def known_gpus() -> list[str]:
-    """Names of the GPUs in the shipped spec table (for help texts)."""
-    return list(load_gpus())

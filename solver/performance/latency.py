@@ -68,12 +68,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 
 from solver.errors import InputError
+from solver.performance.memory import ACTIVATION_BYTES, FloatArray
 from solver.specs import DTYPE_BYTES, ModelSpec
-
-FloatArray = npt.NDArray[np.float64]
 
 COMPUTE_EFFICIENCY = 0.73
 MEMORY_BW_EFFICIENCY = 0.8
@@ -82,7 +80,6 @@ CPU_ATTENTION_BYTES_PER_S = 0.0123e12
 ALLREDUCE_LATENCY_S = 2e-5
 KERNEL_LATENCY_S = 3e-6
 KERNELS_PER_LAYER = 8
-ACTIVATION_BYTES = 2.0
 OFFLOAD_MODES = ("copy", "cpu_attention")
 
 
@@ -134,7 +131,20 @@ def hardware(
     gpu_link_gb_per_s: FloatArray,
     gpu_count: FloatArray,
 ) -> Hardware:
-    """Apply the efficiencies of the module docstring; a fractional GPU (``gpu_count`` < 1) gets that share."""
+    """Apply the efficiencies of the module docstring; a fractional GPU (``gpu_count`` < 1) gets that share.
+
+    Parameters
+    ----------
+    tflops, memory_bandwidth_gb_per_s, host_link_gb_per_s, gpu_link_gb_per_s
+        Datasheet rates of each configuration's GPU (tensor TFLOPS for the weight dtype, GB/s).
+    gpu_count
+        GPUs of the instance (below 1 for a GPU slice).
+
+    Returns
+    -------
+    Hardware
+        Effective per-GPU rates, FLOP/s and B/s.
+    """
     q = np.minimum(np.asarray(gpu_count, dtype=np.float64), 1.0)
     return Hardware(
         flops_per_s=tflops * 1e12 * COMPUTE_EFFICIENCY * q,
@@ -145,7 +155,22 @@ def hardware(
 
 
 def allreduce_s(nbytes: FloatArray, tp: FloatArray, link_bytes_per_s: FloatArray) -> FloatArray:
-    """Ring all-reduce time of ``nbytes`` over ``tp`` GPUs: 2(tp-1)/tp · bytes / link + latency (0 at tp=1)."""
+    """Ring all-reduce time of ``nbytes`` over ``tp`` GPUs: 2(tp-1)/tp · bytes / link + latency (0 at tp=1).
+
+    Parameters
+    ----------
+    nbytes
+        Bytes reduced.
+    tp
+        Tensor-parallel degrees.
+    link_bytes_per_s
+        GPU-to-GPU link bandwidth, B/s.
+
+    Returns
+    -------
+    numpy.ndarray
+        Seconds.
+    """
     t = 2.0 * (tp - 1.0) / tp * nbytes / link_bytes_per_s + ALLREDUCE_LATENCY_S
     return np.where(tp > 1.0, t, 0.0)
 
@@ -159,7 +184,26 @@ def prefill_s(
     input_tokens: float | FloatArray,
     offload_fraction: FloatArray,
 ) -> FloatArray:
-    """Prefill time of a static batch (time to first token), seconds; formula ``t_pf`` of the module docstring."""
+    """Prefill time of a static batch (time to first token), seconds; formula ``t_pf`` of the module docstring.
+
+    Parameters
+    ----------
+    costs
+        The model's FLOP and byte counts.
+    hw
+        Effective rates (:func:`hardware`).
+    tp, batch
+        Tensor-parallel degree and sequences of each configuration.
+    input_tokens
+        Prompt tokens per sequence.
+    offload_fraction
+        Share of the KV cache written to host memory.
+
+    Returns
+    -------
+    numpy.ndarray
+        Seconds.
+    """
     s = np.asarray(input_tokens, dtype=np.float64)
     flops = (
         batch * s * costs.flops_per_token
@@ -219,23 +263,6 @@ def _mean_max_linear(
     return np.where(width > 0, mean, at_c0)
 
 
-def decode_step_s(
-    costs: ModelCosts,
-    hw: Hardware,
-    *,
-    tp: FloatArray,
-    batch: FloatArray,
-    context_tokens: float | FloatArray,
-    offload_fraction: FloatArray,
-    offload_mode: str,
-) -> FloatArray:
-    """Time of one decode step with ``context_tokens`` cached per sequence, seconds (``t_dec(c)``)."""
-    _check_mode(offload_mode)
-    a1, b1, a2, b2, a3, b3 = _step_lines(costs, hw, tp, batch, offload_fraction, offload_mode)
-    c = np.asarray(context_tokens, dtype=np.float64)
-    return np.asarray(np.maximum(a1 + b1 * c, a2 + b2 * c) + a3 + b3 * c, dtype=np.float64)
-
-
 def mean_decode_step_s(
     costs: ModelCosts,
     hw: Hardware,
@@ -247,7 +274,28 @@ def mean_decode_step_s(
     offload_fraction: FloatArray,
     offload_mode: str,
 ) -> FloatArray:
-    """Mean decode-step time over the generated tokens (contexts s+1 … s+n), seconds: the modelled TPOT."""
+    """Mean decode-step time over the generated tokens (contexts s+1 … s+n), seconds: the modelled TPOT.
+
+    Parameters
+    ----------
+    costs
+        The model's FLOP and byte counts.
+    hw
+        Effective rates (:func:`hardware`).
+    tp, batch
+        Tensor-parallel degree and sequences of each configuration.
+    input_tokens, output_tokens
+        Prompt and generated tokens per sequence.
+    offload_fraction
+        Share of the KV cache in host memory.
+    offload_mode
+        ``copy`` (offloaded KV streamed back each step) or ``cpu_attention`` (attention on the CPU).
+
+    Returns
+    -------
+    numpy.ndarray
+        Seconds per decode step, averaged exactly over the generated tokens.
+    """
     _check_mode(offload_mode)
     a1, b1, a2, b2, a3, b3 = _step_lines(costs, hw, tp, batch, offload_fraction, offload_mode)
     s = np.asarray(input_tokens, dtype=np.float64)

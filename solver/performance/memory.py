@@ -153,6 +153,18 @@ def resolve_dtypes(model: ModelSpec, dtype: str | None, kv_dtype: str | None) ->
     Defaults are the model's dtype, except that a float32 checkpoint is served in fp16, as vLLM's ``dtype="auto"``
     does ("FP16 precision for FP32 and FP16 models"); int4/int8 weights keep an fp16 cache. Serving in fp32 is not
     modelled (the GPU table has no fp32 tensor rate), so an explicit ``fp32`` is an error.
+
+    Parameters
+    ----------
+    model
+        The model card.
+    dtype, kv_dtype
+        Requested weight and KV-cache dtypes, or None for the defaults above.
+
+    Returns
+    -------
+    tuple of str
+        ``(weight dtype, KV dtype)``.
     """
     w = dtype or ("fp16" if model.default_dtype == "fp32" else model.default_dtype)
     if w not in DTYPE_BYTES:
@@ -166,13 +178,39 @@ def resolve_dtypes(model: ModelSpec, dtype: str | None, kv_dtype: str | None) ->
 
 
 def nccl_gib(tp: FloatArray) -> FloatArray:
-    """NCCL buffer memory per GPU for each TP degree (aiconfigurator table; 8's value above 8)."""
+    """NCCL buffer memory per GPU for each TP degree (aiconfigurator table; 8's value above 8).
+
+    Parameters
+    ----------
+    tp
+        Tensor-parallel degrees.
+
+    Returns
+    -------
+    numpy.ndarray
+        GiB per GPU (0 at tp = 1).
+    """
     out = np.where(tp >= 4, NCCL_MEMORY_GIB[4], np.where(tp >= 2, NCCL_MEMORY_GIB[2], 0.0))
     return out.astype(np.float64)
 
 
 def weights_gib(model: ModelSpec, dtype: str, tp: npt.ArrayLike) -> FloatArray:
-    """Weight memory per GPU: parameters · bytes per weight / tp, in GiB."""
+    """Weight memory per GPU: parameters · bytes per weight / tp, in GiB.
+
+    Parameters
+    ----------
+    model
+        The model card.
+    dtype
+        Weight dtype.
+    tp
+        Tensor-parallel degrees.
+
+    Returns
+    -------
+    numpy.ndarray
+        GiB per GPU, one per degree.
+    """
     tp_arr = np.asarray(tp, dtype=np.float64)
     return model.num_params * DTYPE_BYTES[dtype] / tp_arr / GIB
 
@@ -182,6 +220,18 @@ def tp_shardable(model: ModelSpec, tp: npt.ArrayLike) -> npt.NDArray[np.bool_]:
 
     ``tp`` must divide the attention heads, and divide or be a multiple of the KV heads (KV heads are replicated
     when ``tp`` exceeds them).
+
+    Parameters
+    ----------
+    model
+        The model card.
+    tp
+        Tensor-parallel degrees (integers).
+
+    Returns
+    -------
+    numpy.ndarray of bool
+        True where the degree shards the model.
     """
     t = np.asarray(tp, dtype=np.int64)
     heads_ok = model.num_attention_heads % t == 0
@@ -190,13 +240,41 @@ def tp_shardable(model: ModelSpec, tp: npt.ArrayLike) -> npt.NDArray[np.bool_]:
 
 
 def kv_head_share(model: ModelSpec, tp: npt.ArrayLike) -> FloatArray:
-    """Share of the replica's KV cache held by each GPU: ceil(n_kv / tp) / n_kv (KV heads replicate past n_kv)."""
+    """Share of the replica's KV cache held by each GPU: ceil(n_kv / tp) / n_kv (KV heads replicate past n_kv).
+
+    Parameters
+    ----------
+    model
+        The model card.
+    tp
+        Tensor-parallel degrees.
+
+    Returns
+    -------
+    numpy.ndarray
+        The share, in (0, 1], one per degree.
+    """
     tp_arr = np.asarray(tp, dtype=np.float64)
     return np.ceil(model.num_kv_heads / tp_arr) / model.num_kv_heads
 
 
 def kv_total_gib(model: ModelSpec, kv_dtype: str, batch: npt.ArrayLike, context_tokens: npt.ArrayLike) -> FloatArray:
-    """KV cache of the whole replica: batch · context tokens · KV bytes per token, in GiB."""
+    """KV cache of the whole replica: batch · context tokens · KV bytes per token, in GiB.
+
+    Parameters
+    ----------
+    model
+        The model card.
+    kv_dtype
+        KV-cache dtype.
+    batch, context_tokens
+        Sequences and cached tokens per sequence.
+
+    Returns
+    -------
+    numpy.ndarray
+        GiB per replica.
+    """
     b = np.asarray(batch, dtype=np.float64)
     c = np.asarray(context_tokens, dtype=np.float64)
     return b * c * model.kv_bytes_per_token(kv_dtype) / GIB
@@ -205,7 +283,24 @@ def kv_total_gib(model: ModelSpec, kv_dtype: str, batch: npt.ArrayLike, context_
 def activations_gib(
     model: ModelSpec, batch: npt.ArrayLike, input_tokens: int, tp: npt.ArrayLike, engine: str
 ) -> FloatArray:
-    """Peak activation/workspace memory per GPU during prefill (one layer's live tensors + fp32 logits)."""
+    """Peak activation/workspace memory per GPU during prefill (one layer's live tensors + fp32 logits).
+
+    Parameters
+    ----------
+    model
+        The model card.
+    batch, input_tokens
+        Sequences and prompt tokens per sequence (prefill tokens are capped at the engine's chunk size).
+    tp
+        Tensor-parallel degrees.
+    engine
+        Serving engine (its ``max_prefill_tokens``).
+
+    Returns
+    -------
+    numpy.ndarray
+        GiB per GPU.
+    """
     eng = engine_memory(engine)
     b = np.asarray(batch, dtype=np.float64)
     tp_arr = np.asarray(tp, dtype=np.float64)
@@ -223,7 +318,22 @@ def activations_gib(
 
 
 def available_gpu_gib(gpu_memory_mib: npt.ArrayLike, tp: npt.ArrayLike, engine: str) -> FloatArray:
-    """GPU memory the engine may use per GPU: usable · utilisation - fixed reserve - NCCL buffers, in GiB."""
+    """GPU memory the engine may use per GPU: usable · utilisation - fixed reserve - NCCL buffers, in GiB.
+
+    Parameters
+    ----------
+    gpu_memory_mib
+        Usable memory of one GPU, MiB.
+    tp
+        Tensor-parallel degrees.
+    engine
+        Serving engine whose budget applies.
+
+    Returns
+    -------
+    numpy.ndarray
+        GiB per GPU.
+    """
     eng = engine_memory(engine)
     usable = np.asarray(gpu_memory_mib, dtype=np.float64) / 1024.0
     tp_arr = np.asarray(tp, dtype=np.float64)
@@ -233,7 +343,24 @@ def available_gpu_gib(gpu_memory_mib: npt.ArrayLike, tp: npt.ArrayLike, engine: 
 def host_available_gib(
     host_memory_gib: npt.ArrayLike, gpu_count: npt.ArrayLike, tp: npt.ArrayLike, engine: str
 ) -> FloatArray:
-    """Host memory this replica may fill with offloaded KV: its share of the instance minus the engine reserve."""
+    """Host memory this replica may fill with offloaded KV: its share of the instance minus the engine reserve.
+
+    Parameters
+    ----------
+    host_memory_gib
+        Host memory of the instance.
+    gpu_count
+        GPUs of the instance (the replica's share is ``tp / gpu_count``, at most 1).
+    tp
+        Tensor-parallel degrees.
+    engine
+        Serving engine whose host budget applies.
+
+    Returns
+    -------
+    numpy.ndarray
+        GiB per replica.
+    """
     eng = engine_memory(engine)
     host = np.asarray(host_memory_gib, dtype=np.float64)
     tp_arr = np.asarray(tp, dtype=np.float64)

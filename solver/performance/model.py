@@ -1,8 +1,9 @@
 """The performance model's public façade: memory, latency and throughput of replicas, calibrated (CTCF).
 
 :func:`predict_frame` evaluates a whole grid of configurations as numpy arrays (the planner's entry point);
-:func:`predict` evaluates one configuration for ``infersave predict``. Formulas: :mod:`solver.performance.memory`,
-:mod:`solver.performance.latency` and ``docs/performance.md``. The default engine is ``vllm``.
+:func:`predict` evaluates one configuration for ``infersave predict`` (its hardware:
+:mod:`solver.performance.hardware`). Formulas: :mod:`solver.performance.memory`, :mod:`solver.performance.latency`,
+the CTCF :mod:`solver.performance.ctcf` and ``docs/performance.md``. The default engine is ``vllm``.
 
 Per replica (one model copy on ``tp`` GPUs of one instance), for a static batch of ``b`` sequences with ``s``
 prompt tokens and ``n`` output tokens::
@@ -22,9 +23,8 @@ measurements) a request's prefill runs alone and is interleaved with the others'
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -32,13 +32,10 @@ import pandas as pd
 
 from solver.data.gpus import get_gpu
 from solver.data.models import get_model
-from solver.errors import InputError, UnknownNameError
-from solver.performance.calibration import (
-    DEFAULT_ENGINE,
-    ENGINES,
-    CalibrationProfile,
-    resolve_profile,
-)
+from solver.errors import InputError
+from solver.performance import ctcf
+from solver.performance.ctcf import DEFAULT_ENGINE, CalibrationProfile, check_engine, resolve_profile
+from solver.performance.hardware import bare_instance, instance_hardware
 from solver.performance.latency import (
     ModelCosts,
     hardware,
@@ -76,12 +73,6 @@ OUTPUT_COLUMNS = (
 )
 
 
-def _check_engine(engine: str) -> None:
-    """Raise UnknownNameError for an engine without a memory budget."""
-    if engine not in ENGINES:
-        raise UnknownNameError("engine", "engine", engine, ENGINES)
-
-
 def _check_tokens(input_tokens: int, output_tokens: int) -> None:
     """Reject non-positive or absurd token counts."""
     for name, value in (("input_tokens", input_tokens), ("output_tokens", output_tokens)):
@@ -102,18 +93,6 @@ def _gpu_arrays(names: pd.Series, dtype: str) -> dict[str, np.ndarray]:
     out = {k: v[codes] for k, v in table.items()}
     out["canonical"] = np.array([s.name for s in specs], dtype=object)[codes]
     return out
-
-
-def _ctcf_arrays(canonical: np.ndarray, prof: CalibrationProfile) -> dict[str, np.ndarray]:
-    """Per-row CTCF coefficients (alpha/beta of both phases) looked up once per distinct GPU."""
-    codes, uniques = pd.factorize(pd.Series(canonical, dtype=object))
-    cals = [prof.lookup(str(u))[0] for u in uniques]
-    return {
-        "ap": np.array([c.prefill.alpha for c in cals])[codes],
-        "bp": np.array([c.prefill.beta_ms for c in cals])[codes],
-        "ad": np.array([c.decode.alpha for c in cals])[codes],
-        "bd": np.array([c.decode.beta_ms for c in cals])[codes],
-    }
 
 
 def predict_frame(
@@ -160,7 +139,7 @@ def predict_frame(
         except ``kv_total_gib`` and ``offloaded_kv_gib``, which are per replica, and ``host_available_gib``,
         the replica's share of its instance).
     """
-    _check_engine(engine)
+    check_engine(engine)
     _check_tokens(input_tokens, output_tokens)
     if batching not in ("static", "continuous"):
         raise InputError("batching", f"must be 'static' or 'continuous', got {batching!r}")
@@ -218,9 +197,7 @@ def predict_frame(
         t_dec = t_dec0 + (batch - 1.0) * t_pf1 / float(output_tokens)
     ttft_model_ms = t_pf * 1e3
     tpot_model_ms = t_dec * 1e3
-    c = _ctcf_arrays(g["canonical"], prof)
-    ttft_ms = c["ap"] * ttft_model_ms + c["bp"]
-    tpot_ms = c["ad"] * tpot_model_ms + c["bd"]
+    ttft_ms, tpot_ms = ctcf.apply_ctcf(prof, g["canonical"], ttft_model_ms, tpot_model_ms)
     e2e_s = ttft_ms / 1e3 + output_tokens * tpot_ms / 1e3
     values: dict[str, np.ndarray] = {
         "weights_gib": mem.weights_gib,
@@ -269,81 +246,6 @@ def _check_arrays(tp: np.ndarray, batch: np.ndarray, gpu_count: np.ndarray, offl
             raise InputError(col, "must be a positive number")
 
 
-# ---- measurement tables (calibration and validation) -------------------------------------------------
-@functools.cache
-def _usable_gpu_mib(gpu: str) -> float:
-    """Usable memory of one ``gpu``: the AWS catalog's value where it lists the GPU, else the datasheet GB."""
-    from solver.data.catalog import load_catalog
-
-    zones = load_catalog("aws").zones
-    rows = zones[(zones["gpu"] == gpu) & (zones["gpu_count"] >= 1)]
-    if not rows.empty:
-        return float(rows["gpu_memory_mib"].min())
-    return get_gpu(gpu).memory_gb * 1e9 / 2**20
-
-
-def measurement_hardware(rows: pd.DataFrame) -> pd.DataFrame:
-    """Bare-machine input grid for measurement rows: ``tp`` GPUs, usable memory as in the AWS catalog.
-
-    Host memory is not a constraint of a measured run (it happened), so it is set large (1 PiB).
-    """
-    offload = rows["offload"].to_numpy(dtype=float) if "offload" in rows else np.zeros(len(rows))
-    return pd.DataFrame(
-        {
-            "gpu": rows["gpu"].to_numpy(),
-            "gpu_count": rows["tp"].to_numpy(dtype=float),
-            "gpu_memory_mib": [_usable_gpu_mib(str(g)) for g in rows["gpu"]],
-            "host_memory_gib": 2.0**20,
-            "tp": rows["tp"].to_numpy(dtype=float),
-            "batch_size": rows["batch"].to_numpy(dtype=float),
-            "offload_fraction": offload,
-        },
-        index=rows.index,
-    )
-
-
-def model_measurements(table: pd.DataFrame, profile: CalibrationProfile | None = None) -> pd.DataFrame:
-    """Add modelled (uncalibrated) ``ttft_model_ms``, ``tpot_model_ms``, ``e2e_model_s`` to measurement rows.
-
-    ``table`` is a checked measurement table (:func:`solver.performance.calibration.check_measurements`). Each group of
-    rows sharing (model, engine, dtypes, lengths, batching, offload mode) is evaluated in one vectorised call.
-    Hardware is a bare instance of ``tp`` GPUs with the GPU's datasheet memory (memory fit is not checked:
-    the runs happened).
-    """
-    identity = CalibrationProfile(name="uncalibrated")
-    parts: list[pd.DataFrame] = []
-    keys = ["model", "engine", "dtype", "kv_dtype", "input", "output", "batching", "offload_mode"]
-    work = table.copy()
-    for col in ("dtype", "kv_dtype"):
-        work[col] = work[col].astype(object).where(work[col].notna(), "")
-    for key, rows in work.groupby(keys, sort=False, dropna=False):
-        model_name, engine, dtype, kv_dtype, s_raw, n_raw, batching, mode = key
-        s, n = int(str(s_raw)), int(str(n_raw))
-        model = get_model(str(model_name), field="measurements: model")
-        grid = measurement_hardware(rows)
-        pred = predict_frame(
-            grid,
-            model,
-            input_tokens=s,
-            output_tokens=n,
-            dtype=str(dtype) or None,
-            kv_dtype=str(kv_dtype) or None,
-            engine=str(engine),
-            offload_mode=str(mode),
-            profile=profile or identity,
-            batching=str(batching),
-        )
-        part = rows.copy()
-        part["ttft_model_ms"] = pred["ttft_model_ms"]
-        part["tpot_model_ms"] = pred["tpot_model_ms"]
-        part["e2e_model_s"] = (pred["ttft_model_ms"] + n * pred["tpot_model_ms"]) / 1e3
-        parts.append(part)
-    out = pd.concat(parts).loc[table.index]
-    for col in ("dtype", "kv_dtype"):
-        out[col] = table[col]
-    return out
-
-
 # ---- one configuration -------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Prediction:
@@ -374,89 +276,12 @@ class Prediction:
     assumptions: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the JSON object printed by ``infersave predict --json``."""
-        return {
-            "model": self.model,
-            "instance": self.instance,
-            "gpu": self.gpu,
-            "gpu_count": self.gpu_count,
-            "tp": self.tp,
-            "batch_size": self.batch_size,
-            "input_tokens": self.input_tokens,
-            "output_tokens": self.output_tokens,
-            "dtype": self.dtype,
-            "kv_dtype": self.kv_dtype,
-            "engine": self.engine,
-            "offload_mode": self.offload_mode,
-            "ttft_ms": self.ttft_ms,
-            "tpot_ms": self.tpot_ms,
-            "e2e_s": self.e2e_s,
-            "output_tokens_per_s": self.output_tokens_per_s,
-            "tps": self.tps,
-            "offload_fraction": self.offload_fraction,
-            "min_offload_fraction": self.min_offload_fraction,
-            "fits": self.fits,
-            "memory": dict(self.memory),
-            "calibration": dict(self.calibration),
-            "assumptions": list(self.assumptions),
-        }
-
-
-def bare_instance(gpu: str, gpus: int = 1, host_memory_gib: float | None = None) -> tuple[dict[str, Any], list[str]]:
-    """Hardware of a bare instance with ``gpus`` of ``gpu``; returns (hardware record, assumptions).
-
-    Usable GPU memory and host memory come from the AWS catalog's instances with this GPU when it has any
-    (the usable MiB AWS reports; the smallest host GiB per GPU of those instances, times ``gpus``); otherwise
-    the datasheet memory and ``host_memory_gib`` must be given.
-    """
-    from solver.data.catalog import load_catalog
-
-    spec = get_gpu(gpu, field="--gpu")
-    if not isinstance(gpus, int) or gpus < 1:
-        raise InputError("--gpus", f"must be a positive integer, got {gpus!r}")
-    notes: list[str] = []
-    zones = load_catalog("aws").zones
-    rows = zones[(zones["gpu"] == spec.name) & (zones["gpu_count"] >= 1)]
-    if not rows.empty:
-        mem_mib = float(rows["gpu_memory_mib"].min())
-        notes.append(f"usable GPU memory {mem_mib:,.0f} MiB as the AWS catalog reports for {spec.name}")
-    else:
-        mem_mib = spec.memory_gb * 1e9 / 2**20
-        notes.append(f"usable GPU memory = datasheet {spec.memory_gb:g} GB ({spec.name} is not in the AWS catalog)")
-    if host_memory_gib is None:
-        if rows.empty:
-            raise InputError("--host-memory-gib", f"{spec.name} is not in the AWS catalog; give the host memory")
-        per_gpu = float((rows["host_memory_gib"] / rows["gpu_count"]).min())
-        host_memory_gib = per_gpu * gpus
-        notes.append(
-            f"host memory {host_memory_gib:g} GiB = {gpus} x {per_gpu:g} GiB, the smallest host memory per "
-            f"{spec.name} GPU of any AWS instance type (give --host-memory-gib to override)"
-        )
-    elif not host_memory_gib > 0:
-        raise InputError("--host-memory-gib", "must be > 0")
-    record = {
-        "instance_type": f"{gpus}x{spec.name}",
-        "gpu": spec.name,
-        "gpu_count": float(gpus),
-        "gpu_memory_mib": mem_mib,
-        "host_memory_gib": float(host_memory_gib),
-    }
-    return record, notes
-
-
-def instance_hardware(instance: str) -> dict[str, Any]:
-    """Hardware record of an AWS instance type (hardware is region-independent)."""
-    from solver.data.catalog import load_catalog
-
-    catalog = load_catalog("aws").filter(instances=[instance])
-    row = catalog.zones.iloc[0]
-    return {
-        "instance_type": str(row["instance_type"]),
-        "gpu": str(row["gpu"]),
-        "gpu_count": float(row["gpu_count"]),
-        "gpu_memory_mib": float(row["gpu_memory_mib"]),
-        "host_memory_gib": float(row["host_memory_gib"]),
-    }
+        """Return the JSON object printed by ``infersave predict --json`` (the fields in declaration order)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["memory"] = dict(self.memory)
+        out["calibration"] = dict(self.calibration)
+        out["assumptions"] = list(self.assumptions)
+        return out
 
 
 def predict(
@@ -499,7 +324,7 @@ def predict(
     Prediction
         Frozen result; ``to_dict()`` is the ``--json`` output.
     """
-    _check_engine(engine)
+    check_engine(engine)
     if (instance is None) == (gpu is None):
         raise InputError("--instance/--gpu", "give exactly one of --instance TYPE or --gpu GPU")
     spec = model if isinstance(model, ModelSpec) else get_model(model, field="--model")

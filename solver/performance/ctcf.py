@@ -1,0 +1,394 @@
+"""CTCF, InferSave's Compute Time Calibration Function: ``calibrated_ms = alpha · modelled_ms + beta_ms``.
+
+One CTCF per (GPU, serving engine, phase); the phases are ``prefill`` (TTFT, ms) and ``decode`` (TPOT, ms per
+output token). This module holds the whole rule:
+
+* the profile types (:class:`CalibrationProfile`: one :class:`GPUCalibration` per measured GPU) and the one
+  identity profile :data:`IDENTITY` (alpha = 1, beta = 0; the raw roofline);
+* :func:`apply_ctcf`, the one function that applies a profile: the performance model, the accuracy report and
+  the fit's in-sample errors all call it;
+* :func:`fit_ctcf`, the constrained least-squares fit of one GPU's two CTCFs on modelled measurement rows;
+* profile files: :func:`load_profile`, :func:`save_profile`, the shipped profiles (:func:`shipped_profile`) and
+  :func:`resolve_profile`.
+
+GPUs without measurements take the fit of the *nearest measured GPU by spec* in the same profile: the distance
+is ``|log(bandwidth ratio)| + |log(FP16 TFLOPS ratio)|`` between datasheet values (instances/gpus.csv). The
+measurement tables and the per-GPU fit with its errors are in :mod:`solver.performance.calibration`.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import pydantic
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from solver.data.gpus import get_gpu
+from solver.data.resources import data_path
+from solver.errors import InputError, UnknownNameError
+from solver.performance.memory import ENGINE_MEMORY
+from solver.validation import first_error
+
+FloatArray = npt.NDArray[np.float64]
+
+ENGINES = tuple(ENGINE_MEMORY)
+"""Serving engines: those with a memory budget; each has a shipped calibration profile where data exists."""
+DEFAULT_ENGINE = "vllm"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+
+class PhaseFit(_Model):
+    """One phase's CTCF coefficients: calibrated_ms = alpha · modelled_ms + beta_ms (applied by :func:`apply_ctcf`)."""
+
+    alpha: Annotated[float, Field(gt=0)] = 1.0
+    beta_ms: Annotated[float, Field(ge=0)] = 0.0
+
+
+class FitError(_Model):
+    """Mean absolute percentage error and worst absolute percentage error of one metric, in percent."""
+
+    rows: int
+    mape_before_pct: float | None = None
+    mape_after_pct: float | None = None
+    worst_after_pct: float | None = None
+
+
+class GPUCalibration(_Model):
+    """The CTCF of one GPU under one engine, with the rows it was fitted on and its in-sample error."""
+
+    prefill: PhaseFit = PhaseFit()
+    decode: PhaseFit = PhaseFit()
+    rows: int = 0
+    datasets: list[str] = []
+    shared_scale: bool = False
+    """True when only end-to-end times were measured and one scale was fitted for both phases."""
+    errors: dict[str, FitError] = {}
+
+
+class CalibrationProfile(_Model):
+    """A calibration profile: CTCF per GPU for one engine (``infersave calibrate`` writes one)."""
+
+    name: str
+    engine: str = DEFAULT_ENGINE
+    created: str = ""
+    description: str = ""
+    rows_used: list[str] = []
+    """Which measurement rows were used (file and filter, in words)."""
+    gpus: dict[str, GPUCalibration] = {}
+
+    def lookup(self, gpu: str) -> tuple[GPUCalibration, str]:
+        """Return the CTCF for ``gpu`` and where it came from (measured, nearest measured GPU, or none).
+
+        Parameters
+        ----------
+        gpu
+            Canonical GPU name.
+
+        Returns
+        -------
+        tuple
+            ``(GPUCalibration, source)``: the identity calibration when the profile has no GPU; ``source`` says
+            which, in words.
+        """
+        if gpu in self.gpus:
+            return self.gpus[gpu], f"{self.name}: measured on {gpu}"
+        if not self.gpus:
+            return GPUCalibration(), f"{self.name}: no measurements (uncalibrated roofline)"
+        near = nearest_measured_gpu(gpu, list(self.gpus))
+        return self.gpus[near], f"{self.name}: nearest measured GPU by spec {near} (no {gpu} measurements)"
+
+    def to_yaml(self) -> str:
+        """Serialise the profile as YAML."""
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, width=120)
+
+
+IDENTITY = CalibrationProfile(name="uncalibrated", engine="generic", description="alpha = 1, beta = 0")
+"""The identity profile: no GPU measured, so every GPU gets alpha = 1, beta = 0 (the raw roofline)."""
+
+
+def nearest_measured_gpu(gpu: str, measured: list[str]) -> str:
+    """Return the measured GPU closest to ``gpu`` by |log bandwidth ratio| + |log FP16 TFLOPS ratio|.
+
+    Parameters
+    ----------
+    gpu
+        The GPU to calibrate.
+    measured
+        GPUs with a fit (non-empty).
+
+    Returns
+    -------
+    str
+        The nearest of ``measured``; ties go to the first name in sorted order.
+    """
+    target = get_gpu(gpu)
+
+    def distance(name: str) -> float:
+        other = get_gpu(name)
+        return abs(math.log(other.memory_bandwidth_gb_per_s / target.memory_bandwidth_gb_per_s)) + abs(
+            math.log(other.fp16_tflops / target.fp16_tflops)
+        )
+
+    return min(sorted(measured), key=distance)
+
+
+# ---- applying a profile ------------------------------------------------------------------------------
+def apply_ctcf(
+    profile: CalibrationProfile,
+    gpus: Sequence[str] | npt.ArrayLike,
+    ttft_model_ms: npt.ArrayLike,
+    tpot_model_ms: npt.ArrayLike,
+) -> tuple[FloatArray, FloatArray]:
+    """Apply ``profile``'s CTCF to modelled TTFT and TPOT, row by row; the only place CTCF is evaluated.
+
+    Parameters
+    ----------
+    profile
+        The calibration profile; each row's GPU is looked up once per distinct GPU
+        (:meth:`CalibrationProfile.lookup`: measured, nearest measured GPU by spec, or identity).
+    gpus
+        Canonical GPU name of each row.
+    ttft_model_ms, tpot_model_ms
+        Modelled (uncalibrated) TTFT and TPOT of each row, milliseconds.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(ttft_ms, tpot_ms)``: ``alpha_prefill · ttft_model_ms + beta_prefill_ms`` and
+        ``alpha_decode · tpot_model_ms + beta_decode_ms`` of each row's GPU.
+    """
+    codes, uniques = pd.factorize(pd.Series(np.asarray(gpus, dtype=object), dtype=object))
+    cals = [profile.lookup(str(u))[0] for u in uniques]
+    alpha_p = np.array([c.prefill.alpha for c in cals], dtype=float)[codes]
+    beta_p = np.array([c.prefill.beta_ms for c in cals], dtype=float)[codes]
+    alpha_d = np.array([c.decode.alpha for c in cals], dtype=float)[codes]
+    beta_d = np.array([c.decode.beta_ms for c in cals], dtype=float)[codes]
+    ttft = np.asarray(ttft_model_ms, dtype=float)
+    tpot = np.asarray(tpot_model_ms, dtype=float)
+    return alpha_p * ttft + beta_p, alpha_d * tpot + beta_d
+
+
+# ---- the fit -----------------------------------------------------------------------------------------
+def _design(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Relative-error design matrix A and target y for theta = (alpha_p, beta_p, alpha_d, beta_d)."""
+    blocks: list[np.ndarray] = []
+    targets: list[np.ndarray] = []
+    n = rows["output"].to_numpy(dtype=float)
+    tm = rows["ttft_model_ms"].to_numpy(dtype=float)
+    dm = rows["tpot_model_ms"].to_numpy(dtype=float)
+    one, zero = np.ones_like(tm), np.zeros_like(tm)
+    for col, design in (
+        ("ttft_ms", np.column_stack([tm, one, zero, zero])),
+        ("tpot_ms", np.column_stack([zero, zero, dm, one])),
+        ("e2e_s", np.column_stack([tm, one, n * dm, n])),
+    ):
+        y = rows[col].to_numpy(dtype=float) * (1000.0 if col == "e2e_s" else 1.0)
+        ok = np.isfinite(y)
+        if ok.any():
+            blocks.append(design[ok] / y[ok, None])
+            targets.append(np.ones(int(ok.sum())))
+    return np.vstack(blocks), np.concatenate(targets)
+
+
+def _constrained_lstsq(a: np.ndarray, y: np.ndarray, positive: list[int], free_zero: list[int]) -> np.ndarray:
+    """Least squares with theta[i] > 0 for ``positive`` and theta[j] >= 0 for ``free_zero`` (active-set search)."""
+    k = a.shape[1]
+    best: tuple[float, np.ndarray] | None = None
+    for r in range(len(free_zero) + 1):
+        for fixed in itertools.combinations(free_zero, r):
+            keep = [i for i in range(k) if i not in fixed]
+            theta = np.zeros(k)
+            sol, *_ = np.linalg.lstsq(a[:, keep], y, rcond=None)
+            theta[keep] = sol
+            if any(theta[i] <= 0 for i in positive) or any(theta[j] < 0 for j in free_zero):
+                continue
+            loss = float(np.sum((a @ theta - y) ** 2))
+            if best is None or loss < best[0] - 1e-15:
+                best = (loss, theta)
+    if best is None:  # no feasible active set: pure scale fit through the origin
+        theta = np.zeros(k)
+        sol, *_ = np.linalg.lstsq(a[:, positive], y, rcond=None)
+        theta[positive] = np.maximum(sol, 1e-6)
+        return theta
+    return best[1]
+
+
+def fit_ctcf(rows: pd.DataFrame) -> tuple[PhaseFit, PhaseFit, bool]:
+    """Fit one GPU's (prefill, decode) CTCFs by least squares on its modelled measurement rows.
+
+    Each measured value is one linear equation in ``theta = (alpha_p, beta_p, alpha_d, beta_d)``::
+
+        ttft_ms               = alpha_p · ttft_model_ms + beta_p
+        tpot_ms               = alpha_d · tpot_model_ms + beta_d
+        e2e_s · 1000          = alpha_p · ttft_model_ms + beta_p + n · (alpha_d · tpot_model_ms + beta_d)
+
+    Each equation is divided by its measured value, so the least-squares problem (``numpy.linalg.lstsq``)
+    minimises relative errors. ``alpha > 0`` and ``beta >= 0`` are enforced (active-set search over the
+    constraints) so that a calibrated model keeps every monotonicity of the raw model. When the rows measure
+    only ``e2e_s`` the two phases cannot be separated; then one scale is fitted (``alpha_p = alpha_d``,
+    ``beta_p = 0``).
+
+    Parameters
+    ----------
+    rows
+        Measurement rows (``ttft_ms``, ``tpot_ms``, ``e2e_s``, NaN where not measured, and ``output``) with
+        ``ttft_model_ms`` and ``tpot_model_ms`` added (:func:`solver.performance.measurements.model_measurements`).
+
+    Returns
+    -------
+    tuple
+        ``(prefill_fit, decode_fit, shared_scale)``; ``shared_scale`` is True when only ``e2e_s`` was measured.
+    """
+    has_ttft = bool(rows["ttft_ms"].notna().any())
+    has_tpot = bool(rows["tpot_ms"].notna().any())
+    has_e2e = bool(rows["e2e_s"].notna().any())
+    a, y = _design(rows)
+    if has_ttft or has_tpot:
+        cols = ([0, 1] if has_ttft or has_e2e else []) + ([2, 3] if has_tpot or has_e2e else [])
+        sub = _constrained_lstsq(
+            a[:, cols],
+            y,
+            positive=[cols.index(i) for i in (0, 2) if i in cols],
+            free_zero=[cols.index(i) for i in (1, 3) if i in cols],
+        )
+        theta = np.array([1.0, 0.0, 1.0, 0.0])
+        theta[cols] = sub
+        return (
+            PhaseFit(alpha=float(theta[0]), beta_ms=float(theta[1])),
+            PhaseFit(alpha=float(theta[2]), beta_ms=float(theta[3])),
+            False,
+        )
+    # e2e only: alpha_p = alpha_d = alpha, beta_p = 0: e2e = alpha·(ttft_m + n·tpot_m) + n·beta_d
+    shared = np.column_stack([a[:, 0] + a[:, 2], a[:, 3]])
+    theta2 = _constrained_lstsq(shared, y, positive=[0], free_zero=[1])
+    alpha = float(theta2[0])
+    return PhaseFit(alpha=alpha, beta_ms=0.0), PhaseFit(alpha=alpha, beta_ms=float(theta2[1])), True
+
+
+# ---- profile files -----------------------------------------------------------------------------------
+def load_profile(path: str | Path, field: str = "profile") -> CalibrationProfile:
+    """Read a profile YAML written by :func:`save_profile` (or shipped); raises InputError on a bad file.
+
+    Parameters
+    ----------
+    path
+        The YAML file.
+    field
+        The input field named in errors.
+
+    Returns
+    -------
+    CalibrationProfile
+        The profile; every GPU it names is checked against the GPU table.
+    """
+    p = Path(path).expanduser()
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError(field, f"cannot read {str(p)!r}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise InputError(field, f"{str(p)!r} is not UTF-8 text (a calibration profile is YAML)") from None
+    except yaml.YAMLError as exc:
+        raise InputError(field, f"{str(p)!r} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(raw, dict):
+        raise InputError(field, f"{str(p)!r} must hold a mapping (a calibration profile)")
+    try:
+        prof = CalibrationProfile.model_validate(raw)
+    except pydantic.ValidationError as exc:
+        loc, msg = first_error(exc)
+        raise InputError(f"{field} ({p.name}: {loc})", msg) from None
+    for gpu in prof.gpus:
+        get_gpu(gpu, field=f"{field} ({p.name}: gpus)")
+    return prof
+
+
+def save_profile(profile: CalibrationProfile, path: str | Path) -> Path:
+    """Write ``profile`` as YAML to ``path`` and return the path.
+
+    Parameters
+    ----------
+    profile
+        The profile to write.
+    path
+        Target file; missing parent folders are created.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+    """
+    p = Path(path).expanduser()
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(profile.to_yaml(), encoding="utf-8")
+    except OSError as exc:
+        raise InputError("--out", f"cannot write {str(p)!r}: {exc.strerror or exc}") from None
+    return p
+
+
+def check_engine(engine: str) -> None:
+    """Raise UnknownNameError (field ``engine``) for an engine not in :data:`ENGINES`.
+
+    Parameters
+    ----------
+    engine
+        The engine name to check.
+    """
+    if engine not in ENGINES:
+        raise UnknownNameError("engine", "engine", engine, ENGINES)
+
+
+@functools.cache
+def shipped_profile(engine: str) -> CalibrationProfile:
+    """Return the shipped profile of ``engine`` (``instances/calibration/ENGINE.yaml``), identity if absent.
+
+    Parameters
+    ----------
+    engine
+        One of :data:`ENGINES`.
+
+    Returns
+    -------
+    CalibrationProfile
+        The shipped profile, or :data:`IDENTITY` renamed for ``engine`` when none is shipped.
+    """
+    check_engine(engine)
+    path = data_path("calibration", f"{engine}.yaml")
+    if not path.is_file():
+        return IDENTITY.model_copy(update={"name": f"{engine} (no shipped profile)", "engine": engine})
+    return load_profile(path)
+
+
+def resolve_profile(engine: str, profile: CalibrationProfile | str | Path | None) -> CalibrationProfile:
+    """Return ``profile`` (loading it if a path) or the shipped profile of ``engine``.
+
+    Parameters
+    ----------
+    engine
+        One of :data:`ENGINES` (checked even when ``profile`` is given).
+    profile
+        A profile, a path to a profile YAML, or None for the shipped profile of ``engine``.
+
+    Returns
+    -------
+    CalibrationProfile
+        The profile to apply.
+    """
+    check_engine(engine)
+    if profile is None:
+        return shipped_profile(engine)
+    if isinstance(profile, CalibrationProfile):
+        return profile
+    return load_profile(profile)

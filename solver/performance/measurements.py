@@ -1,0 +1,97 @@
+"""Measurement modelling: the raw (uncalibrated) model's prediction of every row of a measurement table.
+
+A measured run happened, so it is modelled on a bare machine of ``tp`` GPUs with the usable memory of
+:func:`solver.performance.hardware.usable_gpu_mib` and no host-memory limit; the calibration fit
+(:mod:`solver.performance.calibration`) and the accuracy report (:mod:`solver.performance.accuracy`) compare
+these predictions with the measured times.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from solver.data.models import get_model
+from solver.performance.ctcf import IDENTITY
+from solver.performance.hardware import usable_gpu_mib
+from solver.performance.model import predict_frame
+
+GROUP_KEYS = ("model", "engine", "dtype", "kv_dtype", "input", "output", "batching", "offload_mode")
+"""Columns that a group of measurement rows shares so that one :func:`predict_frame` call models them all."""
+
+
+def measurement_hardware(rows: pd.DataFrame) -> pd.DataFrame:
+    """Bare-machine input grid for measurement rows: ``tp`` GPUs, usable memory as in the AWS catalog.
+
+    Host memory is not a constraint of a measured run (it happened), so it is set large (1 PiB).
+
+    Parameters
+    ----------
+    rows
+        Measurement rows with ``gpu`` (canonical), ``tp``, ``batch`` and optionally ``offload``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A :func:`~solver.performance.model.predict_frame` input frame on ``rows``' index.
+    """
+    offload = rows["offload"].to_numpy(dtype=float) if "offload" in rows else np.zeros(len(rows))
+    return pd.DataFrame(
+        {
+            "gpu": rows["gpu"].to_numpy(),
+            "gpu_count": rows["tp"].to_numpy(dtype=float),
+            "gpu_memory_mib": [usable_gpu_mib(str(g)) for g in rows["gpu"]],
+            "host_memory_gib": 2.0**20,
+            "tp": rows["tp"].to_numpy(dtype=float),
+            "batch_size": rows["batch"].to_numpy(dtype=float),
+            "offload_fraction": offload,
+        },
+        index=rows.index,
+    )
+
+
+def model_measurements(table: pd.DataFrame) -> pd.DataFrame:
+    """Add modelled (uncalibrated) ``ttft_model_ms``, ``tpot_model_ms``, ``e2e_model_s`` to measurement rows.
+
+    Each group of rows sharing :data:`GROUP_KEYS` is evaluated in one vectorised call. Hardware is
+    :func:`measurement_hardware` (memory fit is not checked: the runs happened).
+
+    Parameters
+    ----------
+    table
+        A checked measurement table (:func:`solver.performance.calibration.check_measurements`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``table`` with the three modelled columns added, in its row order.
+    """
+    parts: list[pd.DataFrame] = []
+    work = table.copy()
+    for col in ("dtype", "kv_dtype"):
+        work[col] = work[col].astype(object).where(work[col].notna(), "")
+    for key, rows in work.groupby(list(GROUP_KEYS), sort=False, dropna=False):
+        model_name, engine, dtype, kv_dtype, s_raw, n_raw, batching, mode = key
+        s, n = int(str(s_raw)), int(str(n_raw))
+        model = get_model(str(model_name), field="measurements: model")
+        pred = predict_frame(
+            measurement_hardware(rows),
+            model,
+            input_tokens=s,
+            output_tokens=n,
+            dtype=str(dtype) or None,
+            kv_dtype=str(kv_dtype) or None,
+            engine=str(engine),
+            offload_mode=str(mode),
+            profile=IDENTITY,
+            batching=str(batching),
+        )
+        part = rows.copy()
+        part["ttft_model_ms"] = pred["ttft_model_ms"]
+        part["tpot_model_ms"] = pred["tpot_model_ms"]
+        part["e2e_model_s"] = (pred["ttft_model_ms"] + n * pred["tpot_model_ms"]) / 1e3
+        parts.append(part)
+    out = pd.concat(parts).loc[table.index]
+    for col in ("dtype", "kv_dtype"):
+        out[col] = table[col]
+    return out
