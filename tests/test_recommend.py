@@ -250,9 +250,9 @@ def test_bad_questions_raise_input_errors(tmp_path):
     two["workloads"][0]["batch_sizes"] = [8, 32]
     with pytest.raises(InputError, match="one batch size"):
         recommend(scenario_from_dict(two))
-    with pytest.raises(InputError, match="--top-k"):
+    with pytest.raises(InputError, match="top_k"):  # the library names the parameter; the CLI shows --top-k
         recommend(sc, top_k=0)
-    with pytest.raises(InputError, match="--tps-slo"):
+    with pytest.raises(InputError, match="tps_slo"):
         recommend_scenario(None, {"model": "opt-2.7b", "batch_size": 32, "input_len": 8, "output_len": 8})
 
 

@@ -36,13 +36,28 @@ err = Console(stderr=True, soft_wrap=True)
 
 
 OPTION_FLAGS: dict[str, str] = {
+    # SolveOptions fields
     "backend": "--backend",
     "time_limit_s": "--time-limit",
     "relative_gap": "--gap",
     "threads": "--threads",
     "tie_break": "--no-tie-break",
+    # parameters of predict and recommend
+    "model": "--model",
+    "instance/gpu": "--instance/--gpu",
+    "gpu": "--gpu",
+    "gpus": "--gpus",
+    "host_memory_gib": "--host-memory-gib",
+    "batch_size": "--batch-size",
+    "input_len": "--input-len",
+    "output_len": "--output-len",
+    "tp": "--tp",
+    "offload": "--offload",
+    "tps_slo": "--tps-slo",
+    "policy": "--policy",
+    "top_k": "--top-k",
 }
-"""The flag of each :class:`~solver.specs.SolveOptions` field: library errors name fields, the CLI its flags."""
+"""The flag that sets each library field or parameter: library errors name fields, the CLI shows its flags."""
 
 
 def main(argv: Sequence[str] | None = None) -> None:

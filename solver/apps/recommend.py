@@ -498,7 +498,7 @@ def _milp(ctx: Context) -> PolicyResult:
 
     task = ctx.task
     if task.tps_slo is None:
-        raise InputError("--tps-slo", "the milp policy needs a TPS SLO")
+        raise InputError("tps_slo", "the milp policy needs a TPS SLO")
     frame = screen(task.scenario, allow_offload=True)
     by_type = {str(r["instance_type"]): r for r in frame.to_dict("records")}
     remaining = list(by_type)
@@ -570,7 +570,7 @@ def get_policy(name: str) -> Policy:
     try:
         return POLICIES[name]
     except KeyError:
-        raise UnknownNameError("--policy", "policy", name, POLICIES) from None
+        raise UnknownNameError("policy", "policy", name, POLICIES) from None
 
 
 def recommend(
@@ -609,7 +609,7 @@ def recommend(
     """
     pol = get_policy(policy)
     if top_k is not None and top_k < 1:
-        raise InputError("--top-k", f"must be >= 1, got {top_k}")
+        raise InputError("top_k", f"must be >= 1, got {top_k}")
     task = task_of(scenario)
     choices, rejected = pol.select(Context(task, options, top_k))
     if top_k is not None:
@@ -653,11 +653,9 @@ def recommend_scenario(base: Scenario | None, values: Mapping[str, Any]) -> Scen
     """
     v = {k: val for k, val in values.items() if val is not None}
     if base is None:
-        need = {"model": "--model", "batch_size": "--batch-size", "input_len": "--input-len",
-                "output_len": "--output-len", "tps_slo": "--tps-slo"}  # fmt: skip
-        for key, flag in need.items():
+        for key in ("model", "batch_size", "input_len", "output_len", "tps_slo"):
             if key not in v:
-                raise InputError(flag, "required (or give --scenario FILE)")
+                raise InputError(key, "required (or give a base scenario)")
         data: dict[str, Any] = {"billing": DEFAULT_BILLING, "workloads": [{"name": "recommend"}]}
     else:
         if len(base.workloads) != 1:

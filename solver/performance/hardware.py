@@ -66,9 +66,9 @@ def bare_instance(gpu: str, gpus: int = 1, host_memory_gib: float | None = None)
     tuple
         The hardware record (module docstring) and the assumptions made, in words.
     """
-    spec = get_gpu(gpu, field="--gpu")
+    spec = get_gpu(gpu, field="gpu")
     if not isinstance(gpus, int) or gpus < 1:
-        raise InputError("--gpus", f"must be a positive integer, got {gpus!r}")
+        raise InputError("gpus", f"must be a positive integer, got {gpus!r}")
     notes: list[str] = []
     rows = _aws_offers(spec.name)
     mem_mib = usable_gpu_mib(spec.name)
@@ -78,7 +78,7 @@ def bare_instance(gpu: str, gpus: int = 1, host_memory_gib: float | None = None)
         notes.append(f"usable GPU memory = datasheet {spec.memory_gb:g} GB ({spec.name} is not in the AWS catalog)")
     if host_memory_gib is None:
         if rows.empty:
-            raise InputError("--host-memory-gib", f"{spec.name} is not in the AWS catalog; give the host memory")
+            raise InputError("host_memory_gib", f"{spec.name} is not in the AWS catalog; give the host memory")
         per_gpu = float((rows["host_memory_gib"] / rows["gpu_count"]).min())
         host_memory_gib = per_gpu * gpus
         notes.append(
@@ -86,7 +86,7 @@ def bare_instance(gpu: str, gpus: int = 1, host_memory_gib: float | None = None)
             f"{spec.name} GPU of any AWS instance type (give --host-memory-gib to override)"
         )
     elif not host_memory_gib > 0:
-        raise InputError("--host-memory-gib", "must be > 0")
+        raise InputError("host_memory_gib", "must be > 0")
     record = {
         "instance_type": f"{gpus}x{spec.name}",
         "gpu": spec.name,

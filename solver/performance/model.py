@@ -326,28 +326,28 @@ def predict(
     """
     check_engine(engine)
     if (instance is None) == (gpu is None):
-        raise InputError("--instance/--gpu", "give exactly one of --instance TYPE or --gpu GPU")
-    spec = model if isinstance(model, ModelSpec) else get_model(model, field="--model")
+        raise InputError("instance/gpu", "give exactly one of an instance type or a GPU")
+    spec = model if isinstance(model, ModelSpec) else get_model(model, field="model")
     assumptions: list[str] = []
     if instance is not None:
         hw = instance_hardware(instance)
     else:
         hw, assumptions = bare_instance(str(gpu), gpus, host_memory_gib)
     if not 1 <= batch_size <= MAX_BATCH:
-        raise InputError("--batch-size", f"must be between 1 and {MAX_BATCH:,}, got {batch_size:,}")
+        raise InputError("batch_size", f"must be between 1 and {MAX_BATCH:,}, got {batch_size:,}")
     if tp is None:  # the largest degree that fits the instance and shards the model
         degrees = np.arange(1, max(1, int(hw["gpu_count"])) + 1)
         tp_used = int(degrees[tp_shardable(spec, degrees)].max())
     else:
         if not tp_shardable(spec, tp):
             raise InputError(
-                "--tp",
+                "tp",
                 f"{tp} does not shard {spec.name}: it must divide its {spec.num_attention_heads} attention heads "
                 f"and divide or be a multiple of its {spec.num_kv_heads} KV heads",
             )
         tp_used = tp
     if offload is not None and not 0.0 <= offload <= 1.0:
-        raise InputError("--offload", f"must be in [0, 1], got {offload}")
+        raise InputError("offload", f"must be in [0, 1], got {offload}")
     prof = resolve_profile(engine, profile)
     frame = pd.DataFrame(
         [
