@@ -13,6 +13,7 @@ import pandas as pd
 from formulations.billing import batch_requests, capacity_per_instance, offline_hours
 from solver.errors import InputError
 from solver.specs import Scenario
+from solver.tolerances import ceil_int, floor_int
 
 
 def count_upper_bound(cands: pd.DataFrame, scenario: Scenario) -> np.ndarray:
@@ -48,7 +49,7 @@ def count_upper_bound(cands: pd.DataFrame, scenario: Scenario) -> np.ndarray:
         else:
             need, per = float(w.requests or 0), c * offline_hours(scenario, w)[0] - lost[rows]
         with np.errstate(divide="ignore", invalid="ignore"):
-            alone[rows] = np.where(per <= 0, 0.0, np.ceil(need / per - 1e-9))
+            alone[rows] = np.where(per <= 0, 0.0, ceil_int(need / per))
     floor_ = _per_value(cands["instance_type"], lim.min_instances, 0.0)
     bound = np.maximum(alone, floor_)
     quota = np.full(m, np.inf)
@@ -64,7 +65,7 @@ def count_upper_bound(cands: pd.DataFrame, scenario: Scenario) -> np.ndarray:
         quota = np.minimum(quota, float(lim.max_total_instances))
     if lim.budget_usd_per_hour is not None:
         price = cands["usd_per_hour"].to_numpy(dtype=float)
-        quota = np.minimum(quota, np.floor(lim.budget_usd_per_hour / price + 1e-9))
+        quota = np.minimum(quota, floor_int(lim.budget_usd_per_hour / price))
     bound = np.minimum(bound, quota)
     if m and not np.all(np.isfinite(bound)):
         types = sorted({str(t) for t in cands["instance_type"].to_numpy()[~np.isfinite(bound)]})

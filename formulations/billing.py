@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from solver.specs import Scenario, Workload
+from solver.tolerances import ceil_int
 
 MIN_BILLED_H: dict[str, float] = {"per_second": 60.0 / 3600.0, "per_hour": 1.0}
 """Least billed time of one rented instance, hours. Per second: AWS bills Linux instances "in one second
@@ -96,4 +97,4 @@ def min_hours_per_instance(cands: pd.DataFrame, scenario: Scenario) -> np.ndarra
 def billed_horizon_h(scenario: Scenario) -> float:
     """Hours billed for one online instance over the horizon ``T``: ``T``, or ``ceil(T)`` per started hour."""
     horizon = scenario.effective_horizon_h
-    return float(math.ceil(horizon - 1e-9)) if scenario.billing == "per_hour" else horizon
+    return float(ceil_int(horizon)) if scenario.billing == "per_hour" else horizon

@@ -71,6 +71,7 @@ from solver.errors import InfeasibleError, InputError, UnknownNameError
 from solver.performance.memory import kv_head_share
 from solver.planning.candidates import predict_workload
 from solver.specs import ModelSpec, Scenario, SolveOptions, Workload
+from solver.tolerances import PRICE_CAP_TOL_USD, ceil_int
 
 CHOICE_KEYS = ("instance_type", "offload_fraction", "predicted_tps", "usd_per_hour", "cost_efficiency", "meets_slo")
 """Keys of one choice in the JSON output, exactly (issue 5)."""
@@ -133,7 +134,7 @@ def task_of(scenario: Scenario) -> Task:
 def billed_hours(task_hours: np.ndarray, billing: str) -> np.ndarray:
     """Hours charged for ``task_hours``: rounded up to whole hours (``per_hour``) or as they are."""
     if billing == "per_hour":
-        return np.ceil(np.asarray(task_hours, dtype=float) - 1e-9)
+        return ceil_int(task_hours)
     return np.asarray(task_hours, dtype=float)
 
 
@@ -248,7 +249,7 @@ def _reasons(pred: pd.DataFrame, task: Task, allow_offload: bool) -> list[str]:
         kv_gpu_full = r["kv_total_gib"] * float(kv_head_share(task.model, r["tp"]))
         layer = kv_gpu_full / layers
         f_min = r["min_offload_fraction"]
-        if p_max is not None and r["usd_per_hour"] > p_max + 1e-12:
+        if p_max is not None and r["usd_per_hour"] > p_max + PRICE_CAP_TOL_USD:
             out.append(f"costs ${r['usd_per_hour']:.4g}/h, above P_max ${p_max:.4g}/h")
         elif room <= 0:
             out.append(
@@ -699,7 +700,7 @@ def _deadline_h(workload: Mapping[str, Any], v: Mapping[str, Any], base: Scenari
         hours = tokens / (float(tps) * 3600.0)
     except (KeyError, TypeError, ValueError, ZeroDivisionError):
         return 1.0  # validation of the workload reports the bad field
-    return float(max(1.0, math.ceil(hours - 1e-9)))
+    return float(max(1.0, float(ceil_int(hours))))
 
 
 __all__ = [

@@ -36,6 +36,7 @@ from solver.data.gpus import get_gpu
 from solver.data.resources import data_path
 from solver.errors import InputError, UnknownNameError
 from solver.performance.memory import ENGINE_MEMORY
+from solver.tolerances import ALPHA_FLOOR, LSTSQ_TIE_TOL
 from solver.validation import first_error
 
 FloatArray = npt.NDArray[np.float64]
@@ -215,12 +216,12 @@ def _constrained_lstsq(a: np.ndarray, y: np.ndarray, positive: list[int], free_z
             if any(theta[i] <= 0 for i in positive) or any(theta[j] < 0 for j in free_zero):
                 continue
             loss = float(np.sum((a @ theta - y) ** 2))
-            if best is None or loss < best[0] - 1e-15:
+            if best is None or loss < best[0] - LSTSQ_TIE_TOL:
                 best = (loss, theta)
     if best is None:  # no feasible active set: pure scale fit through the origin
         theta = np.zeros(k)
         sol, *_ = np.linalg.lstsq(a[:, positive], y, rcond=None)
-        theta[positive] = np.maximum(sol, 1e-6)
+        theta[positive] = np.maximum(sol, ALPHA_FLOOR)
         return theta
     return best[1]
 

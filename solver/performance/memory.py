@@ -33,6 +33,7 @@ import numpy.typing as npt
 
 from solver.errors import InputError, UnknownNameError
 from solver.specs import DTYPE_BYTES, ModelSpec
+from solver.tolerances import MEMORY_FIT_GIB
 
 FloatArray = npt.NDArray[np.float64]
 GIB = float(2**30)
@@ -444,7 +445,7 @@ def memory_arrays(
     stage = kv_gpu_full * f * staging
     total = w + act + kv_gpu + stage
     offloaded = kv_tot * f
-    tol = 1e-9
+    tol = MEMORY_FIT_GIB
     fits = (total <= avail + tol) & (offloaded <= host_avail + tol) & np.isfinite(f_min)
     return MemoryArrays(
         weights_gib=w,

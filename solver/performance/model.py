@@ -44,6 +44,7 @@ from solver.performance.latency import (
 )
 from solver.performance.memory import memory_arrays, resolve_dtypes, tp_shardable
 from solver.specs import MAX_BATCH, MAX_TOKENS, ModelSpec
+from solver.tolerances import ROUNDING_TOL
 
 INPUT_COLUMNS = ("gpu", "gpu_count", "gpu_memory_mib", "host_memory_gib", "tp", "batch_size", "offload_fraction")
 MEMORY_COLUMNS = (
@@ -233,7 +234,7 @@ def _check_arrays(tp: np.ndarray, batch: np.ndarray, gpu_count: np.ndarray, offl
         raise InputError("batch_size", "must be >= 1")
     if not np.all(np.isfinite(gpu_count)) or np.any(gpu_count <= 0):
         raise InputError("gpu_count", "must be > 0")
-    over = tp > np.maximum(gpu_count, 1.0) + 1e-9
+    over = tp > np.maximum(gpu_count, 1.0) + ROUNDING_TOL
     if np.any(over):
         i = int(np.flatnonzero(over)[0])
         raise InputError("tp", f"tp {int(tp[i])} exceeds the instance's {gpu_count[i]:g} GPU(s)")

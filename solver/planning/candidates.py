@@ -28,11 +28,7 @@ from solver.data.scenario import check_references
 from solver.performance.calibration import CalibrationProfile, load_profile
 from solver.performance.memory import tp_shardable
 from solver.specs import ModelSpec, Scenario, Workload
-
-OFFLOAD_TOL = 1e-12
-
-PRESOLVE_REL_TOL = 1e-12
-"""Relative tolerance of presolve's rule checks: a candidate is removed only when it misses a limit by more."""
+from solver.tolerances import OFFLOAD_GRID_TOL, PRESOLVE_REL_TOL, floor_int
 
 CONTINUOUS_BATCHING_ENGINES: tuple[str, ...] = ("vllm", "tgi", "trtllm", "generic")
 """Engines that serve online traffic with continuous batching (FlexGen runs static batches only)."""
@@ -185,7 +181,7 @@ def workload_candidates(
         base = first[[*off.columns, "tp", "batch_size"]]
         parts = []
         for g in extra:
-            sel = g > fmin + OFFLOAD_TOL
+            sel = g > fmin + OFFLOAD_GRID_TOL
             if sel.any():
                 parts.append(base[sel].assign(offload_fraction=float(g)))
         if parts:
@@ -193,7 +189,7 @@ def workload_candidates(
     table = pd.concat(frames, ignore_index=True)
     gpu_count = table["gpu_count"].to_numpy(dtype=float)
     tp = table["tp"].to_numpy(dtype=float)
-    table["replicas"] = np.where(gpu_count < 1, 1, np.floor(gpu_count / tp + 1e-9)).astype(np.int64)
+    table["replicas"] = np.where(gpu_count < 1, 1, floor_int(gpu_count / tp)).astype(np.int64)
     table["rate_rps"] = table["batch_size"].to_numpy(dtype=float) / table["e2e_s"].to_numpy(dtype=float)
     table.insert(0, "workload", w.name)
     table.insert(1, "kind", w.kind)

@@ -35,6 +35,7 @@ from solver.performance.memory import resolve_dtypes, weights_gib
 from solver.planning.candidates import candidate_set, offers
 from solver.planning.presolve import violations
 from solver.specs import MAX_DEADLINE_H, Scenario, SolveOptions, Workload
+from solver.tolerances import RELAX_NUDGE_REL
 
 REL_TOL = 0.01
 """Relative precision of the bisection on continuous limits (budgets, deadlines)."""
@@ -175,7 +176,7 @@ def _priced(scenario: Scenario, r: Relaxation, options: SolveOptions, plan_fn: P
     if r.current is None and r.field == "instances":
         value = [*(scenario.instances or []), r.suggested]
     elif isinstance(value, float):
-        value = value * (1 + 1e-9) if keys[-1] != "tps" else value * (1 - 1e-9)
+        value = value * (1 + RELAX_NUDGE_REL) if keys[-1] != "tps" else value * (1 - RELAX_NUDGE_REL)
     try:
         result = _solve(_with(scenario, keys, value), options, plan_fn)
     except InfersaveError:

@@ -26,9 +26,9 @@ from solver.data.catalog import Catalog
 from solver.planning.candidates import offers, predict_workload
 from solver.planning.plan import Plan
 from solver.specs import Scenario
+from solver.tolerances import EVALUATE_REL_TOL, WHOLE_HOURS_TOL, ceil_int, floor_int
 
-REL_TOL = 1e-6
-"""Relative tolerance of every check (solver feasibility tolerances are ~1e-9 absolute)."""
+REL_TOL = EVALUATE_REL_TOL
 
 KEYS = ["workload", "instance_type", "region", "market", "tp", "batch_size", "offload_fraction"]
 
@@ -150,7 +150,7 @@ def _exact_rows(
     gpu_count = merged["gpu_count"].to_numpy(dtype=float)
     tp = merged["tp"].to_numpy(dtype=float)
     if performance is None or "replicas" not in merged:
-        merged["replicas"] = np.where(gpu_count < 1, 1, np.floor(gpu_count / tp + 1e-9))
+        merged["replicas"] = np.where(gpu_count < 1, 1, floor_int(gpu_count / tp))
     if performance is None or "rate_rps" not in merged:
         merged["rate_rps"] = merged["batch_size"].to_numpy(dtype=float) / merged["e2e_s"].to_numpy(dtype=float)
     return merged.reset_index(drop=True)
@@ -185,7 +185,7 @@ def _demand(rows: pd.DataFrame, scenario: Scenario) -> list[Violation]:
                 out.append(Violation("demand.offline_hours (deadline)", w.name, hours[k], big_h * counts[k]))
             if counts[k] > 0 and not hours[k] > 0:
                 out.append(Violation("demand.offline_idle (instances without hours)", w.name, hours[k], counts[k]))
-            needed = math.ceil(hours[k] / big_h - 1e-9) if hours[k] > 0 else 0
+            needed = int(ceil_int(hours[k] / big_h)) if hours[k] > 0 else 0
             if counts[k] > needed and types[k] not in floors:  # a min_instances floor may need more (billed)
                 out.append(Violation("demand.offline_count (more than ceil(hours / H))", w.name, counts[k], needed))
             if _exceeds(least[k] * counts[k], hours[k]):
@@ -194,7 +194,7 @@ def _demand(rows: pd.DataFrame, scenario: Scenario) -> list[Violation]:
                         "demand.offline_min_hours (billing minimum, one batch)", w.name, hours[k], least[k] * counts[k]
                     )
                 )
-            if scenario.billing == "per_hour" and abs(hours[k] - round(hours[k])) > 1e-6:
+            if scenario.billing == "per_hour" and abs(hours[k] - round(hours[k])) > WHOLE_HOURS_TOL:
                 out.append(Violation("billing.per_hour (whole hours)", w.name, hours[k], round(hours[k])))
     return out
 

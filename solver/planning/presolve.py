@@ -14,8 +14,8 @@ import pandas as pd
 
 from formulations import checks
 from formulations.billing import batch_requests, capacity_per_instance, min_hours_per_instance
-from solver.planning.candidates import PRESOLVE_REL_TOL
 from solver.specs import Scenario
+from solver.tolerances import PRESOLVE_REL_TOL
 
 
 def violations(cands: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:

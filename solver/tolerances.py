@@ -1,0 +1,86 @@
+"""Every numerical tolerance of infersave, named once with why it has its value.
+
+Plain constants and two rounding helpers, importable from anywhere (the neutral ``formulations`` package
+included): no other module writes a bare tolerance.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+ROUNDING_TOL = 1e-9
+"""Slack when a ratio that is an integer in exact arithmetic is floored or ceiled (GPUs per TP degree, billed
+hours, instances a workload needs): float division can land a hair below or above the integer, and 1e-9 is
+far above double round-off on these magnitudes (< 1e6) and far below any real fractional part."""
+
+PRESOLVE_REL_TOL = 1e-12
+"""Presolve removes a candidate only when it misses a rule's limit by more than this (relative to
+``max(1, |limit|)``): round-off of the performance model, never a real violation, is forgiven."""
+
+OFFLOAD_GRID_TOL = 1e-12
+"""An extra offload fraction of ``search.offload_grid`` is enumerated only when it exceeds the smallest
+fraction that fits by more than this (equal fractions would duplicate a candidate)."""
+
+MEMORY_FIT_GIB = 1e-9
+"""Slack on "fits in GPU memory" and "fits in host memory", GiB, so that the smallest offload fraction
+computed in closed form still fits after round-off (1e-9 GiB is about one byte)."""
+
+EVALUATE_REL_TOL = 1e-6
+"""The exact evaluator's tolerance on every check (relative to ``max(1, |limit|)``). Solvers keep rows to
+about 1e-6 absolute (SCIP's ``numerics/feastol``; CBC's primal tolerance 1e-7), so a plan may sit this close
+to a limit and still be what the solver proved."""
+
+WHOLE_HOURS_TOL = 1e-6
+"""Per-hour billing: an instance-hour value this close to an integer counts as whole (solver integrality
+tolerance is 1e-6 on SCIP and CBC)."""
+
+FEASIBILITY_TOL = 1e-7
+"""Relative tolerance when the planner checks a row on plans it assembled itself (per-workload solves,
+trimmed offline counts): CBC's default primal tolerance, so assembled plans are held to what a whole-model
+solve keeps (SCIP's ``numerics/feastol`` is 1e-6)."""
+
+BOUND_ROUNDING_TOL = 1e-9
+"""When a one-term row becomes a bound on an integer variable, the bound is rounded inwards after this slack
+(``ceil(lo - tol)``, ``floor(hi + tol)``), so a bound of 2.9999999999 is 3, not 2."""
+
+TIE_BREAK_REL_TOL = 1e-9
+"""How far (relative) the lexicographic tie-break stage may move the primary objective."""
+
+GAP_SLACK_REL = 1e-6
+"""A reported gap counts as within the requested ``relative_gap`` up to this relative slack (solvers report
+their gap rounded), plus :data:`GAP_SLACK_ABS`."""
+
+GAP_SLACK_ABS = 1e-12
+"""Absolute slack of the gap comparison (a requested gap of 0 still accepts a gap of round-off size)."""
+
+GAP_DENOMINATOR_FLOOR = 1e-9
+"""The relative gap is ``|objective − bound| / max(|objective|, this)``: an objective of 0 gives a finite gap."""
+
+INFINITE_BOUND = 1e30
+"""Magnitudes at or above this are infinite when a backend reports a bound (CBC writes 1e40 for none)."""
+
+RELAX_NUDGE_REL = 1e-9
+"""The diagnosis prices a suggested SLO value nudged this much past the frontier, so that the candidate at the
+frontier is not lost to round-off when the relaxed scenario is re-solved."""
+
+PRICE_CAP_TOL_USD = 1e-12
+"""InferSave's price filter in ``recommend``: an instance at the cap to round-off passes."""
+
+LSTSQ_TIE_TOL = 1e-15
+"""CTCF's active-set least squares keeps its best solution unless another is lower in loss by more than this,
+so that ties keep the earlier candidate and the fit is deterministic."""
+
+ALPHA_FLOOR = 1e-6
+"""Least CTCF slope of the fallback scale-only fit: ``alpha > 0`` keeps a calibrated time increasing in the
+modelled time."""
+
+
+def floor_int(x: npt.ArrayLike) -> np.ndarray:
+    """Floor a ratio that may be an integer up to round-off (:data:`ROUNDING_TOL`)."""
+    return np.floor(np.asarray(x, dtype=float) + ROUNDING_TOL)
+
+
+def ceil_int(x: npt.ArrayLike) -> np.ndarray:
+    """Ceil a ratio that may be an integer up to round-off (:data:`ROUNDING_TOL`)."""
+    return np.ceil(np.asarray(x, dtype=float) - ROUNDING_TOL)
