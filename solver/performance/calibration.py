@@ -60,7 +60,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from solver.data.gpus import get_gpu, load_gpus
 from solver.data.resources import data_path
 from solver.errors import InputError, UnknownNameError
-from solver.validation import first_error
+from solver.specs import MAX_BATCH, MAX_TOKENS
+from solver.validation import first_error, load_yaml, write_text_atomic
 
 ENGINES = ("vllm", "tgi", "trtllm", "flexgen", "generic")
 """Serving engines with a memory budget and (where data exists) a shipped calibration profile."""
@@ -78,6 +79,15 @@ OPTIONAL_DEFAULTS: dict[str, Any] = {
     "offload_mode": "copy",
     "dataset": "user",
 }
+
+
+ALPHA_RANGE = (1e-3, 1e3)
+"""Accepted CTCF scales: a measured time 1,000 times off the roofline means a wrong table, not a slow engine
+(shipped profiles lie in 0.69..8.8)."""
+MAX_BETA_MS = 1e5
+"""Largest accepted CTCF offset, ms (100 s per prefill or per output token; shipped profiles stay under 100 ms)."""
+TP_DEGREES = tuple(2**k for k in range(7))
+"""Tensor-parallel degrees a measurement may have: the planner's (powers of two up to 64, ``search.tp_degrees``)."""
 
 
 class _Model(BaseModel):
@@ -111,6 +121,10 @@ class GPUCalibration(_Model):
     decode: PhaseFit = PhaseFit()
     rows: int = 0
     datasets: list[str] = []
+    rank: int | None = None
+    """Independent equations among the fitted rows (``infersave calibrate`` refuses rank below ``parameters``)."""
+    parameters: int | None = None
+    """CTCF parameters fitted: 4 (alpha, beta per phase), 2 for one phase or a shared scale."""
     shared_scale: bool = False
     """True when only end-to-end times were measured and one scale was fitted for both phases."""
     errors: dict[str, FitError] = {}
@@ -162,13 +176,12 @@ def load_profile(path: str | Path, field: str = "profile") -> CalibrationProfile
     """Read a profile YAML written by :func:`save_profile` (or shipped); raises InputError on a bad file."""
     p = Path(path).expanduser()
     try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+        text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise InputError(field, f"cannot read {str(p)!r}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise InputError(field, f"{str(p)!r} is not UTF-8 text (a calibration profile is YAML)") from None
-    except yaml.YAMLError as exc:
-        raise InputError(field, f"{str(p)!r} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    raw = load_yaml(text, f"{field} ({p.name})")
     if not isinstance(raw, dict):
         raise InputError(field, f"{str(p)!r} must hold a mapping (a calibration profile)")
     try:
@@ -176,20 +189,37 @@ def load_profile(path: str | Path, field: str = "profile") -> CalibrationProfile
     except pydantic.ValidationError as exc:
         loc, msg = first_error(exc)
         raise InputError(f"{field} ({p.name}: {loc})", msg) from None
-    for gpu in prof.gpus:
+    for gpu, cal in prof.gpus.items():
         get_gpu(gpu, field=f"{field} ({p.name}: gpus)")
+        check_fit_bounds(cal, f"{field} ({p.name}: gpus.{gpu}")
     return prof
 
 
+def check_fit_bounds(cal: GPUCalibration, where: str) -> None:
+    """Refuse a CTCF outside :data:`ALPHA_RANGE` or :data:`MAX_BETA_MS` (``where`` opens the field name).
+
+    Raises
+    ------
+    InputError
+        Naming ``WHERE.prefill.alpha`` (or the offending field) and the accepted range.
+    """
+    lo, hi = ALPHA_RANGE
+    for phase in PHASES:
+        fit: PhaseFit = getattr(cal, phase)
+        if not lo <= fit.alpha <= hi:
+            raise InputError(f"{where}.{phase}.alpha)", f"must be in [{lo:g}, {hi:g}], got {fit.alpha:g}")
+        if not 0 <= fit.beta_ms <= MAX_BETA_MS:
+            raise InputError(f"{where}.{phase}.beta_ms)", f"must be in [0, {MAX_BETA_MS:g}] ms, got {fit.beta_ms:g}")
+
+
 def save_profile(profile: CalibrationProfile, path: str | Path) -> Path:
-    """Write ``profile`` as YAML to ``path`` and return the path."""
+    """Write ``profile`` as YAML to ``path`` (atomically: a failed write keeps the old file) and return the path."""
     p = Path(path).expanduser()
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(profile.to_yaml(), encoding="utf-8")
     except OSError as exc:
         raise InputError("--out", f"cannot write {str(p)!r}: {exc.strerror or exc}") from None
-    return p
+    return write_text_atomic(p, profile.to_yaml())
 
 
 @functools.cache
@@ -244,16 +274,32 @@ def check_measurements(frame: pd.DataFrame, field: str = "measurements") -> pd.D
         if col not in out.columns:
             out[col] = np.nan
         out[col] = pd.to_numeric(out[col], errors="coerce")
-    for col in ("batch", "input", "output", "tp", "offload"):
+    for col, lo, hi, integer in (
+        ("batch", 1, MAX_BATCH, True),
+        ("input", 1, MAX_TOKENS, True),
+        ("output", 1, MAX_TOKENS, True),
+        ("tp", 1, max(TP_DEGREES), True),
+        ("offload", 0, 1, False),
+    ):
         values = pd.to_numeric(out[col], errors="coerce")
-        bad = values.isna() | (values < (0 if col == "offload" else 1))
+        bad = values.isna() | ~np.isfinite(values) | (values < lo) | (values > hi)
+        if integer:
+            bad |= values.fillna(0) % 1 != 0
+        if col == "tp":
+            bad |= ~values.isin(TP_DEGREES)
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise InputError(f"{field} row {i + 2}: {col}", f"must be a positive number, got {frame[col].iloc[i]!r}")
+            kind = "an integer" if integer else "a number"
+            allowed = f"one of {', '.join(map(str, TP_DEGREES))}" if col == "tp" else f"{kind} in [{lo:,}, {hi:,}]"
+            raise InputError(f"{field} row {i + 2}: {col}", f"must be {allowed}, got {frame[col].iloc[i]!r}")
         out[col] = values
     measured = out[list(MEASURED)]
     if ((measured <= 0) & measured.notna()).any().any():
         raise InputError(field, "measured times must be positive")
+    infinite = np.isinf(measured.to_numpy(dtype=float)).any(axis=1)
+    if infinite.any():
+        i = int(np.flatnonzero(infinite)[0])
+        raise InputError(f"{field} row {i + 2}", "measured times must be finite (got inf)")
     empty = measured.isna().all(axis=1)
     if empty.any():
         i = int(np.flatnonzero(empty.to_numpy())[0])
@@ -461,13 +507,67 @@ def calibrate(
         raise UnknownNameError("engine", "engine", eng, ENGINES)
     modelled = model_measurements(table)
     source = str(measurements) if not isinstance(measurements, pd.DataFrame) else "DataFrame"
-    return fit_profile(
+    checked: dict[str, tuple[int, int]] = {}
+    for gpu, rows in modelled.groupby("gpu", sort=True):
+        rank, params, weak = fit_identifiability(rows)
+        if rank < params:
+            raise InputError(
+                f"measurements: gpu {gpu}",
+                f"{len(rows)} row(s) give {rank} independent equation(s) for {params} CTCF parameters "
+                f"({' and '.join(weak)} under-determined); measure at least 2 settings of batch, input or output",
+            )
+        checked[str(gpu)] = (rank, params)
+    profile = fit_profile(
         modelled,
         name=label,
         engine=eng,
         description=f"fitted by infersave calibrate on {source}",
         rows_used=[f"all {len(table)} rows of {source}"],
     )
+    gpus = {}
+    for gpu, cal in profile.gpus.items():
+        rank, params = checked[gpu]
+        gpus[gpu] = cal.model_copy(update={"rank": rank, "parameters": params})
+        check_fit_bounds(gpus[gpu], f"measurements (fit of gpus.{gpu}")
+    return profile.model_copy(update={"gpus": gpus})
+
+
+def fit_identifiability(rows: pd.DataFrame) -> tuple[int, int, list[str]]:
+    """Rank of the CTCF design on one GPU's modelled rows, parameters fitted, and the under-determined phases.
+
+    Mirrors :func:`fit_ctcf`: the columns fitted are those its measured columns reach. Columns are scaled to
+    unit norm before the rank is taken, so milliseconds and ones weigh alike.
+
+    Returns
+    -------
+    tuple
+        ``(rank, parameters, phases)``; ``phases`` lists ``prefill``/``decode`` (or ``shared scale``) whose
+        parameters the rows cannot separate.
+    """
+    has_ttft = bool(rows["ttft_ms"].notna().any())
+    has_tpot = bool(rows["tpot_ms"].notna().any())
+    has_e2e = bool(rows["e2e_s"].notna().any())
+    a, _ = _design(rows)
+    if has_ttft or has_tpot:
+        groups = {}
+        if has_ttft or has_e2e:
+            groups["prefill"] = [0, 1]
+        if has_tpot or has_e2e:
+            groups["decode"] = [2, 3]
+        mat = a[:, [c for cols in groups.values() for c in cols]]
+    else:
+        mat = np.column_stack([a[:, 0] + a[:, 2], a[:, 3]])
+        groups = {"shared scale": [0, 1]}
+    rank = _rank(mat)
+    weak = [name for name, cols in groups.items() if _rank(a[:, cols] if name != "shared scale" else mat) < 2]
+    return rank, mat.shape[1], weak or list(groups)
+
+
+def _rank(mat: np.ndarray) -> int:
+    """Numerical rank of ``mat`` after scaling its columns to unit norm."""
+    norms = np.linalg.norm(mat, axis=0)
+    norms[norms == 0] = 1.0
+    return int(np.linalg.matrix_rank(mat / norms, tol=1e-9 * max(mat.shape)))
 
 
 def known_gpus() -> list[str]:
