@@ -10,9 +10,9 @@ Size conventions: ``_gb`` is 1e9 bytes (vendor datasheets), ``_gib`` is 2**30 by
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 Dtype = Literal["fp32", "fp16", "bf16", "fp8", "int8", "int4"]
 """Numeric formats of weights and KV cache. int4 covers AWQ/GPTQ-style 4-bit weight quantisation."""
@@ -28,12 +28,23 @@ Objective = Literal["min_cost", "max_throughput"]
 Billing = Literal["per_second", "per_hour"]
 SpotPrice = Literal["min", "median"]
 
-PosFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-PosInt = Annotated[int, Field(gt=0)]
-NonNegInt = Annotated[int, Field(ge=0)]
-Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
-BatchSize = Annotated[int, Field(gt=0, le=65_536)]
+
+def _not_bool(value: Any) -> Any:
+    """Refuse a boolean where a number is expected (pydantic would read ``true`` as 1)."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, got the boolean {value}")
+    return value
+
+
+NotBool = BeforeValidator(_not_bool)
+"""Put on every numeric field: YAML ``rate_rps: true`` is an error, not 1 request/s (ints still pass as floats)."""
+
+PosFloat = Annotated[float, NotBool, Field(gt=0, allow_inf_nan=False)]
+NonNegFloat = Annotated[float, NotBool, Field(ge=0, allow_inf_nan=False)]
+PosInt = Annotated[int, NotBool, Field(gt=0)]
+NonNegInt = Annotated[int, NotBool, Field(ge=0)]
+Fraction = Annotated[float, NotBool, Field(ge=0, le=1, allow_inf_nan=False)]
+BatchSize = Annotated[int, NotBool, Field(gt=0, le=65_536)]
 
 MAX_TOKENS = 10_000_000
 """Largest prompt or output length accepted (no model has a longer context)."""
@@ -43,7 +54,10 @@ MAX_RATE_RPS = 1e7
 """Largest arrival rate accepted, requests per second (bounds the MILP's instance counts)."""
 MAX_REQUESTS = 10**12
 MAX_DEADLINE_H = 8_760.0
-"""One year."""
+"""One year; also the largest ``horizon_h`` (beyond it the MILP's cost coefficients lose precision)."""
+MAX_THREADS = 64
+"""Most solver threads accepted: SCIP (the ortools backend) refuses more ("Must be in range [0,64]" for
+``parallel/maxnthreads``); CBC takes more without complaint, but one bound for every backend keeps ``auto`` safe."""
 
 
 class Frozen(BaseModel):
@@ -195,13 +209,13 @@ class Workload(Frozen):
     name: Annotated[str, Field(min_length=1, max_length=200)]
     model: Annotated[str, Field(min_length=1)]
     """A shipped model name (``infersave models``) or a path to a Hugging Face ``config.json``."""
-    input_tokens: Annotated[int, Field(gt=0, le=MAX_TOKENS)]
-    output_tokens: Annotated[int, Field(gt=0, le=MAX_TOKENS)]
-    rate_rps: Annotated[float, Field(gt=0, le=MAX_RATE_RPS, allow_inf_nan=False)] | None = None
+    input_tokens: Annotated[int, NotBool, Field(gt=0, le=MAX_TOKENS)]
+    output_tokens: Annotated[int, NotBool, Field(gt=0, le=MAX_TOKENS)]
+    rate_rps: Annotated[float, NotBool, Field(gt=0, le=MAX_RATE_RPS, allow_inf_nan=False)] | None = None
     """Online class: mean arrival rate in requests per second."""
-    requests: Annotated[int, Field(gt=0, le=MAX_REQUESTS)] | None = None
+    requests: Annotated[int, NotBool, Field(gt=0, le=MAX_REQUESTS)] | None = None
     """Offline class: number of requests to finish by ``deadline_h``."""
-    deadline_h: Annotated[float, Field(gt=0, le=MAX_DEADLINE_H, allow_inf_nan=False)] | None = None
+    deadline_h: Annotated[float, NotBool, Field(gt=0, le=MAX_DEADLINE_H, allow_inf_nan=False)] | None = None
     slo: SLO = SLO()
     dtype: Dtype | None = None
     """Weight dtype; default: the model's own."""
@@ -252,11 +266,11 @@ class Search(Frozen):
     """The discrete search space the planner enumerates before the MILP."""
 
     batch_sizes: Annotated[list[BatchSize], Field(min_length=1)] = [1, 2, 4, 8, 16, 32, 64, 128, 256]
-    tp_degrees: Annotated[list[Annotated[int, Field(gt=0, le=64)]], Field(min_length=1)] | None = None
+    tp_degrees: Annotated[list[Annotated[int, NotBool, Field(gt=0, le=64)]], Field(min_length=1)] | None = None
     """Tensor-parallel degrees to consider; default every power of two up to the instance's GPU count."""
     offload_grid: list[Fraction] = []
     """Extra KV offload fractions to enumerate besides the smallest that fits (which is always included)."""
-    utilisation_cap: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 0.8
+    utilisation_cap: Annotated[float, NotBool, Field(gt=0, le=1, allow_inf_nan=False)] = 0.8
     """Online replicas are loaded to at most this share of their sustainable request rate."""
 
     @field_validator("batch_sizes", "tp_degrees", "offload_grid")
@@ -282,8 +296,9 @@ class Scenario(Frozen):
     """How one spot price per (instance, region) is taken from the per-zone prices."""
     objective: Objective = "min_cost"
     billing: Billing = "per_second"
-    horizon_h: PosFloat | None = None
-    """Hours the online fleet is costed for in a mixed objective; default max offline deadline, else 1."""
+    horizon_h: Annotated[float, NotBool, Field(gt=0, le=MAX_DEADLINE_H, allow_inf_nan=False)] | None = None
+    """Hours the online fleet is costed for in a mixed objective (at most a year); default max offline deadline,
+    else 1."""
     workloads: Annotated[list[Workload], Field(min_length=1)]
     limits: Limits = Limits()
     search: Search = Search()
@@ -314,9 +329,10 @@ class SolveOptions(Frozen):
 
     backend: BackendName = "auto"
     """``auto`` (first available in the registry order), ``ortools`` or ``cbc``."""
-    time_limit_s: Annotated[float, Field(gt=0, le=86_400, allow_inf_nan=False)] = 60.0
-    relative_gap: Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)] = 1e-6
-    threads: PosInt | None = None
+    time_limit_s: Annotated[float, NotBool, Field(gt=0, le=86_400, allow_inf_nan=False)] = 60.0
+    relative_gap: Annotated[float, NotBool, Field(ge=0, lt=1, allow_inf_nan=False)] = 1e-6
+    threads: Annotated[int, NotBool, Field(gt=0, le=MAX_THREADS)] | None = None
+    """Solver threads, at most :data:`MAX_THREADS`."""
     verbose: bool = False
     tie_break: bool = True
     """After a proven optimum, re-solve for the lexicographically first optimal plan (same input, same plan on

@@ -75,6 +75,10 @@ ALPHA_FLOOR = 1e-6
 """Least CTCF slope of the fallback scale-only fit: ``alpha > 0`` keeps a calibrated time increasing in the
 modelled time."""
 
+RANK_TOL = 1e-9
+"""Singular-value threshold (times the larger dimension) of the CTCF design's numerical rank, on columns scaled
+to unit norm: ``calibrate`` refuses a fit whose rows do not determine its parameters."""
+
 
 def floor_int(x: npt.ArrayLike) -> np.ndarray:
     """Floor a ratio that may be an integer up to round-off (:data:`ROUNDING_TOL`)."""

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 import yaml
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from solver import backends
@@ -193,3 +193,76 @@ def test_predict_memory_parts_add_up(capsys):
     assert m["offloaded_kv_gib"] > 0
     parts = m["weights_gib"] + m["kv_gib"] + m["activations_gib"] + m["staging_gib"]
     assert parts == pytest.approx(m["total_gpu_gib"])
+
+
+# ---- hostile text, numbers, files and grids (issue 11) -------------------------------------------------
+markup_text = st.text(alphabet=st.sampled_from(list("[]/bold x=#")), min_size=1, max_size=16).filter(
+    lambda s: s.strip() == s and "[" in s
+)
+
+
+@settings(max_examples=15, deadline=None)
+@given(leaf=st.sampled_from(["workloads.0.name", "regions.0", "instances.0", "workloads.0.model"]), text=markup_text)
+def test_cli_fuzz_markup_in_names_is_literal(tmp_path_factory, leaf, text):
+    from solver.apps.sweep import set_path
+
+    base = {**SMALL, "workloads": [{**SMALL["workloads"][0], "slo": {"ttft_ms": 2000}}]}
+    target = tmp_path_factory.mktemp("markup") / "s.yaml"
+    target.write_text(yaml.safe_dump(set_path(base, leaf, text)))
+    with pytest.raises(SystemExit) as exc:
+        main(["plan", str(target), "--time-limit", "20", "--no-tie-break"])
+    assert exc.value.code in (0, 2, 3)
+
+
+@pytest.mark.parametrize("leaf", ["workloads.0.rate_rps", "workloads.0.output_tokens", "search.utilisation_cap"])
+@pytest.mark.parametrize("flag", [True, False])
+def test_cli_booleans_are_not_numbers(tmp_path, capsys, leaf, flag):
+    from solver.apps.sweep import set_path
+
+    code, _out, err = run(["plan", write(tmp_path, set_path(SMALL, leaf, flag))], capsys)
+    assert code == 2 and f"{leaf}: expected a number, got the boolean {flag}" in err
+
+
+def test_cli_duplicate_keys_and_deep_yaml(tmp_path, capsys):
+    dup = yaml.safe_dump(SMALL) + "catalog: aws\n"
+    code, _out, err = run(["plan", write(tmp_path, dup)], capsys)
+    assert code == 2 and "duplicate key 'catalog'" in err
+    code, _out, err = run(["plan", write(tmp_path, "{w: " * 50_000, "deep.yaml")], capsys)
+    assert code == 2 and "nested deeper than" in err and len(err.strip().splitlines()) == 1
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(counts=st.lists(st.integers(2, 60), min_size=3, max_size=5).filter(lambda c: np.prod(c) > 10_000))
+def test_cli_fuzz_huge_grids_are_refused_at_once(tmp_path_factory, capsys, counts):
+    folder = tmp_path_factory.mktemp("grid")
+    paths = ["workloads.0.rate_rps", "workloads.0.input_tokens", "workloads.0.output_tokens",
+             "search.utilisation_cap", "limits.max_total_instances"]  # fmt: skip
+    over = []
+    for p, n in zip(paths, counts, strict=False):
+        over += ["--over", f"{p}={','.join(str(v + 1) for v in range(n))}"]
+    code, _out, err = run(["sweep", write(folder, SMALL), *over, "--out", str(folder / "r.csv")], capsys)
+    assert code == 2 and f"{int(np.prod(counts)):,} points" in err
+    assert not (folder / "r.csv").exists()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["calibrate", "{m}", "--out", "{existing}"],
+        ["sweep", "{s}", "--over", "workloads.0.rate_rps=1", "--out", "{existing}"],
+        ["sweep", "{s}", "--over", "workloads.0.rate_rps=1", "--out", "{new}", "--plot", "{existing}"],
+        ["reproduce-paper", "--out", "{existing}"],
+    ],
+)
+def test_cli_never_overwrites_without_force(tmp_path, capsys, command):
+    import pandas as pd
+
+    m = tmp_path / "m.csv"
+    pd.DataFrame([dict(gpu="A10G", model="llama-3.1-8b", batch=b, input=256, output=64, tpot_ms=30.0 + b)
+                  for b in (1, 4)]).to_csv(m, index=False)  # fmt: skip
+    existing = tmp_path / "precious.txt"
+    existing.write_text("keep\n")
+    names = {"m": m, "s": write(tmp_path, SMALL), "existing": existing, "new": tmp_path / "new.csv"}
+    code, _out, err = run([a.format(**names) for a in command], capsys)
+    assert code == 2 and "exists; pass --force" in err
+    assert existing.read_text() == "keep\n"

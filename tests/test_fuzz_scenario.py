@@ -97,3 +97,46 @@ def test_nan_is_rejected_not_propagated():
     data = set_path(BASE, "workloads.0.rate_rps", math.nan)
     with pytest.raises(InputError, match=r"workloads\.0\.rate_rps"):
         parse_scenario(yaml.safe_dump(data))
+
+
+NUMERIC_LEAVES = [
+    "workloads.0.input_tokens", "workloads.0.output_tokens", "workloads.0.rate_rps", "workloads.0.slo.ttft_ms",
+    "workloads.1.requests", "workloads.1.deadline_h", "limits.budget_usd_per_hour", "limits.max_total_instances",
+    "limits.max_instances.g5", "search.batch_sizes.0", "search.utilisation_cap", "horizon_h",
+]  # fmt: skip
+
+
+@given(path=st.sampled_from(NUMERIC_LEAVES), flag=st.booleans())
+def test_booleans_are_never_numbers(path, flag):
+    data = set_path(BASE, path, flag)
+    with pytest.raises(InputError, match="boolean") as exc:
+        parse_scenario(yaml.safe_dump(data))
+    assert exc.value.field == path
+
+
+@given(
+    path=st.sampled_from([p for p in NUMERIC_LEAVES if not p.rsplit(".", 1)[-1].isdigit()]),
+    first=st.integers(1, 100),
+    second=st.integers(1, 100),
+)
+def test_a_duplicate_key_is_an_error_not_last_one_wins(path, first, second):
+    """Write the leaf's key twice in its mapping (flow style), with two values: always refused."""
+    key = path.rsplit(".", 1)[-1]
+    marker = "__DUP__"
+    data = set_path(BASE, path, marker)
+    text = yaml.safe_dump(data, default_flow_style=True, width=10**6)
+    text = text.replace(f"{key}: {marker}", f"{key}: {first}, {key}: {second}", 1)
+    with pytest.raises(InputError, match=f"duplicate key '{key}'"):
+        parse_scenario(text)
+
+
+@given(depth=st.integers(101, 60_000), opener=st.sampled_from(["[", "{a: ", "- "]))
+@settings(max_examples=10, deadline=None)
+def test_deep_nesting_is_one_line_not_recursion(depth, opener):
+    text = opener * depth if opener != "- " else "".join(" " * (2 * i) + "-\n" for i in range(min(depth, 400)))
+    try:
+        parse_scenario(text)
+    except InputError as exc:
+        assert "\n" not in str(exc)
+        if opener != "- ":
+            assert "nested deeper than" in str(exc)

@@ -86,8 +86,8 @@ def test_hf_config_errors(tmp_path):
     with pytest.raises(InputError, match=r"no config\.json"):
         get_model(str(tmp_path / "nowhere" / "config.json"))
     heads = tmp_path / "heads.json"
-    heads.write_text(json.dumps({"model_type": "llama", "hidden_size": 64, "num_attention_heads": 6,
+    heads.write_text(json.dumps({"model_type": "llama", "hidden_size": 48, "num_attention_heads": 6,
                                  "num_key_value_heads": 4, "num_hidden_layers": 2, "intermediate_size": 128,
                                  "vocab_size": 100}))  # fmt: skip
-    with pytest.raises(InputError, match="num_kv_heads"):
+    with pytest.raises(InputError, match=r"num_key_value_heads.*4 KV heads must divide the 6"):
         get_model(str(heads))

@@ -1,13 +1,16 @@
 """The ``infersave`` command line. Thin: each command parses flags, calls one public function, prints.
 
 Exit codes: 0 success, 2 bad input, 3 infeasible, 4 solver limit reached without a plan. Errors print one
-line on stderr (``error: FIELD: PROBLEM``), never a traceback. ``--json`` prints JSON only on stdout.
+line on stderr (``error: FIELD: PROBLEM``), never a traceback. ``--json`` prints JSON only on stdout. User text
+(names, paths, messages) is printed literally: never read as rich markup. Every ``--out`` is checked before any
+work: an existing file is replaced only with ``--force``, and an input file never.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any
@@ -16,11 +19,13 @@ import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from solver.data.catalog import load_catalog
 from solver.data.models import models_table
 from solver.data.scenario import scenario_json_schema
 from solver.errors import InfersaveError, InputError, SolverLimitError
+from solver.validation import check_output_path, write_text_atomic
 
 app = typer.Typer(
     name="infersave",
@@ -65,8 +70,27 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         app(args=list(argv) if argv is not None else None, prog_name="infersave")
     except InfersaveError as exc:
-        err.print(f"[bold red]error:[/] {_message(exc)}", highlight=False, markup=True)
+        err.print(Text.assemble(("error:", "bold red"), f" {_message(exc)}"), highlight=False)
         sys.exit(exc.exit_code)
+    except OSError as exc:  # stdout full or closed (plan --json > /dev/full), or a file the library did not wrap
+        _silence_stdout()
+        where = exc.filename or "stdout"
+        err.print(Text.assemble(("error:", "bold red"), f" {where}: cannot write: {exc.strerror or exc}"))
+        sys.exit(InputError.exit_code)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's final flush cannot fail again."""
+    try:
+        fd = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(fd, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # not a real file (tests capture stdout)
+        pass
+
+
+def say(text: str, console: Console | None = None) -> None:
+    """Print ``text`` literally (no markup, no highlighting) on ``console`` (stdout by default)."""
+    (console or out).print(text, markup=False, highlight=False)
 
 
 def _message(exc: InfersaveError) -> str:
@@ -103,10 +127,10 @@ def print_table(
 ) -> None:
     """Print a DataFrame as a rich table; ``formats`` maps a column to a cell formatter."""
     formats = formats or {}
-    table = Table(title=title, header_style="bold", show_lines=False)
+    table = Table(title=Text(title) if title is not None else None, header_style="bold", show_lines=False)
     for col in frame.columns:
         numeric = pd.api.types.is_numeric_dtype(frame[col])
-        table.add_column(str(col), justify="right" if numeric else "left")
+        table.add_column(Text(str(col)), justify="right" if numeric else "left")
     for row in frame.itertuples(index=False):
         cells = []
         for col, value in zip(frame.columns, row, strict=True):
@@ -116,7 +140,7 @@ def print_table(
                 cells.append("-" if math.isnan(value) else f"{value:,.4g}")
             else:
                 cells.append(str(value))
-        table.add_row(*cells)
+        table.add_row(*(Text(c) for c in cells))
     out.print(table)
 
 
@@ -254,8 +278,11 @@ def predict(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
 ) -> None:
     """Predict latency, throughput and memory of one replica (static batch)."""
+    from solver.data.models import get_model
+    from solver.data.scenario import check_context_window
     from solver.performance.model import predict as predict_one
 
+    check_context_window(get_model(model, field="--model"), input_len, output_len, "--input-len", "--output-len")
     result = predict_one(
         model,
         batch_size=batch_size,
@@ -291,14 +318,15 @@ def calibrate(
     measurements: Annotated[str, typer.Argument(metavar="MEASUREMENTS.csv", help="Measurement table (CSV).")],
     out_path: Annotated[str, typer.Option("--out", help="Write the profile YAML here.")],
     engine: Annotated[str | None, typer.Option("--engine", help="Engine recorded in the profile.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing --out file.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the profile as JSON on stdout.")] = False,
 ) -> None:
     """Fit CTCF (alpha, beta per GPU and phase) on a measurement CSV and write a profile YAML."""
     from solver.performance.calibration import calibrate as fit
-    from solver.performance.calibration import save_profile
 
+    target = check_output_path(out_path, "--out", force=force, inputs=[measurements])
     prof = fit(measurements, engine=engine)
-    path = save_profile(prof, out_path)
+    path = write_text_atomic(target, prof.to_yaml())
     if as_json:
         print_json(prof.model_dump(mode="json") | {"written_to": str(path)})
         return
@@ -309,6 +337,7 @@ def calibrate(
                 {
                     "gpu": gpu_name,
                     "rows": cal.rows,
+                    "rank": f"{cal.rank}/{cal.parameters}",
                     "prefill_alpha": cal.prefill.alpha,
                     "prefill_beta_ms": cal.prefill.beta_ms,
                     "decode_alpha": cal.decode.alpha,
@@ -336,7 +365,7 @@ def validate(as_json: Annotated[bool, typer.Option("--json", help="Print JSON on
         return
     print_table(report.drop(columns=["lodo_fitted_on"]), title="accuracy on shipped measurements (percent errors)")
     met = "met" if head["tpot_lodo_target_met"] else "NOT met"
-    out.print(f"TPOT leave-one-dataset-out mean error {head.get('tpot_mape_lodo_mean_pct')} % (target 15 %: {met})")
+    say(f"TPOT leave-one-dataset-out mean error {head.get('tpot_mape_lodo_mean_pct')} % (target 15 %: {met})")
 
 
 # ---- planning commands (plan) ------------------------------------------------------------------------
@@ -359,19 +388,16 @@ def plan(
     from solver.errors import InfeasibleError
     from solver.planning.diagnose import diagnose
     from solver.planning.planner import plan as make_plan
-    from solver.specs import SolveOptions
-    from solver.validation import validate
 
     scenario = load_scenario(scenario_file)
-    options = validate(
-        SolveOptions,
+    options = solve_options(
         {
             "backend": backend,
             "time_limit_s": time_limit,
             "relative_gap": gap,
             "threads": threads,
             "tie_break": tie_break,
-        },
+        }
     )
     try:
         result = make_plan(scenario, options)
@@ -391,7 +417,7 @@ def plan(
         *("usd_per_hour", "ttft_ms", "tpot_ms", "tps", "utilisation", "instance_hours"),
     ]
     print_table(fleet[cols], title=f"fleet plan ({result.status}, {result.backend})", formats={"usd_per_hour": _money})
-    out.print(
+    say(
         f"cost {_money(result.cost_usd_per_hour)}/h; total {_money(result.total_cost_usd)} over "
         f"{result.horizon_h:g} h; gap {result.gap:.2g}; solved in {result.solve_seconds:.2f} s"
     )
@@ -449,18 +475,17 @@ def recommend(
         print_json(rec.to_dict())
     else:
         slo = f"{rec.tps_slo:g} TPS" if rec.tps_slo is not None else "no TPS SLO"
-        out.print(
+        say(
             f"{rec.model}, batch {rec.batch_size}, {rec.input_tokens} in / {rec.output_tokens} out, {slo}, "
-            f"{rec.requests:,} requests, billed {rec.billing.replace('_', ' ')}; policy {rec.policy}",
-            highlight=False,
+            f"{rec.requests:,} requests, billed {rec.billing.replace('_', ' ')}; policy {rec.policy}"
         )
         if rec.choices:
             money = {"usd_per_hour": _money, "task_cost_usd": _money, "offload_fraction": lambda v: f"{v:.1%}"}
             print_table(rec.choices_frame(), title="choices, best first", formats=money)
         for line in rec.tradeoffs():
-            out.print(f"  trade-off {line}", highlight=False)
+            say(f"  trade-off {line}")
         for r in rec.rejected:
-            out.print(f"  rejected {r.instance_type}: {r.reason}", highlight=False)
+            say(f"  rejected {r.instance_type}: {r.reason}")
     if not rec.choices:
         raise InfeasibleError(f"no instance qualifies under policy {rec.policy} (reasons above)")
 
@@ -471,24 +496,30 @@ def reproduce_paper(
     check: Annotated[
         bool, typer.Option("--check", help="Do not write; exit 1 if the file differs from a fresh report.")
     ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an existing --out file that is not a previous report.")
+    ] = False,
 ) -> None:
     """Answer the InferSave paper's scenarios (instances/paper) with every policy and write the report."""
     from pathlib import Path
 
-    from solver.apps.reproduction import paper_scenarios, render_report, reproduce, write_report
+    from solver.apps.reproduction import is_report, paper_scenarios, render_report, reproduce, write_report
 
+    if check and force:
+        raise InputError("--force", "--check never writes; drop --force")
     if check:
         scs = paper_scenarios()
         fresh = render_report(reproduce(scs), scs)
         path = Path(out_path)
         current = path.read_text(encoding="utf-8") if path.is_file() else ""
         if current != fresh:
-            err.print(f"{out_path} is out of date; regenerate with: infersave reproduce-paper --out {out_path}")
+            say(f"{out_path} is out of date; regenerate with: infersave reproduce-paper --out {out_path}", err)
             raise typer.Exit(1)
-        out.print(f"{out_path} is up to date", highlight=False)
+        say(f"{out_path} is up to date")
         return
-    path, _ = write_report(out_path)
-    out.print(f"wrote {path}", highlight=False)
+    target = check_output_path(out_path, "--out", force=force, replaceable=is_report)
+    path, _ = write_report(target)
+    say(f"wrote {path}")
 
 
 # ---- exploration commands (sweep) ---------------------------------------------------------------------
@@ -508,42 +539,76 @@ def sweep(
     backend: Annotated[str, typer.Option("--backend", help="ortools, cbc or auto.")] = "auto",
     time_limit: Annotated[float, typer.Option("--time-limit", help="Seconds per point.")] = 60.0,
     gap: Annotated[float, typer.Option("--gap", help="Relative optimality gap.")] = 1e-6,
-    processes: Annotated[int | None, typer.Option("--processes", help="Worker processes (default: CPUs).")] = None,
+    processes: Annotated[
+        int | None, typer.Option("--processes", help="Worker processes (default and cap: min(points, CPUs)).")
+    ] = None,
     tie_break: Annotated[
         bool, typer.Option("--tie-break/--no-tie-break", help="Re-solve each point for the canonical optimal plan.")
     ] = True,
+    force: Annotated[bool, typer.Option("--force", help="Replace existing --out and --plot files.")] = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Keep the points already in the --out CSV and solve the rest.")
+    ] = False,
+    max_points: Annotated[
+        int, typer.Option("--max-points", help="Refuse a larger grid before any work (default 10,000).")
+    ] = 10_000,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON on stdout.")] = False,
 ) -> None:
-    """Plan a scenario over a grid of field values; write a CSV (and a PNG)."""
+    """Plan a scenario over a grid of field values; write a CSV as points finish (and a PNG)."""
+    from pathlib import Path
+
     from rich.progress import Progress
 
     from solver.apps import sweep as sweep_mod
     from solver.data.scenario import load_scenario
-    from solver.specs import SolveOptions
-    from solver.validation import validate
 
+    if force and resume:
+        raise InputError("--resume", "give --resume (continue the CSV) or --force (start over), not both")
+    if max_points < 1:
+        raise InputError("--max-points", f"must be at least 1, got {max_points}")
+    grid = sweep_mod.parse_grid(over)
+    total = sweep_mod.grid_size(grid, max_points)
     base = load_scenario(scenario_file)
-    grid = dict(sweep_mod.parse_over(spec) for spec in over)
-    options = validate(
-        SolveOptions, {"backend": backend, "time_limit_s": time_limit, "relative_gap": gap, "tie_break": tie_break}
+    options = solve_options(
+        {"backend": backend, "time_limit_s": time_limit, "relative_gap": gap, "tie_break": tie_break}
     )
-    total = math.prod(len(v) for v in grid.values())
+    inputs = [scenario_file, base.catalog, base.profile, *(w.model for w in base.workloads)]
+    csv_path = check_output_path(out_csv, "--out", force=force or resume, inputs=inputs)
+    if plot:
+        if Path(plot).expanduser().resolve() == csv_path.resolve():
+            raise InputError("--plot", "must be another file than --out")
+        check_output_path(plot, "--plot", force=force, inputs=inputs)
     with Progress(console=err, transient=True, disable=not err.is_terminal) as bar:
         task = bar.add_task(f"sweeping {total} points", total=total)
         frame = sweep_mod.sweep(
-            base, grid, options, processes=processes, progress=lambda done, _n: bar.update(task, completed=done)
+            base,
+            grid,
+            options,
+            processes=processes,
+            progress=lambda done, _n: bar.update(task, completed=done),
+            out_csv=csv_path,
+            resume=resume,
+            max_points=max_points,
         )
-    try:
-        frame.to_csv(out_csv, index=False)
-        if plot:
+    if plot:
+        try:
             sweep_mod.plot_sweep(frame, grid, plot)
-    except OSError as exc:
-        raise InputError("--out" if not plot else "--out/--plot", f"cannot write: {exc}") from None
+        except OSError as exc:
+            raise InputError("--plot", f"cannot write {plot!r}: {exc.strerror or exc}") from None
     if as_json:
         print_json({"points": frame.to_dict(orient="records")})
         return
     shown = [c for c in [*grid, "status", "cost_usd_per_hour", "n_instances", "composition"] if c in frame]
     print_table(frame[shown], title=f"sweep: {len(frame)} points -> {out_csv}", formats={"cost_usd_per_hour": _money})
+
+
+# ---- option helpers ---------------------------------------------------------------------------------
+def solve_options(values: Mapping[str, Any]) -> Any:
+    """Validate solver flags into :class:`~solver.specs.SolveOptions` (errors name the field; main shows its flag)."""
+    from solver.specs import SolveOptions
+    from solver.validation import validate
+
+    return validate(SolveOptions, dict(values))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -5,15 +5,24 @@ A field is a dotted path into the scenario with list indices, as in the YAML fil
 is one point; each point is validated (a bad value gives an :class:`~solver.errors.InputError` naming the path
 before anything is solved) and planned in a worker process. A point that has no plan never stops the sweep: its
 row carries the status (``infeasible``, ``no_solution``, ``error``) and the message.
+
+Resources are bounded before any work: a grid of more than :data:`MAX_POINTS` points is refused (the count is the
+product of the value counts, computed before the grid is built), and workers are capped by the points and CPUs.
+With a CSV, each point's row is appended and flushed as it finishes, so a stopped sweep keeps what it did and
+``resume=True`` skips the points already there.
 """
 
 from __future__ import annotations
 
 import copy
+import csv
+import io
 import itertools
+import math
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -22,8 +31,21 @@ import yaml
 from solver.data.scenario import scenario_from_dict
 from solver.errors import InfersaveError, InputError
 from solver.specs import Scenario, SolveOptions
+from solver.validation import load_yaml, write_text_atomic
 
 Row = dict[str, Any]
+
+MAX_POINTS = 10_000
+"""Largest grid solved unless raised (``--max-points``). A point takes 0.1–60 s and holds one validated scenario
+(a few kB) until solved, so 10,000 points is already hours of solving and tens of MB; a bigger grid is far more
+often a typo (a value list pasted twice, a stray ``--over``) than intended, and 10^6 points used 2.3 GB before
+solving anything."""
+SUMMARY_COLUMNS = [
+    *("status", "cost_usd_per_hour", "total_cost_usd", "gap", "backend", "solve_seconds", "message"),
+    *("n_instances", "composition", "max_ttft_ms", "max_tpot_ms", "max_tps", "max_offload_fraction"),
+    "max_batch_size",
+]
+"""Columns of a result row after the point index and the swept paths (the CSV header, in order)."""
 
 
 def parse_over(spec: str) -> tuple[str, list[Any]]:
@@ -54,11 +76,41 @@ def parse_over(spec: str) -> tuple[str, list[Any]]:
     for item in items:
         if not item.strip():
             raise InputError(f"--over {path}", f"empty value in {raw!r}")
-        try:
-            values.append(yaml.safe_load(item))
-        except yaml.YAMLError:
-            raise InputError(f"--over {path}", f"cannot read the value {item!r}") from None
+        values.append(load_yaml(item, f"--over {path}"))
     return path, values
+
+
+def parse_grid(specs: Sequence[str]) -> dict[str, list[Any]]:
+    """Parse every ``--over FIELD=VALUES`` into a grid; a field given twice is an error (not last-one-wins)."""
+    grid: dict[str, list[Any]] = {}
+    for spec in specs:
+        path, values = parse_over(spec)
+        if path in grid:
+            raise InputError(f"--over {path}", "this field is given twice; list all its values in one --over")
+        grid[path] = values
+    return grid
+
+
+def grid_size(over: Mapping[str, Sequence[Any]], max_points: int | None = MAX_POINTS) -> int:
+    """Return the number of grid points (the product of the value counts) without building the grid.
+
+    ``max_points=None`` sets no limit.
+
+    Raises
+    ------
+    InputError
+        No field, or more than ``max_points`` points.
+    """
+    if not over:
+        raise InputError("--over", "give at least one FIELD=VALUES to sweep over")
+    n = math.prod(len(v) for v in over.values())
+    if max_points is not None and n > max_points:
+        raise InputError(
+            "--over",
+            f"the grid has {n:,} points, more than the limit of {max_points:,}; sweep fewer values or raise "
+            "--max-points",
+        )
+    return n
 
 
 def set_path(data: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
@@ -96,8 +148,7 @@ def set_path(data: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
 
 def sweep_points(scenario: Scenario, over: Mapping[str, Sequence[Any]]) -> list[tuple[Row, Scenario]]:
     """Return every grid point as ``(values by path, validated scenario)``, in grid order."""
-    if not over:
-        raise InputError("--over", "give at least one FIELD=VALUES to sweep over")
+    grid_size(over, max_points=None)
     base = scenario.model_dump(mode="json", exclude_none=True)
     paths = list(over)
     points = []
@@ -165,8 +216,11 @@ def sweep(
     *,
     processes: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    out_csv: str | Path | None = None,
+    resume: bool = False,
+    max_points: int = MAX_POINTS,
 ) -> pd.DataFrame:
-    """Plan ``scenario`` at every combination of ``over`` and return one row per point.
+    """Plan ``scenario`` at every combination of ``over`` and return one row per point, in grid order.
 
     Parameters
     ----------
@@ -177,34 +231,127 @@ def sweep(
     options
         Solver options for every point.
     processes
-        Worker processes; default ``min(points, CPU count)``; ``1`` solves in this process.
+        Worker processes, capped at ``min(points, CPU count)`` (the default); ``1`` solves in this process.
     progress
         Called as ``progress(done, total)`` after each point.
+    out_csv
+        Append each point's row to this CSV as it finishes (flushed), then sort the file into grid order. It
+        is replaced unless ``resume``.
+    resume
+        Keep the rows already in ``out_csv`` (they must be this grid's) and solve only the missing points.
+    max_points
+        Refuse a larger grid before building it (:data:`MAX_POINTS` by default).
 
     Returns
     -------
     pandas.DataFrame
-        Columns: one per swept path, then ``status``, ``cost_usd_per_hour``, ``total_cost_usd``, ``gap``,
-        ``backend``, ``solve_seconds``, ``message``, ``instances``, ``composition`` and the largest predicted
-        ``ttft_ms``, ``tpot_ms``, ``tps``, offload fraction and batch size in the fleet.
+        Columns: ``point`` (grid index), one per swept path, then ``status``, ``cost_usd_per_hour``,
+        ``total_cost_usd``, ``gap``, ``backend``, ``solve_seconds``, ``message``, ``n_instances``,
+        ``composition`` and the largest predicted ``ttft_ms``, ``tpot_ms``, ``tps``, offload fraction and batch
+        size in the fleet (empty where a point has no plan).
+
+    Raises
+    ------
+    InputError
+        A bad field or value, a grid over ``max_points``, or a CSV to resume that holds another grid.
     """
+    if processes is not None and processes < 1:
+        raise InputError("--processes", f"must be at least 1, got {processes}")
     options = options or SolveOptions()
+    total = grid_size(over, max_points)
     points = sweep_points(scenario, over)
-    jobs = [(values, sc, options) for values, sc in points]
-    workers = processes or min(len(jobs), os.cpu_count() or 1)
-    rows: list[Row] = []
+    columns = ["point", *over, *SUMMARY_COLUMNS]
+    done: dict[int, list[str]] = {}
+    path = Path(out_csv).expanduser() if out_csv is not None else None
+    if path is not None and resume and path.is_file():
+        done = _read_done(path, columns, points)
+    if path is not None:
+        write_text_atomic(path, _csv_text([columns, *(done[i] for i in sorted(done))]))
+    todo = [i for i in range(total) if i not in done]
+    workers = max(1, min(processes or os.cpu_count() or 1, len(todo), os.cpu_count() or 1))
+    rows: dict[int, Row] = {}
+    count = len(done)
+
+    def finished(i: int, row: Row) -> None:
+        nonlocal count
+        rows[i] = row
+        count += 1
+        if path is not None:
+            _append(path, [_text(row.get(c)) for c in columns])
+        if progress:
+            progress(count, total)
+
+    jobs = {i: (points[i][0], points[i][1], options) for i in todo}
     if workers <= 1:
-        for i, job in enumerate(jobs):
-            rows.append(_solve_point(job))
-            if progress:
-                progress(i + 1, len(jobs))
+        for i in todo:
+            finished(i, {"point": i} | _solve_point(jobs[i]))
     else:
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            for i, row in enumerate(pool.map(_solve_point, jobs)):
-                rows.append(row)
-                if progress:
-                    progress(i + 1, len(jobs))
-    return pd.DataFrame(rows)
+            pending: dict[Future[Row], int] = {pool.submit(_solve_point, jobs[i]): i for i in todo}
+            try:
+                while pending:
+                    ready, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for fut in ready:
+                        i = pending.pop(fut)
+                        finished(i, {"point": i} | fut.result())
+            except BaseException:
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+    if path is None:
+        return pd.DataFrame([rows[i] for i in sorted(rows)], columns=columns)
+    with open(path, encoding="utf-8", newline="") as fh:
+        lines = list(csv.reader(fh))[1:]
+    lines.sort(key=lambda r: int(r[0]))
+    write_text_atomic(path, _csv_text([columns, *lines]))
+    return pd.read_csv(path)
+
+
+def _read_done(path: Path, columns: list[str], points: Sequence[tuple[Row, Scenario]]) -> dict[int, list[str]]:
+    """Rows of a CSV to resume, by point; a half-written last line is dropped, another grid's file refused."""
+    try:
+        with open(path, encoding="utf-8", newline="") as fh:
+            lines = list(csv.reader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise InputError("--resume", f"cannot read {str(path)!r}: {exc}") from None
+    if not lines:
+        return {}
+    if lines[0] != columns:
+        raise InputError("--resume", f"{str(path)!r} holds another sweep's columns; pass --force to start over")
+    done: dict[int, list[str]] = {}
+    for k, line in enumerate(lines[1:], start=2):
+        if len(line) != len(columns) or not line[0].isdigit():
+            continue  # the row being written when the sweep stopped
+        i = int(line[0])
+        expected = [_text(_cell(v)) for v in points[i][0].values()] if i < len(points) else None
+        if expected is None or line[1 : 1 + len(expected)] != expected:
+            raise InputError(
+                "--resume", f"{str(path)!r} line {k} is not a point of this grid; pass --force to start over"
+            )
+        done[i] = line
+    return done
+
+
+def _text(value: Any) -> str:
+    """One CSV cell: empty for None, ``str`` otherwise (the same on writing and on resuming)."""
+    return "" if value is None else str(value)
+
+
+def _csv_text(lines: Iterable[Sequence[str]]) -> str:
+    """Lines as CSV text."""
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(lines)
+    return buf.getvalue()
+
+
+def _append(path: Path, line: Sequence[str]) -> None:
+    """Append one CSV line to ``path`` and flush it to the disk."""
+    try:
+        with open(path, "a", encoding="utf-8", newline="") as fh:
+            fh.write(_csv_text([line]))
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        raise InputError("--out", f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
 
 
 def plot_sweep(frame: pd.DataFrame, paths: Iterable[str], out_png: str) -> None:

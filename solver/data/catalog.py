@@ -269,9 +269,23 @@ def read_skypilot_csv(path: str | Path, name: str | None = None, field: str = "c
     both_empty = z["on_demand_usd_per_hour"].isna() & z["spot_usd_per_hour"].isna()
     z = z[~both_empty]
     z["family"] = z["instance_type"].str.split(".").str[0]
+    _check_consistent_hardware(z, path.name, field)
     cols = [*HARDWARE_COLUMNS, "region", "availability_zone", "on_demand_usd_per_hour", "spot_usd_per_hour"]
     z = z[cols].drop_duplicates(["instance_type", "region", "availability_zone"])
     return Catalog(label, z.reset_index(drop=True))
+
+
+def _check_consistent_hardware(z: pd.DataFrame, fname: str, field: str) -> None:
+    """Refuse an instance type whose rows disagree on its hardware (the first row would silently win)."""
+    for col in HARDWARE_COLUMNS[2:]:
+        counts = z.groupby("instance_type", sort=True)[col].nunique(dropna=False)
+        if (counts > 1).any():
+            name = str(counts[counts > 1].index[0])
+            values = sorted(str(v) for v in z.loc[z["instance_type"] == name, col].unique())
+            raise InputError(
+                f"{field} instance type {name}",
+                f"its rows in {fname} disagree on {col} ({', '.join(values)}); give one value for every row",
+            )
 
 
 def _numbers(col: pd.Series, name: str, allow_empty: bool, fname: str, field: str) -> pd.Series:

@@ -22,6 +22,12 @@ from solver.validation import first_error
 
 _TORCH_DTYPES = {"float16": "fp16", "bfloat16": "bf16", "float32": "fp32", "half": "fp16", "float": "fp32"}
 _MOE_KEYS = ("num_local_experts", "num_experts", "n_routed_experts", "moe_intermediate_size")
+_INT_KEYS = (
+    *("hidden_size", "num_attention_heads", "num_hidden_layers", "num_key_value_heads", "head_dim"),
+    *("intermediate_size", "vocab_size", "max_position_embeddings", "ffn_dim", "n_embd", "n_head", "n_layer"),
+    *("n_inner", "n_positions"),
+)
+"""config.json keys read as sizes: each must be a positive integer where present (``null`` means absent)."""
 
 
 @functools.cache
@@ -79,8 +85,14 @@ def from_hf_config(path: str | Path, name: str | None = None, field: str = "mode
         raise InputError(field, f"cannot read {str(path)!r}: {exc}") from None
     except json.JSONDecodeError as exc:
         raise InputError(field, f"{str(path)!r} is not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    except RecursionError:
+        raise InputError(field, f"{str(path)!r} is nested too deeply to be a config.json") from None
     if not isinstance(cfg, dict):
         raise InputError(field, f"{str(path)!r} must hold a JSON object")
+    for key in _INT_KEYS:
+        value = cfg.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+            raise InputError(f"{field} ({path.name}: {key})", f"must be a positive integer, got {value!r}")
     if any(cfg.get(k) for k in _MOE_KEYS):
         raise InputError(field, f"{str(path)!r} is a mixture-of-experts model; only dense models are modelled")
     model_type = str(cfg.get("model_type", "")).lower()
@@ -90,6 +102,7 @@ def from_hf_config(path: str | Path, name: str | None = None, field: str = "mode
     except KeyError as exc:
         kind = model_type or "model"
         raise InputError(field, f"{str(path)!r} lacks the key {exc.args[0]!r} for a {kind} config") from None
+    _check_heads(cfg, fields, f"{field} ({path.name}")
     fields.update(name=str(label).lower(), hf_id=cfg.get("_name_or_path"), source=f"config.json at {path}")
     dtype = _TORCH_DTYPES.get(str(cfg.get("torch_dtype") or cfg.get("dtype") or "float16"), "fp16")
     fields["default_dtype"] = dtype
@@ -98,6 +111,18 @@ def from_hf_config(path: str | Path, name: str | None = None, field: str = "mode
     except pydantic.ValidationError as exc:
         loc, msg = first_error(exc)
         raise InputError(f"{field} ({path.name}: {loc})", msg) from None
+
+
+def _check_heads(cfg: dict[str, Any], fields: dict[str, Any], where: str) -> None:
+    """Refuse heads not dividing the hidden size (without an explicit head_dim), or KV heads not dividing heads."""
+    h, nh, nkv = fields["hidden_size"], fields["num_attention_heads"], fields["num_kv_heads"]
+    heads_key = "n_head" if "n_head" in cfg else "num_attention_heads"
+    if not cfg.get("head_dim") and h % nh != 0:
+        raise InputError(
+            f"{where}: {heads_key})", f"{nh} heads do not divide the hidden size {h} (give head_dim if intended)"
+        )
+    if nkv > nh or nh % nkv != 0:
+        raise InputError(f"{where}: num_key_value_heads)", f"{nkv} KV heads must divide the {nh} attention heads")
 
 
 def _parse(model_type: str, cfg: dict[str, Any]) -> dict[str, Any]:

@@ -10,12 +10,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from solver.data.resources import data_path
 from solver.errors import InputError, UnknownNameError
-from solver.specs import Scenario
-from solver.validation import validate
+from solver.specs import MAX_TOKENS, ModelSpec, Scenario
+from solver.validation import load_yaml, validate
 
 DEFAULT_SCENARIO = ("scenarios", "default.yaml")
 """The embedded scenario that ``infersave plan`` solves when given no file."""
@@ -45,14 +43,11 @@ def load_scenario(path: str | Path | None = None) -> Scenario:
 
 
 def parse_scenario(text: str, base_dir: Path | None = None, source: str = "scenario") -> Scenario:
-    """Validate scenario YAML (or JSON) text; relative paths are resolved against ``base_dir``."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise InputError(source, f"not valid YAML{where}: {problem}") from None
+    """Validate scenario YAML (or JSON) text; relative paths are resolved against ``base_dir``.
+
+    Duplicate keys and nesting deeper than :data:`solver.validation.MAX_YAML_DEPTH` are errors.
+    """
+    data = load_yaml(text, source)
     if not isinstance(data, dict):
         raise InputError(source, "a scenario must be a mapping of keys (catalog, workloads, ...)")
     return scenario_from_dict(data, base_dir=base_dir)
@@ -126,13 +121,40 @@ def check_references(scenario: Scenario) -> None:
                 )
     for i, w in enumerate(scenario.workloads):
         model = get_model(w.model, field=f"workloads.{i}.model")
-        window = model.max_position_embeddings
-        if window is not None and w.input_tokens + w.output_tokens > window:
-            raise InputError(
-                f"workloads.{i}.input_tokens",
-                f"input_tokens + output_tokens = {w.input_tokens + w.output_tokens:,} exceeds the context window of "
-                f"{model.name} ({window:,} tokens)",
-            )
+        check_context_window(
+            model, w.input_tokens, w.output_tokens, f"workloads.{i}.input_tokens", f"workloads.{i}.output_tokens"
+        )
+
+
+def check_context_window(
+    model: ModelSpec, input_tokens: int, output_tokens: int, field: str, output_field: str | None = None
+) -> None:
+    """Refuse lengths outside 1..:data:`~solver.specs.MAX_TOKENS` or longer together than the context window.
+
+    Parameters
+    ----------
+    model
+        The model card (its ``max_position_embeddings`` is the window).
+    input_tokens, output_tokens
+        Prompt and generated tokens per request.
+    field, output_field
+        Names of the two inputs in error messages (``output_field`` defaults to ``field``).
+
+    Raises
+    ------
+    InputError
+        Naming the field, with the lengths and the window.
+    """
+    for name, n in ((field, input_tokens), (output_field or field, output_tokens)):
+        if not 0 < n <= MAX_TOKENS:
+            raise InputError(name, f"must be in 1..{MAX_TOKENS:,} tokens, got {n:,}")
+    window = model.max_position_embeddings
+    if window is not None and input_tokens + output_tokens > window:
+        raise InputError(
+            field,
+            f"input_tokens + output_tokens = {input_tokens + output_tokens:,} exceeds the context window of "
+            f"{model.name} ({window:,} tokens)",
+        )
 
 
 def scenario_json_schema() -> str:

@@ -53,7 +53,9 @@ from solver.performance.ctcf import (
     CalibrationProfile,
     FitError,
     GPUCalibration,
+    check_fit_bounds,
     fit_ctcf,
+    fit_identifiability,
     load_profile,
     nearest_measured_gpu,
     resolve_profile,
@@ -61,6 +63,7 @@ from solver.performance.ctcf import (
     shipped_profile,
 )
 from solver.performance.measurements import model_measurements
+from solver.specs import MAX_BATCH, MAX_TOKENS
 
 __all__ = [
     "DEFAULT_ENGINE",
@@ -84,6 +87,8 @@ __all__ = [
 
 MEASURED = ("ttft_ms", "tpot_ms", "e2e_s")
 REQUIRED_COLUMNS = ("gpu", "model", "batch", "input", "output")
+TP_DEGREES = tuple(2**k for k in range(7))
+"""Tensor-parallel degrees a measurement may have: the planner's (powers of two up to 64, ``search.tp_degrees``)."""
 OPTIONAL_DEFAULTS: dict[str, Any] = {
     "tp": 1,
     "dtype": None,
@@ -126,16 +131,32 @@ def check_measurements(frame: pd.DataFrame, field: str = "measurements") -> pd.D
         if col not in out.columns:
             out[col] = np.nan
         out[col] = pd.to_numeric(out[col], errors="coerce")
-    for col in ("batch", "input", "output", "tp", "offload"):
+    for col, lo, hi, integer in (
+        ("batch", 1, MAX_BATCH, True),
+        ("input", 1, MAX_TOKENS, True),
+        ("output", 1, MAX_TOKENS, True),
+        ("tp", 1, max(TP_DEGREES), True),
+        ("offload", 0, 1, False),
+    ):
         values = pd.to_numeric(out[col], errors="coerce")
-        bad = values.isna() | (values < (0 if col == "offload" else 1))
+        bad = values.isna() | ~np.isfinite(values) | (values < lo) | (values > hi)
+        if integer:
+            bad |= values.fillna(0) % 1 != 0
+        if col == "tp":
+            bad |= ~values.isin(TP_DEGREES)
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise InputError(f"{field} row {i + 2}: {col}", f"must be a positive number, got {frame[col].iloc[i]!r}")
+            kind = "an integer" if integer else "a number"
+            allowed = f"one of {', '.join(map(str, TP_DEGREES))}" if col == "tp" else f"{kind} in [{lo:,}, {hi:,}]"
+            raise InputError(f"{field} row {i + 2}: {col}", f"must be {allowed}, got {frame[col].iloc[i]!r}")
         out[col] = values
     measured = out[list(MEASURED)]
     if ((measured <= 0) & measured.notna()).any().any():
         raise InputError(field, "measured times must be positive")
+    infinite = np.isinf(measured.to_numpy(dtype=float)).any(axis=1)
+    if infinite.any():
+        i = int(np.flatnonzero(infinite)[0])
+        raise InputError(f"{field} row {i + 2}", "measured times must be finite (got inf)")
     empty = measured.isna().all(axis=1)
     if empty.any():
         i = int(np.flatnonzero(empty.to_numpy())[0])
@@ -312,10 +333,26 @@ def calibrate(
         raise UnknownNameError("engine", "engine", eng, ENGINES)
     modelled = model_measurements(table)
     source = str(measurements) if not isinstance(measurements, pd.DataFrame) else "DataFrame"
-    return fit_profile(
+    checked: dict[str, tuple[int, int]] = {}
+    for gpu, rows in modelled.groupby("gpu", sort=True):
+        rank, params, weak = fit_identifiability(rows)
+        if rank < params:
+            raise InputError(
+                f"measurements: gpu {gpu}",
+                f"{len(rows)} row(s) give {rank} independent equation(s) for {params} CTCF parameters "
+                f"({' and '.join(weak)} under-determined); measure at least 2 settings of batch, input or output",
+            )
+        checked[str(gpu)] = (rank, params)
+    profile = fit_profile(
         modelled,
         name=label,
         engine=eng,
         description=f"fitted by infersave calibrate on {source}",
         rows_used=[f"all {len(table)} rows of {source}"],
     )
+    gpus = {}
+    for gpu, cal in profile.gpus.items():
+        rank, params = checked[gpu]
+        gpus[gpu] = cal.model_copy(update={"rank": rank, "parameters": params})
+        check_fit_bounds(gpus[gpu], f"measurements (fit of gpus.{gpu}")
+    return profile.model_copy(update={"gpus": gpus})

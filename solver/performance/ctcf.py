@@ -36,14 +36,21 @@ from solver.data.gpus import get_gpu
 from solver.data.resources import data_path
 from solver.errors import InputError, UnknownNameError
 from solver.performance.memory import ENGINE_MEMORY
-from solver.tolerances import ALPHA_FLOOR, LSTSQ_TIE_TOL
-from solver.validation import first_error
+from solver.tolerances import ALPHA_FLOOR, LSTSQ_TIE_TOL, RANK_TOL
+from solver.validation import first_error, load_yaml, write_text_atomic
 
 FloatArray = npt.NDArray[np.float64]
 
 ENGINES = tuple(ENGINE_MEMORY)
 """Serving engines: those with a memory budget; each has a shipped calibration profile where data exists."""
 DEFAULT_ENGINE = "vllm"
+
+
+ALPHA_RANGE = (1e-3, 1e3)
+"""Accepted CTCF scales: a measured time 1,000 times off the roofline means a wrong table, not a slow engine
+(shipped profiles lie in 0.69..8.8)."""
+MAX_BETA_MS = 1e5
+"""Largest accepted CTCF offset, ms (100 s per prefill or per output token; shipped profiles stay under 100 ms)."""
 
 
 class _Model(BaseModel):
@@ -73,6 +80,10 @@ class GPUCalibration(_Model):
     decode: PhaseFit = PhaseFit()
     rows: int = 0
     datasets: list[str] = []
+    rank: int | None = None
+    """Independent equations among the fitted rows (``infersave calibrate`` refuses rank below ``parameters``)."""
+    parameters: int | None = None
+    """CTCF parameters fitted: 4 (alpha, beta per phase), 2 for one phase or a shared scale."""
     shared_scale: bool = False
     """True when only end-to-end times were measured and one scale was fitted for both phases."""
     errors: dict[str, FitError] = {}
@@ -296,13 +307,12 @@ def load_profile(path: str | Path, field: str = "profile") -> CalibrationProfile
     """
     p = Path(path).expanduser()
     try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+        text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise InputError(field, f"cannot read {str(p)!r}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise InputError(field, f"{str(p)!r} is not UTF-8 text (a calibration profile is YAML)") from None
-    except yaml.YAMLError as exc:
-        raise InputError(field, f"{str(p)!r} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    raw = load_yaml(text, f"{field} ({p.name})")
     if not isinstance(raw, dict):
         raise InputError(field, f"{str(p)!r} must hold a mapping (a calibration profile)")
     try:
@@ -310,13 +320,31 @@ def load_profile(path: str | Path, field: str = "profile") -> CalibrationProfile
     except pydantic.ValidationError as exc:
         loc, msg = first_error(exc)
         raise InputError(f"{field} ({p.name}: {loc})", msg) from None
-    for gpu in prof.gpus:
+    for gpu, cal in prof.gpus.items():
         get_gpu(gpu, field=f"{field} ({p.name}: gpus)")
+        check_fit_bounds(cal, f"{field} ({p.name}: gpus.{gpu}")
     return prof
 
 
+def check_fit_bounds(cal: GPUCalibration, where: str) -> None:
+    """Refuse a CTCF outside :data:`ALPHA_RANGE` or :data:`MAX_BETA_MS` (``where`` opens the field name).
+
+    Raises
+    ------
+    InputError
+        Naming ``WHERE.prefill.alpha`` (or the offending field) and the accepted range.
+    """
+    lo, hi = ALPHA_RANGE
+    for phase in ("prefill", "decode"):
+        fit: PhaseFit = getattr(cal, phase)
+        if not lo <= fit.alpha <= hi:
+            raise InputError(f"{where}.{phase}.alpha)", f"must be in [{lo:g}, {hi:g}], got {fit.alpha:g}")
+        if not 0 <= fit.beta_ms <= MAX_BETA_MS:
+            raise InputError(f"{where}.{phase}.beta_ms)", f"must be in [0, {MAX_BETA_MS:g}] ms, got {fit.beta_ms:g}")
+
+
 def save_profile(profile: CalibrationProfile, path: str | Path) -> Path:
-    """Write ``profile`` as YAML to ``path`` and return the path.
+    """Write ``profile`` as YAML to ``path`` (atomically: a failed write keeps the old file); return the path.
 
     Parameters
     ----------
@@ -333,10 +361,9 @@ def save_profile(profile: CalibrationProfile, path: str | Path) -> Path:
     p = Path(path).expanduser()
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(profile.to_yaml(), encoding="utf-8")
     except OSError as exc:
-        raise InputError("--out", f"cannot write {str(p)!r}: {exc.strerror or exc}") from None
-    return p
+        raise InputError("out", f"cannot write {str(p)!r}: {exc.strerror or exc}") from None
+    return write_text_atomic(p, profile.to_yaml())
 
 
 def check_engine(engine: str) -> None:
@@ -393,3 +420,47 @@ def resolve_profile(engine: str, profile: CalibrationProfile | str | Path | None
     if isinstance(profile, CalibrationProfile):
         return profile
     return load_profile(profile)
+
+
+def fit_identifiability(rows: pd.DataFrame) -> tuple[int, int, list[str]]:
+    """Rank of the CTCF design on one GPU's modelled rows, parameters fitted, and the under-determined phases.
+
+    Mirrors :func:`fit_ctcf`: the columns fitted are those its measured columns reach. Columns are scaled to
+    unit norm before the rank is taken, so milliseconds and ones weigh alike.
+
+    Parameters
+    ----------
+    rows
+        One GPU's measurement rows with the modelled columns
+        (:func:`solver.performance.measurements.model_measurements`).
+
+    Returns
+    -------
+    tuple
+        ``(rank, parameters, phases)``; ``phases`` lists ``prefill``/``decode`` (or ``shared scale``) whose
+        parameters the rows cannot separate.
+    """
+    has_ttft = bool(rows["ttft_ms"].notna().any())
+    has_tpot = bool(rows["tpot_ms"].notna().any())
+    has_e2e = bool(rows["e2e_s"].notna().any())
+    a, _ = _design(rows)
+    if has_ttft or has_tpot:
+        groups = {}
+        if has_ttft or has_e2e:
+            groups["prefill"] = [0, 1]
+        if has_tpot or has_e2e:
+            groups["decode"] = [2, 3]
+        mat = a[:, [c for cols in groups.values() for c in cols]]
+    else:
+        mat = np.column_stack([a[:, 0] + a[:, 2], a[:, 3]])
+        groups = {"shared scale": [0, 1]}
+    rank = _rank(mat)
+    weak = [name for name, cols in groups.items() if _rank(a[:, cols] if name != "shared scale" else mat) < 2]
+    return rank, mat.shape[1], weak or list(groups)
+
+
+def _rank(mat: np.ndarray) -> int:
+    """Numerical rank of ``mat`` after scaling its columns to unit norm."""
+    norms = np.linalg.norm(mat, axis=0)
+    norms[norms == 0] = 1.0
+    return int(np.linalg.matrix_rank(mat / norms, tol=RANK_TOL * max(mat.shape)))
