@@ -5,15 +5,7 @@ import subprocess
 import sys
 
 import pytest
-
-from solver.apps.cli import main
-
-
-def run(args, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(args)
-    captured = capsys.readouterr()
-    return exc.value.code, captured.out, captured.err
+from cli_helpers import run
 
 
 def test_catalog_json_lists_aws_gpu_types(capsys):

@@ -2,15 +2,13 @@ import json
 
 import pandas as pd
 import pytest
+from cli_helpers import run as run_cli
 
 from solver.apps.cli import main
 
 
 def run(capsys, *args):
-    with pytest.raises(SystemExit) as exc:
-        main(list(args))
-    captured = capsys.readouterr()
-    return exc.value.code, captured.out, captured.err
+    return run_cli(list(args), capsys)
 
 
 def run_ok(capsys, *args):

@@ -3,31 +3,9 @@
 import json
 
 import pytest
+from cli_helpers import PLAN_FIELDS, run
 
-from solver.apps.cli import main
-
-FIELDS = [
-    "workload",
-    "instance_type",
-    "market",
-    "region",
-    "count",
-    "tp",
-    "batch_size",
-    "offload_fraction",
-    "usd_per_hour",
-    "ttft_ms",
-    "tpot_ms",
-    "tps",
-    "utilisation",
-]
-
-
-def run(args, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(args)
-    captured = capsys.readouterr()
-    return exc.value.code, captured.out, captured.err
+FIELDS = PLAN_FIELDS
 
 
 def test_plan_default_prints_a_fleet_table(capsys):

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 import yaml
+from cli_helpers import run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -28,13 +29,6 @@ SMALL = {
         }
     ],
 }
-
-
-def run(args, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(args)
-    cap = capsys.readouterr()
-    return exc.value.code, cap.out, cap.err
 
 
 def write(tmp_path, data, name="s.yaml"):

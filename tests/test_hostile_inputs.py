@@ -14,6 +14,7 @@ from typing import ClassVar
 import pandas as pd
 import pytest
 import yaml
+from cli_helpers import run
 
 import solver
 from solver.apps.cli import main
@@ -38,13 +39,6 @@ LLAMA_CFG = {
     "max_position_embeddings": 8192,
 }
 PREDICT = ["predict", "--batch-size", "1", "--input-len", "128", "--output-len", "16", "--instance", "g5.xlarge"]
-
-
-def run(args, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(args)
-    cap = capsys.readouterr()
-    return exc.value.code, cap.out, cap.err
 
 
 def one_line_exit_2(code, err, *needles):

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from cli_helpers import PLAN_FIELDS
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -122,21 +123,7 @@ def test_plan_is_a_value_and_scenario_untouched():
     with pytest.raises(dataclasses.FrozenInstanceError):
         p.status = "x"  # type: ignore[misc]
     data = p.to_dict()
-    assert set(data["fleet"][0]) >= {
-        "workload",
-        "instance_type",
-        "market",
-        "region",
-        "count",
-        "tp",
-        "batch_size",
-        "offload_fraction",
-        "usd_per_hour",
-        "ttft_ms",
-        "tpot_ms",
-        "tps",
-        "utilisation",
-    }
+    assert set(data["fleet"][0]) >= set(PLAN_FIELDS)
 
 
 def small(workloads, **extra):

@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from cli_helpers import run
 
-from solver.apps.cli import main
 from solver.apps.recommend import (
     CHOICE_KEYS,
     DEFAULT_POLICY,
@@ -285,13 +285,6 @@ def test_milp_is_the_default_policy(tmp_path, capsys):
 
 # ---- the paper's four settings, every policy, text and JSON ----------------------------------------------
 PAPER = ["online_slo400_paper", "online_slo600_paper", "offline_slo100_paper", "offline_slo200_paper"]
-
-
-def run(args, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(args)
-    captured = capsys.readouterr()
-    return exc.value.code, captured.out, captured.err
 
 
 @pytest.mark.parametrize("name", PAPER)
