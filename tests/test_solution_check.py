@@ -19,7 +19,7 @@ from formulations.linear import SOLUTION_TOL
 from solver.backends import BACKENDS, available_backends
 from solver.backends.base import STATUSES, Backend, RawAnswer, Status, normalise
 from solver.backends.cbc import bound_from_log
-from solver.errors import SolverError
+from solver.errors import SolverError, SolverLimitError
 from solver.planning.evaluate import evaluate
 from solver.planning.planner import solve_candidates
 from solver.specs import SolveOptions
@@ -193,9 +193,10 @@ def test_violations_name_bounds_integrality_and_rows():
 
 
 def test_time_limit_bounds_the_whole_plan(stub):
-    # a 120 s plan ran 776 s: the tie-break and fallbacks were given fresh limits of their own
+    # a 120 s plan ran 776 s: the tie-break and fallbacks were given fresh limits of their own. The stub takes
+    # every second it is given (as a hard solve does), so only one shared limit keeps the plan within it.
     def craft(model, real, call, opts):
-        time.sleep(min(opts.time_limit_s, 0.2))
+        time.sleep(min(opts.time_limit_s, 2.0))
         return _raw(real)
 
     stub(craft, only_stub=True)
@@ -203,6 +204,9 @@ def test_time_limit_bounds_the_whole_plan(stub):
     cands = table(*[{"workload": w} for w in names], *[{"workload": w, "instance_type": "b.x"} for w in names])
     sc = scenario([{"name": w, "rate_rps": 3} for w in names])
     start = time.perf_counter()
-    p = solve_candidates(cands, sc, SolveOptions(backend="stub", time_limit_s=1.0))
-    assert time.perf_counter() - start < 1.0 + 0.5  # every call drew on one limit (plus model building)
-    assert p.solve_seconds <= 1.0 + 0.5 and p.status == "optimal"
+    try:
+        p = solve_candidates(cands, sc, SolveOptions(backend="stub", time_limit_s=0.6))
+    except SolverLimitError:
+        p = None
+    assert time.perf_counter() - start < 0.6 + 0.4  # every call drew on one limit (plus model building)
+    assert p is None or p.solve_seconds < 0.6 + 0.4
