@@ -24,8 +24,9 @@ from solver.specs import SolveOptions
 
 pytestmark = pytest.mark.skipif(not {"ortools", "cbc"} <= set(available_backends()), reason="needs both backends")
 
-HOURS_REL = 1e-6
-"""Instance-hours are continuous: two backends may differ by their feasibility tolerance."""
+HOURS_REL, HOURS_ABS = 1e-5, 1e-4
+"""Instance-hours are continuous: two backends may leave a row's hours apart by their feasibility tolerances
+(seen: 1.499992 h against 1.5 h on a deadline row, the same fleet at costs equal to 1e-9)."""
 
 
 def _fleet_key(p: Plan) -> list[tuple]:
@@ -74,7 +75,7 @@ def check_seed(seed: int) -> list[str]:
         elif a.status == c.status == "optimal":
             ha, hc = _hours(a), _hours(c)
             if _fleet_key(a) != _fleet_key(c) or any(
-                not math.isclose(ha[k], hc[k], rel_tol=HOURS_REL, abs_tol=1e-9) for k in ha
+                not math.isclose(ha[k], hc[k], rel_tol=HOURS_REL, abs_tol=HOURS_ABS) for k in ha
             ):
                 out.append(f"seed {seed}: tie disagreement (same cost, different fleets)")
     return out

@@ -171,7 +171,11 @@ def test_cbc_bound_is_read_at_full_precision():
     assert bound == pytest.approx(138.73921234567, rel=1e-14) and not proven
     gap_exit = "Cbc0011I Exiting as integer gap of 0.00012 less than 1e-10 or 1e-06%\n"
     assert bound_from_log(gap_exit, 200.0) == (pytest.approx(200.0 - 0.00012), True)
-    assert math.isnan(bound_from_log("Result - Optimal solution found\n", 5.0)[0])
+    cbcbox = "Result - Optimal solution found (within gap tolerance)\nObjective value: 1.8108\nGap:  4.80801e-07\n"
+    bound, proven = bound_from_log(cbcbox, 1.8108)
+    assert bound == pytest.approx(1.8108 * (1 - 4.80801e-07), rel=1e-15) and proven
+    assert bound_from_log("Result - Optimal solution found\n", 5.0) == (5.0, True)  # cbcbox, tree closed
+    assert math.isnan(bound_from_log("Result - Stopped on time\n", 5.0)[0])
 
 
 def test_statuses_come_from_the_status_type():

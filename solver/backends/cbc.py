@@ -12,7 +12,10 @@ The bound is read from CBC's log at full precision: ``Partial search - best obje
 and ``After N nodes ... best possible Y`` print 15 digits (the closing summary's ``Lower bound:`` only 6);
 ``Exiting as integer gap of G`` gives ``bound = objective ∓ G``; ``Search completed`` (the tree was exhausted)
 and ``No integer variables - nothing to do`` (preprocessing left no integer variable: the LP optimum is the
-optimum) make the bound the objective. Without any of these lines the bound is unknown.
+optimum) make the bound the objective. The cbcbox build prints none of these but a closing ``Gap: g`` (relative,
+its own significant digits: ``bound = objective ∓ g·|objective|``), or, when the tree closed, a bare
+``Result - Optimal solution found`` (the bound is the objective). Without any of these lines the bound is
+unknown.
 """
 
 from __future__ import annotations
@@ -35,6 +38,13 @@ from solver.backends.base import Backend, RawAnswer, Status
 from solver.specs import SolveOptions
 
 _NUMBER = r"([-+]?(?:[0-9]+\.?[0-9]*(?:[eE][-+]?[0-9]+)?|inf))"
+
+
+CBC_OPTIONS: tuple[str, ...] = ("probing off",)
+"""Extra CBC options. Probing is off: on the random-scenario oracle CBC 2.10.3's root probing cut off the optimum
+(``Cuts at root node changed objective from 1.60588 to 1.861`` where 1.8108 is feasible, reported "Search
+completed"), in 4 of 3,000 scenarios; without probing those four solve right, at no measurable cost on these
+models."""
 
 
 def bundled_cbc() -> str | None:
@@ -150,6 +160,7 @@ class CbcBackend(Backend):
                 gapRel=float(options.relative_gap),
                 threads=options.threads,
                 logPath=log,
+                options=list(CBC_OPTIONS),
             )
             try:
                 prob.solve(cmd)
@@ -223,6 +234,12 @@ def bound_from_log(text: str, objective: float, sense: str = "min") -> tuple[flo
         except ValueError:
             return math.nan, False
         return (value if abs(value) < 1e40 else math.nan), False
+    ratio = re.findall(r"^Gap:\s*" + _NUMBER + r"\s*$", text, flags=re.MULTILINE)  # cbcbox's summary
+    if ratio and math.isfinite(float(ratio[-1])):
+        proven = bool(re.search(r"^Result - Optimal solution found", text, flags=re.MULTILINE))
+        return objective - sign * float(ratio[-1]) * max(abs(objective), 1e-9), proven
+    if re.search(r"^Result - Optimal solution found\s*$", text, flags=re.MULTILINE):  # cbcbox: the tree closed
+        return objective, True
     return math.nan, False
 
 

@@ -201,10 +201,13 @@ class _CheckedSolve:
 
 
 def _round_integers(compiled: CompiledModel, x: np.ndarray) -> np.ndarray:
-    """Return ``x`` with integer variables rounded to the nearest integer (checked answers are within 1e-6)."""
-    out = x.copy()
+    """Return ``x`` cleaned of solver tolerances: integers rounded, values clipped to their bounds, and continuous
+    values within :data:`SOLUTION_TOL` of 0 set to 0 (instance-hours of ``1e-7`` on a candidate without instances
+    keep ``h <= H·n`` within tolerance, yet count as work; a real plan bills at least the billing minimum)."""
+    out = np.clip(x, compiled.lb, compiled.ub)
     out[compiled.integer] = np.rint(out[compiled.integer])
-    return out
+    out[~compiled.integer & (np.abs(out) <= SOLUTION_TOL)] = 0.0
+    return np.clip(out, compiled.lb, compiled.ub)
 
 
 def _demand_rows(compiled: CompiledModel) -> np.ndarray:
@@ -216,14 +219,15 @@ def _repair_demand(compiled: CompiledModel, x: np.ndarray) -> np.ndarray:
     """Raise instance-hours where a demand row is short by any amount (solver tolerances), if every row then holds.
 
     A short offline-work row gets the missing work on the variable with a positive coefficient (instance-hours)
-    whose raise costs least and keeps every other row (deadline, budgets); integer hours are raised to the next
-    integer. Rows that cannot be repaired this way are left short (and the answer is then refused).
+    whose raise costs least and makes no other row worse (deadline, budgets; not even within the tolerance, so
+    hours are never added to a candidate without instances); integer hours are raised to the next integer. Rows that cannot be repaired this way are left short (and the answer is then refused).
     """
     rows = _demand_rows(compiled)
     if rows.size == 0:
         return x
     act = compiled.row_activity(x)
     out = x.copy()
+    every = np.arange(compiled.n_rows)
     for r in rows[_short(compiled, act, rows)]:
         if compiled.row_block[r] != "demand.offline_work":
             continue  # online rows have integer counts only: raising one is not a repair at equal cost
@@ -236,7 +240,8 @@ def _repair_demand(compiled: CompiledModel, x: np.ndarray) -> np.ndarray:
             trial = out.copy()
             step = deficit / c
             trial[j] = math.ceil(trial[j] + step - 1e-9) if compiled.integer[j] else trial[j] + step
-            if not compiled.violations(trial, SOLUTION_TOL):
+            worse = compiled.row_violation(trial, every) > compiled.row_violation(out, every) + 1e-12
+            if not worse[np.setdiff1d(every, [r])].any() and not compiled.violations(trial, SOLUTION_TOL):
                 out = trial
                 break
     return out
