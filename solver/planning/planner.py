@@ -201,9 +201,11 @@ class _CheckedSolve:
 
 
 def _round_integers(compiled: CompiledModel, x: np.ndarray) -> np.ndarray:
-    """Return ``x`` cleaned of solver tolerances: integers rounded, values clipped to their bounds, and continuous
-    values within :data:`SOLUTION_TOL` of 0 set to 0 (instance-hours of ``1e-7`` on a candidate without instances
-    keep ``h <= H·n`` within tolerance, yet count as work; a real plan bills at least the billing minimum)."""
+    """Return ``x`` cleaned of solver tolerances: integers rounded, clipped to bounds, tiny continuous values zeroed.
+
+    Continuous values within :data:`SOLUTION_TOL` of 0 become 0: instance-hours of ``1e-7`` on a candidate without
+    instances keep ``h <= H·n`` within tolerance, yet count as work (a real plan bills at least the minimum).
+    """
     out = np.clip(x, compiled.lb, compiled.ub)
     out[compiled.integer] = np.rint(out[compiled.integer])
     out[~compiled.integer & (np.abs(out) <= SOLUTION_TOL)] = 0.0
@@ -220,7 +222,8 @@ def _repair_demand(compiled: CompiledModel, x: np.ndarray) -> np.ndarray:
 
     A short offline-work row gets the missing work on the variable with a positive coefficient (instance-hours)
     whose raise costs least and makes no other row worse (deadline, budgets; not even within the tolerance, so
-    hours are never added to a candidate without instances); integer hours are raised to the next integer. Rows that cannot be repaired this way are left short (and the answer is then refused).
+    hours are never added to a candidate without instances); integer hours are raised to the next integer. Rows
+    that cannot be repaired this way are left short (and the answer is then refused).
     """
     rows = _demand_rows(compiled)
     if rows.size == 0:
