@@ -34,7 +34,8 @@ from formulations.bigm import offline_hours
 from formulations.linear import SOLUTION_TOL, CompiledModel
 from formulations.model import FleetModel
 from formulations.objective import lexicographic_stage
-from solver.backends import Backend, SolveResult, available_backends, get_backend
+from solver.backends import Backend, SolveResult, Status, available_backends, get_backend
+from solver.backends.base import relative_gap, within_gap
 from solver.data.catalog import Catalog
 from solver.errors import InfeasibleError, SolverError, SolverLimitError
 from solver.planning import decompose
@@ -155,7 +156,39 @@ def solve_candidates(
         problems = _final_violations(compiled, final)
         if not problems:
             return Plan.from_solution(fm, compiled, final, result, clock.spent(), len(cands), checked.note)
+    # Still short (online counts cannot be repaired at equal cost): solve once more with the short demand rows'
+    # right-hand sides raised past the solver's tolerance, and check the answer against the original rows.
+    tight = _tighten_short_demand(compiled, final)
+    if tight is not None:
+        again = checked(tight, clock.left())
+        if again.x is not None and again.status in ("optimal", "feasible"):
+            final = _repair_demand(compiled, trim(_round_integers(compiled, again.x)))
+            problems = _final_violations(compiled, final)
+            if not problems:
+                note = "; ".join(filter(None, [checked.note, "demand rows tightened by the solver's tolerance"]))
+                # the tightened model is a restriction: only the first solve's bound bounds the original model
+                value = float(compiled.objective @ final + compiled.objective_offset)
+                gap = relative_gap(value, result.bound)
+                status: Status = "optimal" if within_gap(gap, options.relative_gap) else "feasible"
+                honest = dataclasses.replace(again, status=status, bound=result.bound, gap=gap)
+                return Plan.from_solution(fm, compiled, final, honest, clock.spent(), len(cands), note)
     raise SolverError(f"{result.backend} returned a plan that breaks the model: {'; '.join(problems[:3])}")
+
+
+def _tighten_short_demand(compiled: CompiledModel, x: np.ndarray) -> CompiledModel | None:
+    """Return ``compiled`` with the demand rows ``x`` leaves short raised by ``2 · SOLUTION_TOL · max(1, |lo|)``.
+
+    ``None`` when no demand row is short (something else broke: nothing to tighten).
+    """
+    rows = _demand_rows(compiled)
+    if rows.size == 0:
+        return None
+    short = rows[_short(compiled, compiled.row_activity(x), rows)]
+    if short.size == 0:
+        return None
+    lo = compiled.row_lo.copy()
+    lo[short] += 2.0 * SOLUTION_TOL * np.maximum(1.0, np.abs(lo[short]))
+    return dataclasses.replace(compiled, row_lo=lo)
 
 
 DEMAND_BLOCKS = ("demand.online", "demand.offline_work")
