@@ -19,6 +19,10 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 Sense = Literal["min", "max"]
 
+SOLUTION_TOL = 1e-6
+"""Relative tolerance at which a backend's solution is checked against the model (``formulations/README.md``,
+"Tolerances"): SCIP's ``numerics/feastol`` (1e-6); CBC's primal tolerance (1e-7) is tighter."""
+
 
 @dataclass(frozen=True)
 class VarFamily:
@@ -112,6 +116,46 @@ class CompiledModel:
     def rows_hold(self, x: FloatArray, rows: IntArray, rel_tol: float = 1e-9) -> bool:
         """Whether ``lo - tol <= A·x <= hi + tol`` on ``rows``, ``tol = rel_tol · max(1, |bound|)``."""
         return bool(rows.size == 0 or np.all(self.row_violation(x, rows) <= rel_tol))
+
+    def violations(self, x: FloatArray, tol: float = SOLUTION_TOL) -> list[str]:
+        """Return what ``x`` breaks: bounds, integrality and rows, one line each (empty when it holds).
+
+        Parameters
+        ----------
+        x
+            A value per variable.
+        tol
+            Relative tolerance: a bound or row side ``b`` may be missed by ``tol · max(1, |b|)``; an integer
+            variable may lie ``tol`` (absolute) off an integer. Backends use :data:`SOLUTION_TOL`.
+
+        Returns
+        -------
+        list of str
+            At most one line per broken kind and block (the worst entry), naming the row block or variable.
+        """
+        out: list[str] = []
+        if x.shape != (self.n_vars,) or not np.all(np.isfinite(x)):
+            return [f"solution has shape {x.shape} or non-finite values; the model has {self.n_vars} variables"]
+        with np.errstate(invalid="ignore"):
+            below = np.where(np.isfinite(self.lb), (self.lb - x) / np.maximum(1.0, np.abs(self.lb)), 0.0)
+            above = np.where(np.isfinite(self.ub), (x - self.ub) / np.maximum(1.0, np.abs(self.ub)), 0.0)
+        for what, worst in (("below its lower bound", below), ("above its upper bound", above)):
+            if worst.size and worst.max() > tol:
+                j = int(np.argmax(worst))
+                out.append(f"variable {j} is {what} by {worst[j]:.3g} (relative)")
+        frac = np.abs(x - np.rint(x)) * self.integer
+        if frac.size and frac.max() > tol:
+            j = int(np.argmax(frac))
+            out.append(f"integer variable {j} = {x[j]:.9g} is not integral")
+        viol = self.row_violation(x, np.arange(self.n_rows))
+        worst_by_block: dict[str, int] = {}
+        for row in np.flatnonzero(viol > tol).tolist():
+            name = self.row_block[row]
+            if name not in worst_by_block or viol[row] > viol[worst_by_block[name]]:
+                worst_by_block[name] = row
+        for name, row in worst_by_block.items():
+            out.append(f"row {row} ({name}) is broken by {viol[row]:.3g} (relative)")
+        return out
 
     def relaxable_rows(self, rows: IntArray) -> IntArray:
         """Those of ``rows`` of the form ``sum a·x <= hi`` with every ``a >= 0`` (variables are ``>= 0`` here).

@@ -124,3 +124,27 @@ def test_infeasible_status_becomes_infeasible_error(backend):
         SolveOptions(backend=backend),
     )
     assert result.status == "infeasible" and result.x is None
+
+
+@pytest.mark.skipif("cbc" not in BACKEND_NAMES, reason="needs pulp")
+def test_cbc_is_pinned_whatever_path_holds(monkeypatch, tmp_path):
+    # two CBC builds behave differently (pulp's bundled 2.10.3 and cbcbox's): PATH must not pick one
+    from solver.backends.cbc import CbcBackend, bundled_cbc
+
+    if bundled_cbc() is None:
+        pytest.skip("pulp has no bundled CBC here (pulp 4): cbcbox's is used")
+    fake = tmp_path / "cbc"
+    fake.write_text("#!/bin/sh\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    b = CbcBackend()
+    assert b.path == bundled_cbc() and b.path != str(fake)
+    assert b.version.startswith("CBC ")
+    p = solve_candidates(*golden()[0][1:3], SolveOptions(backend="cbc", time_limit_s=30))
+    assert p.solver_version == BACKENDS["cbc"].version != ""
+
+
+def test_every_plan_names_its_solver_build():
+    for name in BACKEND_NAMES:
+        p = solve_candidates(*golden()[0][1:3], SolveOptions(backend=name, time_limit_s=30))
+        assert p.solver_version and p.to_dict()["solver_version"] == p.solver_version

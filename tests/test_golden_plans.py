@@ -17,7 +17,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "data" / "golden_plans"
 SCENARIOS = sorted((ROOT / "instances" / "scenarios").glob("*.yaml"))
-VOLATILE = {"solve_seconds", "seconds", "gap", "model_size"}
+VOLATILE = {"solve_seconds", "seconds", "gap", "model_size", "solver_version"}
 
 
 def _plan_json(path: Path | None) -> object:

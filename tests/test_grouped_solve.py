@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from planner_tables import scenario, table
 
-import solver.planning.planner as planner
+import solver.planning.decompose as decompose
 from solver.errors import InfeasibleError
 from solver.planning.planner import solve_candidates
 from solver.specs import SolveOptions
@@ -24,15 +24,15 @@ row = st.fixed_dictionaries(
 
 def _solve(cands, scen, split):
     if not split:
-        original = planner._workload_blocks
-        planner._workload_blocks = lambda fm, compiled: None
+        original = decompose.workload_blocks
+        decompose.workload_blocks = lambda fm, compiled: None
     try:
         return solve_candidates(cands, scen, OPTS).objective
     except InfeasibleError:
         return None
     finally:
         if not split:
-            planner._workload_blocks = original
+            decompose.workload_blocks = original
 
 
 @given(

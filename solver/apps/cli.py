@@ -1,9 +1,10 @@
 """The ``infersave`` command line. Thin: each command parses flags, calls one public function, prints.
 
-Exit codes: 0 success, 2 bad input, 3 infeasible, 4 solver limit reached without a plan. Errors print one
-line on stderr (``error: FIELD: PROBLEM``), never a traceback. ``--json`` prints JSON only on stdout. User text
-(names, paths, messages) is printed literally: never read as rich markup. Every ``--out`` is checked before any
-work: an existing file is replaced only with ``--force``, and an input file never.
+Exit codes: 0 success, 2 bad input, 3 infeasible, 4 solver limit reached without a plan, 5 ``check`` found a
+plan that breaks its scenario. Errors print one line on stderr (``error: FIELD: PROBLEM``), never a traceback.
+``--json`` prints JSON only on stdout. User text (names, paths, messages) is printed literally: never read as rich
+markup. Every ``--out`` is checked before any work: an existing file is replaced only with ``--force``, and an
+input file never.
 """
 
 from __future__ import annotations
@@ -421,6 +422,43 @@ def plan(
         f"cost {_money(result.cost_usd_per_hour)}/h; total {_money(result.total_cost_usd)} over "
         f"{result.horizon_h:g} h; gap {result.gap:.2g}; solved in {result.solve_seconds:.2f} s"
     )
+
+
+CHECK_FAILED_EXIT = 5
+"""Exit code of ``check`` when the plan breaks its scenario."""
+
+
+@app.command()
+def check(
+    scenario_file: Annotated[str, typer.Argument(metavar="SCENARIO.yaml", help="The scenario the plan is for.")],
+    plan_file: Annotated[str, typer.Argument(metavar="PLAN.json", help="A plan as `plan --json` writes it.")],
+) -> None:
+    """Re-check a saved plan with the exact evaluator: exit 0 when everything holds, else 5 listing what breaks."""
+    from pathlib import Path
+
+    from solver.data.scenario import load_scenario
+    from solver.planning.evaluate import evaluate
+    from solver.planning.plan import Plan
+
+    scenario = load_scenario(scenario_file)
+    try:
+        payload = json.loads(Path(plan_file).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(plan_file, f"cannot read: {exc.__class__.__name__}") from None
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise InputError(plan_file, f"not valid JSON ({str(exc)[:80]})") from None
+    saved = Plan.from_dict(payload, field=plan_file)
+    names = {w.name for w in scenario.workloads}
+    for i, row in enumerate(saved.fleet):
+        if row.workload not in names:
+            raise InputError(f"{plan_file}: fleet.{i}.workload", f"{row.workload!r} is not a workload of the scenario")
+    result = evaluate(saved, scenario)
+    if result.ok:
+        out.print(f"ok: every check holds ({len(saved.fleet)} fleet rows)", markup=False, highlight=False)
+        return
+    for v in result.violations:
+        err.print(f"broken: {v}", markup=False, highlight=False)
+    raise typer.Exit(CHECK_FAILED_EXIT)
 
 
 @app.command()

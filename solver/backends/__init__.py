@@ -1,14 +1,15 @@
-"""Solver backends: a registry in preference order, each declaring its capabilities.
+"""Solver backends: a registry in preference order.
 
-``auto`` picks the first available backend that supports the model. An unknown name raises
+Every registered backend takes every model the formulations build (integer and continuous variables), so
+``auto`` picks the first available one. An unknown name raises
 :class:`~solver.errors.UnknownNameError` listing the valid ones.
 """
 
 from __future__ import annotations
 
 from formulations.linear import CompiledModel
-from solver.backends.base import STATUSES, Backend, Capabilities, SolveResult, Status
-from solver.backends.cbc import CbcBackend
+from solver.backends.base import STATUSES, Backend, SolveResult, Status
+from solver.backends.cbc import CbcBackend, cbc_builds
 from solver.backends.ortools import OrToolsBackend
 from solver.errors import SolverError, UnknownNameError
 
@@ -27,7 +28,7 @@ def available_backends() -> list[str]:
 
 
 def get_backend(name: str = "auto", model: CompiledModel | None = None) -> Backend:
-    """Return the backend called ``name`` (``auto``: the first available one that supports ``model``).
+    """Return the backend called ``name`` (``auto``: the first available one; ``model`` is not used).
 
     Raises
     ------
@@ -39,7 +40,7 @@ def get_backend(name: str = "auto", model: CompiledModel | None = None) -> Backe
     key = name.lower()
     if key == "auto":
         for b in BACKENDS.values():
-            if b.available and (model is None or b.supports(model)):
+            if b.available:
                 return b
         raise SolverError("no solver backend is available (install ortools or pulp)")
     if key not in BACKENDS:
@@ -47,8 +48,6 @@ def get_backend(name: str = "auto", model: CompiledModel | None = None) -> Backe
     b = BACKENDS[key]
     if not b.available:
         raise SolverError(f"backend {key!r} is not available here; available: {', '.join(available_backends())}")
-    if model is not None and not b.supports(model):
-        raise SolverError(f"backend {key!r} cannot solve this model (continuous variables)")
     return b
 
 
@@ -56,12 +55,12 @@ __all__ = [
     "BACKENDS",
     "STATUSES",
     "Backend",
-    "Capabilities",
     "CbcBackend",
     "OrToolsBackend",
     "SolveResult",
     "Status",
     "available_backends",
     "backend_names",
+    "cbc_builds",
     "get_backend",
 ]

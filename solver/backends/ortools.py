@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import math
-import time
+from typing import Any
 
 import numpy as np
 
 from formulations.linear import CompiledModel
-from solver.backends.base import Backend, Capabilities, SolveResult, Status, relative_gap, trivially_infeasible
+from solver.backends.base import Backend, RawAnswer, Status
 from solver.specs import SolveOptions
 
 
@@ -17,8 +18,6 @@ class OrToolsBackend(Backend):
 
     CP-SAT is not used: the model has continuous instance-hours (per-second billing).
     """
-
-    capabilities = Capabilities(continuous=True, integer=True)
 
     def __init__(self, name: str = "ortools", solver: str = "scip") -> None:
         self.name = name
@@ -30,15 +29,20 @@ class OrToolsBackend(Backend):
 
         return bool(mb.Solver(self.solver).solver_is_supported())
 
-    def solve(self, model: CompiledModel, options: SolveOptions) -> SolveResult:
-        """Translate, solve with a time limit and relative gap, and read the values back."""
-        from ortools.linear_solver.python import model_builder as mb
+    @functools.cached_property
+    def version(self) -> str:
+        """``OR-Tools <version> <SOLVER>``."""
+        try:
+            import ortools
+
+            return f"OR-Tools {getattr(ortools, '__version__', '?')} {self.solver.upper()}"
+        except ImportError:
+            return ""
+
+    def translate(self, model: CompiledModel) -> Any:
+        """Build a ``ModelBuilderHelper``: variables in bulk, one constraint per row, the objective."""
         from ortools.linear_solver.python import model_builder_helper as mbh
 
-        start = time.perf_counter()
-        reason = trivially_infeasible(model)
-        if reason is not None:
-            return SolveResult("infeasible", None, math.nan, math.nan, math.nan, self.name, 0.0, reason)
         h = mbh.ModelBuilderHelper()
         lb = np.where(np.isfinite(model.lb), model.lb, -math.inf)
         ub = np.where(np.isfinite(model.ub), model.ub, math.inf)
@@ -57,6 +61,12 @@ class OrToolsBackend(Backend):
         h.set_objective_coefficients(nz.tolist(), model.objective[nz].tolist())
         h.set_objective_offset(float(model.objective_offset))
         h.set_maximize(model.sense == "max")
+        return h
+
+    def run(self, handle: Any, options: SolveOptions) -> Any:
+        """Solve with the time limit, relative gap and threads; return the solver helper."""
+        from ortools.linear_solver.python import model_builder_helper as mbh
+
         solver = mbh.ModelSolverHelper(self.solver)
         solver.enable_output(options.verbose)
         solver.set_time_limit_in_seconds(float(options.time_limit_s))
@@ -65,36 +75,33 @@ class OrToolsBackend(Backend):
             params.append(f"limits/gap = {options.relative_gap:.12g}")
             if options.threads:
                 params.append(f"parallel/maxnthreads = {int(options.threads)}")
-            solver.set_solver_specific_parameters("\n".join(params))
         elif self.solver == "highs":
             params.append(f"mip_rel_gap={options.relative_gap:.12g}")
             if options.threads:
                 params.append(f"threads={int(options.threads)}")
-            solver.set_solver_specific_parameters("\n".join(params))
-        solver.solve(h)
-        raw = solver.status()
-        seconds = time.perf_counter() - start
-        status: Status
-        if raw == mb.SolveStatus.OPTIMAL:
-            status = "optimal"
-        elif raw == mb.SolveStatus.FEASIBLE:
-            status = "feasible"
-        elif raw == mb.SolveStatus.INFEASIBLE:
-            status = "infeasible"
-        elif raw == mb.SolveStatus.UNBOUNDED:
-            status = "unbounded"
-        elif raw == mb.SolveStatus.NOT_SOLVED:
-            status = "no_solution"
-        else:
-            status = "error"
+        solver.set_solver_specific_parameters("\n".join(params))
+        solver.solve(handle)
+        return solver
+
+    def read(self, handle: Any, ran: Any, model: CompiledModel) -> RawAnswer:
+        """Map the status; read values, objective and the best bound."""
+        from ortools.linear_solver.python import model_builder as mb
+
+        raw = ran.status()
+        codes: dict[Any, Status] = {
+            mb.SolveStatus.OPTIMAL: "optimal",
+            mb.SolveStatus.FEASIBLE: "feasible",
+            mb.SolveStatus.INFEASIBLE: "infeasible",
+            mb.SolveStatus.UNBOUNDED: "unbounded",
+            mb.SolveStatus.NOT_SOLVED: "no_solution",
+        }
+        status = codes.get(raw, "error")
         if status not in ("optimal", "feasible"):
-            return SolveResult(status, None, math.nan, math.nan, math.nan, self.name, seconds, str(raw))
-        if not solver.has_solution():
-            return SolveResult("no_solution", None, math.nan, math.nan, math.nan, self.name, seconds, str(raw))
-        x = np.asarray(solver.variable_values(), dtype=np.float64)
-        obj = float(solver.objective_value())
-        bound = float(solver.best_objective_bound())
-        gap = 0.0 if status == "optimal" and not np.isfinite(bound) else relative_gap(obj, bound)
-        if status == "optimal" and np.isfinite(gap) and gap > options.relative_gap * 1.000001 + 1e-12:
-            status = "feasible"
-        return SolveResult(status, x, obj, bound, gap, self.name, seconds)
+            return RawAnswer(status, message=str(raw))
+        if not ran.has_solution():
+            return RawAnswer("no_solution", message=str(raw))
+        x = np.asarray(ran.variable_values(), dtype=np.float64)
+        bound = float(ran.best_objective_bound())
+        return RawAnswer(
+            status, x, float(ran.objective_value()), bound if abs(bound) < 1e40 else math.nan, status == "optimal"
+        )

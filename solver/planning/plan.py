@@ -11,7 +11,16 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+import numpy as np
 import pandas as pd
+
+from formulations.billing import billed_horizon_h, capacity_per_instance
+from formulations.linear import CompiledModel
+from formulations.model import FleetModel
+from solver.backends.base import SolveResult
+
+TIE_ORDER = ("usd_per_hour", "instance_type", "region", "market", "workload", "tp", "batch_size", "offload_fraction")
+"""Candidate order that defines ``rank_c`` of the tie-break stage (and the order of the fleet rows)."""
 
 FLEET_FIELDS: tuple[str, ...] = (
     "workload",
@@ -82,9 +91,11 @@ class Plan:
     objective
         The MILP's objective value (``min_cost``: total $; ``max_throughput``: output tokens/s).
     gap
-        Relative optimality gap the solver proved (0 when optimal within tolerance; NaN when unknown).
+        Relative gap from the bound the solver reported (NaN when it reported none: unknown, never 0 by default).
     backend, solve_seconds
-        The solver used and the wall time of all solver calls.
+        The solver used and the wall time of the whole plan (every solver call).
+    solver_version
+        The solver build that ran (``CBC 2.10.3``, ``OR-Tools 9.15.6755 SCIP``).
     horizon_h
         Hours over which online cost counts in ``total_cost_usd``.
     model_size
@@ -104,6 +115,188 @@ class Plan:
     model_size: dict[str, int] = field(default_factory=dict)
     candidates: int = 0
     message: str = ""
+    solver_version: str = ""
+
+    @classmethod
+    def from_solution(
+        cls,
+        fm: FleetModel,
+        compiled: CompiledModel,
+        x: np.ndarray,
+        result: SolveResult,
+        seconds: float,
+        n_cands: int,
+        message: str = "",
+    ) -> Plan:
+        """Read a plan off a checked solution of the fleet model.
+
+        Parameters
+        ----------
+        fm, compiled
+            The fleet model and its compiled form the solution belongs to.
+        x
+            Variable values (integers rounded, checked by the planner).
+        result
+            The stage-one answer: status, gap, backend and solver version.
+        seconds, n_cands
+            Wall time of the whole plan; number of candidates before presolve.
+        message
+            What the planner had to do to get this plan (e.g. solved again with another backend).
+        """
+        scenario = fm.scenario
+        cands = fm.cands
+        n = np.rint(x[fm.family("n").index]).astype(np.int64)
+        h_all = np.zeros(len(cands))
+        hfam = fm.family("h")
+        h_vals = x[hfam.index]
+        if hfam.integer:
+            h_vals = np.rint(h_vals)
+        h_all[fm.offline_idx] = np.maximum(h_vals, 0.0)
+        used = np.flatnonzero(n > 0)
+        wl = fm.workloads
+        cap = capacity_per_instance(cands, scenario)
+        full = cands["rate_rps"].to_numpy(dtype=float) * cands["replicas"].to_numpy(dtype=float)
+        horizon = scenario.effective_horizon_h
+        billed = billed_horizon_h(scenario)
+        names = cands["workload"].to_numpy()
+        # workload utilisation: demand over the full capacity of its rows
+        util: dict[str, float] = {}
+        for name, w in wl.items():
+            rows = used[names[used] == name]
+            if w.kind == "online":
+                capacity = float((full[rows] * n[rows]).sum())
+                util[name] = float(w.rate_rps or 0.0) / capacity if capacity > 0 else math.nan
+            else:
+                work = float((cap[rows] * h_all[rows]).sum())
+                util[name] = float(w.requests or 0) / work if work > 0 else math.nan
+        fleet = []
+        sub = cands.iloc[used]
+        order = used[np.asarray(sub.reset_index(drop=True).sort_values(["workload", *TIE_ORDER], kind="stable").index)]
+        picked = cands.iloc[order]
+        columns = {
+            k: picked[k].tolist()
+            for k in (
+                "workload",
+                "instance_type",
+                "market",
+                "region",
+                "tp",
+                "batch_size",
+                "offload_fraction",
+                "usd_per_hour",
+                "ttft_ms",
+                "tpot_ms",
+                "tps",
+                "replicas",
+                "e2e_s",
+                "rate_rps",
+            )
+        }
+        gpus = picked["gpu"].tolist() if "gpu" in picked.columns else [""] * len(order)
+        for j, i in enumerate(order):
+            w = wl[str(columns["workload"][j])]
+            online = w.kind == "online"
+            price = float(columns["usd_per_hour"][j])
+            hours = math.nan if online else float(h_all[i])
+            fleet.append(
+                FleetRow(
+                    workload=str(columns["workload"][j]),
+                    instance_type=str(columns["instance_type"][j]),
+                    market=str(columns["market"][j]),
+                    region=str(columns["region"][j]),
+                    count=int(n[i]),
+                    tp=int(columns["tp"][j]),
+                    batch_size=int(columns["batch_size"][j]),
+                    offload_fraction=float(columns["offload_fraction"][j]),
+                    usd_per_hour=price,
+                    ttft_ms=float(columns["ttft_ms"][j]),
+                    tpot_ms=float(columns["tpot_ms"][j]),
+                    tps=float(columns["tps"][j]),
+                    utilisation=util[w.name],
+                    kind=w.kind,
+                    gpu=str(gpus[j]),
+                    replicas=int(columns["replicas"][j]),
+                    e2e_s=float(columns["e2e_s"][j]),
+                    rate_rps=float(columns["rate_rps"][j]),
+                    capacity_rps=float(full[i] * n[i]),
+                    output_tokens_per_s=float(full[i] * n[i] * w.output_tokens),
+                    instance_hours=hours,
+                    cost_usd=price * n[i] * billed if online else price * hours,
+                )
+            )
+        per_hour = float(sum(r.usd_per_hour * r.count for r in fleet))
+        total = float(sum(r.cost_usd for r in fleet))
+        objective = float(compiled.objective @ x + compiled.objective_offset)
+        return cls(
+            fleet=tuple(fleet),
+            status=result.status,
+            cost_usd_per_hour=per_hour,
+            total_cost_usd=total,
+            objective=objective,
+            gap=result.gap,
+            backend=result.backend,
+            solve_seconds=seconds,
+            objective_name=scenario.objective,
+            horizon_h=horizon,
+            model_size={**fm.lm.summary(), "compiled_rows": compiled.n_rows},
+            candidates=n_cands,
+            message=message or result.message,
+            solver_version=result.solver_version,
+        )
+
+    @classmethod
+    def from_dict(cls, payload: Any, field: str = "plan") -> Plan:
+        """Read a plan back from :meth:`to_dict` / ``plan --json`` output (e.g. edited by hand).
+
+        Parameters
+        ----------
+        payload
+            The parsed JSON object.
+        field
+            How the source is named in error messages (the file's path).
+
+        Raises
+        ------
+        InputError
+            A field is missing or has the wrong type (one line naming it).
+        """
+        from solver.errors import InputError
+
+        if not isinstance(payload, dict):
+            raise InputError(field, "must be a JSON object as `infersave plan --json` prints it")
+        rows = payload.get("fleet")
+        if not isinstance(rows, list):
+            raise InputError(f"{field}: fleet", "must be a list of fleet rows")
+        kinds = {f.name: f for f in fields(FleetRow)}
+        required = {"workload", "instance_type", "market", "region", "count", "tp", "batch_size"}
+        fleet = []
+        for i, row in enumerate(rows):
+            where = f"{field}: fleet.{i}"
+            if not isinstance(row, dict):
+                raise InputError(where, "must be an object")
+            missing = sorted(required - set(row))
+            if missing:
+                raise InputError(f"{where}.{missing[0]}", "is missing")
+            values: dict[str, Any] = {}
+            for name, value in row.items():
+                if name not in kinds:
+                    continue
+                values[name] = _typed(value, kinds[name].type, f"{where}.{name}")
+            values.setdefault("offload_fraction", 0.0)
+            for name in ("usd_per_hour", "ttft_ms", "tpot_ms", "tps", "utilisation"):
+                values.setdefault(name, math.nan)
+            fleet.append(FleetRow(**values))
+        status = payload.get("status", "")
+        return cls(
+            fleet=tuple(fleet),
+            status=status if isinstance(status, str) else "",
+            cost_usd_per_hour=math.nan,
+            total_cost_usd=math.nan,
+            objective=math.nan,
+            gap=math.nan,
+            backend=str(payload.get("backend", "")),
+            solve_seconds=math.nan,
+        )
 
     def to_frame(self) -> pd.DataFrame:
         """Return the fleet as a DataFrame (one row per fleet row; columns in :data:`FLEET_FIELDS` order first)."""
@@ -120,6 +313,7 @@ class Plan:
             "objective": self.objective,
             "gap": self.gap,
             "backend": self.backend,
+            "solver_version": self.solver_version,
             "solve_seconds": self.solve_seconds,
             "horizon_h": self.horizon_h,
             "model_size": dict(self.model_size),
@@ -130,6 +324,26 @@ class Plan:
     def to_json(self, indent: int | None = 2) -> str:
         """Return the plan as JSON text (NaN and infinity become null)."""
         return json.dumps(_clean(self.to_dict()), indent=indent)
+
+
+def _typed(value: Any, kind: Any, where: str) -> Any:
+    """Return ``value`` as the fleet field's type (``int``, ``float``, ``str``); null is NaN for floats."""
+    from solver.errors import InputError
+
+    name = kind if isinstance(kind, str) else getattr(kind, "__name__", str(kind))
+    if name == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InputError(where, f"must be an integer, got {value!r}")
+        return value
+    if name == "float":
+        if value is None:
+            return math.nan
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise InputError(where, f"must be a number, got {value!r}")
+        return float(value)
+    if not isinstance(value, str):
+        raise InputError(where, f"must be a string, got {value!r}")
+    return value
 
 
 def _clean(value: Any) -> Any:

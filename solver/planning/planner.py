@@ -31,26 +31,20 @@ import pandas as pd
 
 from formulations import checks
 from formulations.assemble import build
-from formulations.billing import billed_horizon_h, capacity_per_instance, offline_hours
-from formulations.linear import CompiledModel, ModelBlock
+from formulations.billing import offline_hours
+from formulations.linear import SOLUTION_TOL, CompiledModel
 from formulations.model import FleetModel
-from formulations.objective import TIE_BREAK_REL_TOL, lexicographic_stage
-from solver.backends import Backend, SolveResult, get_backend
-from solver.backends.base import relative_gap
+from formulations.objective import lexicographic_stage
+from solver.backends import Backend, SolveResult, Status, available_backends, get_backend
+from solver.backends.base import relative_gap, within_gap
 from solver.data.catalog import Catalog
 from solver.errors import InfeasibleError, SolverError, SolverLimitError
+from solver.planning import decompose
 from solver.planning.candidates import CandidateSet, candidate_set
-from solver.planning.plan import FleetRow, Plan
+from solver.planning.decompose import Clock
+from solver.planning.plan import TIE_ORDER, Plan
 from solver.planning.presolve import reduce_candidates
 from solver.specs import Scenario, SolveOptions
-
-TIE_ORDER = ("usd_per_hour", "instance_type", "region", "market", "workload", "tp", "batch_size", "offload_fraction")
-"""Candidate order that defines ``rank_c`` of the tie-break stage."""
-
-
-FEASIBILITY_TOL = 1e-7
-"""Relative tolerance when checking a row on plans assembled from per-workload solves: CBC's default primal
-tolerance (SCIP's ``numerics/feastol`` is 1e-6), so assembled plans are held to what a whole-model solve keeps."""
 
 
 def build_candidates(scenario: Scenario, catalog: Catalog | None = None) -> pd.DataFrame:
@@ -125,6 +119,7 @@ def solve_candidates(
     options = options or SolveOptions()
     if tie_break is None:
         tie_break = options.tie_break
+    clock = Clock(options.time_limit_s)
     removed: Mapping[str, Mapping[str, int]] = {}
     table = cands
     if reduce:
@@ -134,211 +129,177 @@ def solve_candidates(
     fm = build(table, scenario)
     compiled = fm.lm.compile(singletons_as_bounds=True)
     backend = get_backend(options.backend, compiled)
-    blocks = _workload_blocks(fm, compiled)
+    checked = _CheckedSolve(backend, options, clock)
     ranks = _tie_ranks(fm, compiled) if tie_break else None
-    by_block, seconds = _solve_by_workload(fm, blocks, compiled, backend, options, ranks)
+
+    def trim(x: np.ndarray) -> np.ndarray:
+        return _trim_offline_counts(fm, compiled, x)
+
+    split = decompose.workload_blocks(fm, compiled)
+    by_block = decompose.solve_by_workload(compiled, split, checked, trim, clock, options.relative_gap, ranks)
     x: np.ndarray | None
     if by_block is not None:
         result, x, tie_broken = by_block
     else:
-        left = max(options.time_limit_s - seconds, 0.05)
-        result = backend.solve(compiled, options.model_copy(update={"time_limit_s": left}))
-        seconds += result.solve_seconds
+        result = checked(compiled, clock.left())
         x, tie_broken = result.x, False
     if result.status not in ("optimal", "feasible") or x is None:
-        _raise_for(dataclasses.replace(result, solve_seconds=seconds), scenario)
+        _raise_for(dataclasses.replace(result, solve_seconds=clock.spent()), scenario)
+    answers = [x]  # the stage-one answer, kept as the fallback of the tie-break
     if ranks is not None and result.status == "optimal" and not tie_broken:
-        left = _tie_break_budget(result.solve_seconds, options.time_limit_s - seconds)
-        if left > 0.05:
-            stage = lexicographic_stage(compiled, result.objective, ranks)
-            second = backend.solve(stage, options.model_copy(update={"time_limit_s": left}))
-            seconds += second.solve_seconds
+        left = decompose.tie_break_budget(result.solve_seconds, clock.left())
+        if left > decompose.MIN_SOLVE_S:
+            second = checked(lexicographic_stage(compiled, result.objective, ranks), left)
             if second.x is not None and second.status in ("optimal", "feasible"):
-                x = second.x
-    x = _trim_offline_counts(fm, compiled, x)
-    return _make_plan(fm, compiled, x, result, seconds, len(cands))
+                answers.insert(0, second.x)
+    problems: list[str] = []
+    for candidate in answers:
+        final = _repair_demand(compiled, trim(_round_integers(compiled, candidate)))
+        problems = _final_violations(compiled, final)
+        if not problems:
+            return Plan.from_solution(fm, compiled, final, result, clock.spent(), len(cands), checked.note)
+    # Still short (online counts cannot be repaired at equal cost): solve once more with the short demand rows'
+    # right-hand sides raised past the solver's tolerance, and check the answer against the original rows.
+    tight = _tighten_short_demand(compiled, final)
+    if tight is not None:
+        again = checked(tight, clock.left())
+        if again.x is not None and again.status in ("optimal", "feasible"):
+            final = _repair_demand(compiled, trim(_round_integers(compiled, again.x)))
+            problems = _final_violations(compiled, final)
+            if not problems:
+                note = "; ".join(filter(None, [checked.note, "demand rows tightened by the solver's tolerance"]))
+                # the tightened model is a restriction: only the first solve's bound bounds the original model
+                value = float(compiled.objective @ final + compiled.objective_offset)
+                gap = relative_gap(value, result.bound)
+                status: Status = "optimal" if within_gap(gap, options.relative_gap) else "feasible"
+                honest = dataclasses.replace(again, status=status, bound=result.bound, gap=gap)
+                return Plan.from_solution(fm, compiled, final, honest, clock.spent(), len(cands), note)
+    raise SolverError(f"{result.backend} returned a plan that breaks the model: {'; '.join(problems[:3])}")
 
 
-TIE_BREAK_TIME_FACTOR = 3.0
-"""A tie-break stage may take at most this multiple of its stage one's time (engineering bound, not a model
-coefficient)."""
-TIE_BREAK_MIN_S = 1.0
-"""... but always at least this long (seconds)."""
+def _tighten_short_demand(compiled: CompiledModel, x: np.ndarray) -> CompiledModel | None:
+    """Return ``compiled`` with the demand rows ``x`` leaves short raised by ``2 · SOLUTION_TOL · max(1, |lo|)``.
 
-Blocks = tuple[list[ModelBlock], np.ndarray]
-
-
-def _workload_blocks(fm: FleetModel, compiled: CompiledModel) -> Blocks | None:
-    """Split the compiled model by workload (min-cost models with two or more workloads only)."""
-    n_w = len(fm.scenario.workloads)
-    if compiled.sense != "min" or compiled.objective_offset != 0.0 or n_w < 2:
-        return None
-    code, _ = fm.workload_code()
-    var_block = np.empty(compiled.n_vars, dtype=np.int64)
-    var_block[fm.family("n").index] = code
-    var_block[fm.family("y").index] = code
-    var_block[fm.family("h").index] = code[fm.offline_idx]
-    blocks, coupling = compiled.split(var_block, n_w)
-    if any(b.cols.size == 0 for b in blocks):
-        return None
-    return blocks, coupling
-
-
-def _solve_by_workload(
-    fm: FleetModel,
-    split: Blocks | None,
-    compiled: CompiledModel,
-    backend: Backend,
-    options: SolveOptions,
-    ranks: np.ndarray | None,
-) -> tuple[tuple[SolveResult, np.ndarray, bool] | None, float]:
-    """Solve workloads in groups; return ((stage-one result, x, tie-broken) or None, seconds spent).
-
-    ``formulations/README.md``, "Solving by workload". Each group's model (its workloads' rows plus the
-    relaxable coupling rows restricted to it) relaxes the whole model projected onto the group, so the sum
-    of the groups' bounds bounds the whole model; when the groups' optimal plans together keep the coupling
-    rows, they form an optimal plan. Offline counts are first trimmed to ``ceil(h_c / H_w)`` (same cost,
-    checked against every row). Groups that use a broken relaxable row are merged and re-solved; any other
-    broken row gives ``None``. Stage two minimises each group's tie-break sum with its cost held within its
-    share of the tolerance (shares add up to ``tol``), and is kept when the groups' plans together keep the
-    coupling rows. Otherwise ``None`` (or, for stage two, no tie-break yet): the caller solves the whole model.
+    ``None`` when no demand row is short (something else broke: nothing to tighten).
     """
-    if split is None:
-        return None, 0.0
-    workload_blocks, coupling = split
-    relaxable = compiled.relaxable_rows(coupling)
-    groups: list[tuple[int, ...]] = [(k,) for k in range(len(workload_blocks))]
-    solved: dict[tuple[int, ...], tuple[ModelBlock, SolveResult]] = {}
-    seconds = 0.0
-    while True:
-        x = np.zeros(compiled.n_vars)
-        for g in groups:
-            if g not in solved:
-                left = options.time_limit_s - seconds
-                if left <= 0.05:
-                    return None, seconds
-                blk = _group_model(compiled, workload_blocks, g, coupling, relaxable)
-                r = backend.solve(blk.model, options.model_copy(update={"time_limit_s": left}))
-                seconds += r.solve_seconds
-                if r.status != "optimal" or r.x is None:
-                    return None, seconds
-                solved[g] = (blk, r)
-            blk, r = solved[g]
-            x[blk.cols] = r.x
-        x = _trim_offline_counts(fm, compiled, x)
-        broken = coupling[compiled.row_violation(x, coupling) > FEASIBILITY_TOL]
-        if broken.size == 0:
-            break
-        merged = _merge_groups(compiled, groups, workload_blocks, broken, relaxable, x)
-        if merged is None:
-            return None, seconds
-        groups = merged
-    blocks = [solved[g][0] for g in groups]
-    results = [solved[g][1] for g in groups]
-    bounds = [min(r.bound, r.objective) if math.isfinite(r.bound) else r.objective for r in results]
-    stage_one_seconds = [r.solve_seconds for r in results]
-    value = float(compiled.objective @ x)
-    bound = float(sum(bounds))
-    gap = relative_gap(value, bound)
-    if not gap <= options.relative_gap * 1.000001 + 1e-12:
-        return None, seconds
-    result = SolveResult("optimal", x, value, bound, gap, backend.name, seconds)
-    if ranks is None:
-        return (result, x, False), seconds
-    tol = TIE_BREAK_REL_TOL * max(1.0, abs(value))
-    v_w = np.array([float(blk.model.objective @ x[blk.cols]) for blk in blocks])
-    share = np.maximum(1.0, np.abs(v_w))
-    share = tol * share / share.sum()
-    x2 = x.copy()
-    for blk, cap, first in zip(blocks, v_w + share, stage_one_seconds, strict=True):
-        left = _tie_break_budget(first, options.time_limit_s - seconds)
-        if left <= 0.05:
-            return (result, x, False), seconds
-        stage = lexicographic_stage(blk.model, cap, ranks[blk.cols], rel_tol=0.0)
-        r2 = backend.solve(stage, options.model_copy(update={"time_limit_s": left}))
-        seconds += r2.solve_seconds
-        if r2.x is None or r2.status not in ("optimal", "feasible"):
-            return (result, x, False), seconds
-        x2[blk.cols] = r2.x
-    cost = float(compiled.objective @ x2)
-    if compiled.rows_hold(x2, coupling, FEASIBILITY_TOL) and cost <= value + tol + FEASIBILITY_TOL * max(1.0, value):
-        return (dataclasses.replace(result, solve_seconds=seconds), x2, True), seconds
-    return (result, x, False), seconds
-
-
-def _group_model(
-    compiled: CompiledModel,
-    workload_blocks: list[ModelBlock],
-    group: tuple[int, ...],
-    coupling: np.ndarray,
-    relaxable: np.ndarray,
-) -> ModelBlock:
-    """Return the sub-model of a group of workloads (own rows, coupling rows wholly on them, relaxable ones cut).
-
-    A relaxable coupling row (quota, budget: ``sum a·x <= b``, ``a >= 0``) restricted to the group's variables is
-    implied by the full row, so the group's model stays a relaxation of the whole model projected onto it.
-    """
-    cols = np.concatenate([workload_blocks[k].cols for k in group])
-    own = np.concatenate([workload_blocks[k].rows for k in group])
-    in_group = np.zeros(compiled.n_vars, dtype=bool)
-    in_group[cols] = True
-    lengths = np.diff(compiled.indptr)
-    row_of = np.repeat(np.arange(compiled.n_rows), lengths)
-    hits = np.bincount(row_of[in_group[compiled.indices]], minlength=compiled.n_rows)
-    inside = coupling[(hits[coupling] == lengths[coupling]) & (lengths[coupling] > 0)]
-    touching = relaxable[hits[relaxable] > 0]
-    rows = np.unique(np.concatenate([own, inside, touching]))
-    return compiled.restrict(cols, rows)
-
-
-def _merge_groups(
-    compiled: CompiledModel,
-    groups: list[tuple[int, ...]],
-    workload_blocks: list[ModelBlock],
-    broken: np.ndarray,
-    relaxable: np.ndarray,
-    x: np.ndarray,
-) -> list[tuple[int, ...]] | None:
-    """Merge the groups that use a broken coupling row; ``None`` when that cannot help (solve the whole model).
-
-    Only relaxable rows are repaired this way: a broken row of another kind (``min_instances``), or a merge that
-    would leave a single group, hands over to the whole-model solve.
-    """
-    if np.setdiff1d(broken, relaxable).size or len(groups) < 2:
+    rows = _demand_rows(compiled)
+    if rows.size == 0:
         return None
-    group_of = np.empty(compiled.n_vars, dtype=np.int64)
-    for gi, g in enumerate(groups):
-        for k in g:
-            group_of[workload_blocks[k].cols] = gi
-    parent = list(range(len(groups)))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for r in broken:
-        cols = compiled.indices[compiled.indptr[r] : compiled.indptr[r + 1]]
-        active = np.unique(group_of[cols[x[cols] > 0]])
-        for gi in active[1:]:
-            parent[find(int(gi))] = find(int(active[0]))
-    merged: dict[int, list[int]] = {}
-    for gi, g in enumerate(groups):
-        merged.setdefault(find(gi), []).extend(g)
-    out = [tuple(sorted(m)) for m in merged.values()]
-    if len(out) == len(groups) or len(out) < 2:
+    short = rows[_short(compiled, compiled.row_activity(x), rows)]
+    if short.size == 0:
         return None
-    return sorted(out)
+    lo = compiled.row_lo.copy()
+    lo[short] += 2.0 * SOLUTION_TOL * np.maximum(1.0, np.abs(lo[short]))
+    return dataclasses.replace(compiled, row_lo=lo)
 
 
-def _tie_break_budget(stage_one_seconds: float, left: float) -> float:
-    """Time for a tie-break stage: at most TIE_BREAK_TIME_FACTOR x its stage one (at least TIE_BREAK_MIN_S).
+DEMAND_BLOCKS = ("demand.online", "demand.offline_work")
+"""Row blocks that must hold exactly (up to :data:`DEMAND_NOISE`): no plan may serve less than asked."""
+DEMAND_NOISE = 1e-12
+"""Relative rounding noise of float arithmetic allowed on demand rows (the evaluator's sums may differ by this)."""
 
-    The stage only picks among plans of equal cost, so it must not cost many times the solve itself; when it
-    stops at this budget its best plan is still kept if it is feasible (equal cost, ties possibly not canonical).
+
+class _CheckedSolve:
+    """The planner's one solve: the chosen backend (whose answers are checked), then another on a doubtful answer.
+
+    Every call draws on the plan's :class:`~solver.planning.decompose.Clock`. When the chosen backend returns a
+    solution that breaks its model (status ``error``), or claims the model infeasible (a claim no solution can
+    check; a tolerance issue can make one up), the model is solved again with the next available backend in the
+    time left. An answer with a checked plan wins, and ``note`` says so (it ends up in the plan's message).
     """
-    return min(left, max(TIE_BREAK_MIN_S, TIE_BREAK_TIME_FACTOR * stage_one_seconds))
+
+    def __init__(self, backend: Backend, options: SolveOptions, clock: Clock) -> None:
+        self.backend, self.options, self.clock = backend, options, clock
+        self.note = ""
+
+    def __call__(self, model: CompiledModel, limit_s: float) -> SolveResult:
+        """Solve ``model`` within ``limit_s`` (and the plan's time left)."""
+        result = self._one(self.backend, model, limit_s)
+        if result.status not in ("error", "infeasible"):
+            return result
+        for name in available_backends():
+            if name == self.backend.name or self.clock.left() <= decompose.MIN_SOLVE_S:
+                continue
+            other = self._one(get_backend(name), model, limit_s)
+            if other.status in ("optimal", "feasible") or (result.status == "error" and other.status != "error"):
+                said = result.message if result.status == "error" else f"{self.backend.name} found it infeasible"
+                self.note = f"{said}; solved again with {name}"
+                return other
+        return result
+
+    def _one(self, backend: Backend, model: CompiledModel, limit_s: float) -> SolveResult:
+        """One backend call, its time limit cut to what the plan has left."""
+        left = min(limit_s, self.clock.left())
+        if left <= decompose.MIN_SOLVE_S:
+            return SolveResult("no_solution", None, math.nan, math.nan, math.nan, backend.name, 0.0, "time limit")
+        return backend.solve(model, self.options.model_copy(update={"time_limit_s": left}))
+
+
+def _round_integers(compiled: CompiledModel, x: np.ndarray) -> np.ndarray:
+    """Return ``x`` cleaned of solver tolerances: integers rounded, clipped to bounds, tiny continuous values zeroed.
+
+    Continuous values within :data:`SOLUTION_TOL` of 0 become 0: instance-hours of ``1e-7`` on a candidate without
+    instances keep ``h <= H·n`` within tolerance, yet count as work (a real plan bills at least the minimum).
+    """
+    out = np.clip(x, compiled.lb, compiled.ub)
+    out[compiled.integer] = np.rint(out[compiled.integer])
+    out[~compiled.integer & (np.abs(out) <= SOLUTION_TOL)] = 0.0
+    return np.clip(out, compiled.lb, compiled.ub)
+
+
+def _demand_rows(compiled: CompiledModel) -> np.ndarray:
+    """Return the indices of the demand rows (:data:`DEMAND_BLOCKS`)."""
+    return np.array([r for r, b in enumerate(compiled.row_block) if b in DEMAND_BLOCKS], dtype=np.int64)
+
+
+def _repair_demand(compiled: CompiledModel, x: np.ndarray) -> np.ndarray:
+    """Raise instance-hours where a demand row is short by any amount (solver tolerances), if every row then holds.
+
+    A short offline-work row gets the missing work on the variable with a positive coefficient (instance-hours)
+    whose raise costs least and makes no other row worse (deadline, budgets; not even within the tolerance, so
+    hours are never added to a candidate without instances); integer hours are raised to the next integer. Rows
+    that cannot be repaired this way are left short (and the answer is then refused).
+    """
+    rows = _demand_rows(compiled)
+    if rows.size == 0:
+        return x
+    act = compiled.row_activity(x)
+    out = x.copy()
+    every = np.arange(compiled.n_rows)
+    for r in rows[_short(compiled, act, rows)]:
+        if compiled.row_block[r] != "demand.offline_work":
+            continue  # online rows have integer counts only: raising one is not a repair at equal cost
+        deficit = (compiled.row_lo[r] - act[r]) + 1e-12 * max(1.0, abs(compiled.row_lo[r]))
+        a, b = compiled.indptr[r], compiled.indptr[r + 1]
+        cols, coefs = compiled.indices[a:b], compiled.data[a:b]
+        pos = coefs > 0
+        order = np.argsort(compiled.objective[cols[pos]] / coefs[pos], kind="stable")
+        for j, c in zip(cols[pos][order], coefs[pos][order], strict=True):
+            trial = out.copy()
+            step = deficit / c
+            trial[j] = math.ceil(trial[j] + step - 1e-9) if compiled.integer[j] else trial[j] + step
+            worse = compiled.row_violation(trial, every) > compiled.row_violation(out, every) + 1e-12
+            if not worse[np.setdiff1d(every, [r])].any() and not compiled.violations(trial, SOLUTION_TOL):
+                out = trial
+                break
+    return out
+
+
+def _final_violations(compiled: CompiledModel, x: np.ndarray) -> list[str]:
+    """Return what the final (rounded, trimmed, repaired) answer breaks: rows at the tolerance, demand exactly."""
+    problems = compiled.violations(x, SOLUTION_TOL)
+    rows = _demand_rows(compiled)
+    if rows.size:
+        act = compiled.row_activity(x)
+        for r in rows[_short(compiled, act, rows)]:
+            problems.append(f"row {r} ({compiled.row_block[r]}) serves {act[r]:.9g} of {compiled.row_lo[r]:.9g}")
+    return problems
+
+
+def _short(compiled: CompiledModel, act: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Return a mask over ``rows``: activity below the row's lower side by more than :data:`DEMAND_NOISE`."""
+    lo = compiled.row_lo[rows]
+    return act[rows] < lo - DEMAND_NOISE * np.maximum(1.0, np.abs(lo))
 
 
 def _trim_offline_counts(fm: FleetModel, compiled: CompiledModel, x: np.ndarray) -> np.ndarray:
@@ -446,107 +407,3 @@ def _raise_for(result: SolveResult, scenario: Scenario) -> NoReturn:
     if result.status == "unbounded":
         raise SolverError(f"{result.backend}: the model is unbounded (set a budget or quota)")
     raise SolverError(f"{result.backend} failed: {result.message or result.status}")
-
-
-def _make_plan(
-    fm: FleetModel, compiled: CompiledModel, x: np.ndarray, result: SolveResult, seconds: float, n_cands: int
-) -> Plan:
-    """Read the plan off the variable values."""
-    scenario = fm.scenario
-    cands = fm.cands
-    n = np.rint(x[fm.family("n").index]).astype(np.int64)
-    h_all = np.zeros(len(cands))
-    hfam = fm.family("h")
-    h_vals = x[hfam.index]
-    if hfam.integer:
-        h_vals = np.rint(h_vals)
-    h_all[fm.offline_idx] = np.maximum(h_vals, 0.0)
-    used = np.flatnonzero(n > 0)
-    wl = fm.workloads
-    cap = capacity_per_instance(cands, scenario)
-    full = cands["rate_rps"].to_numpy(dtype=float) * cands["replicas"].to_numpy(dtype=float)
-    horizon = scenario.effective_horizon_h
-    billed = billed_horizon_h(scenario)
-    names = cands["workload"].to_numpy()
-    # workload utilisation: demand over the full capacity of its rows
-    util: dict[str, float] = {}
-    for name, w in wl.items():
-        rows = used[names[used] == name]
-        if w.kind == "online":
-            capacity = float((full[rows] * n[rows]).sum())
-            util[name] = float(w.rate_rps or 0.0) / capacity if capacity > 0 else math.nan
-        else:
-            work = float((cap[rows] * h_all[rows]).sum())
-            util[name] = float(w.requests or 0) / work if work > 0 else math.nan
-    fleet = []
-    sub = cands.iloc[used]
-    order = used[np.asarray(sub.reset_index(drop=True).sort_values(["workload", *TIE_ORDER], kind="stable").index)]
-    picked = cands.iloc[order]
-    columns = {
-        k: picked[k].tolist()
-        for k in (
-            "workload",
-            "instance_type",
-            "market",
-            "region",
-            "tp",
-            "batch_size",
-            "offload_fraction",
-            "usd_per_hour",
-            "ttft_ms",
-            "tpot_ms",
-            "tps",
-            "replicas",
-            "e2e_s",
-            "rate_rps",
-        )
-    }
-    gpus = picked["gpu"].tolist() if "gpu" in picked.columns else [""] * len(order)
-    for j, i in enumerate(order):
-        w = wl[str(columns["workload"][j])]
-        online = w.kind == "online"
-        price = float(columns["usd_per_hour"][j])
-        hours = math.nan if online else float(h_all[i])
-        fleet.append(
-            FleetRow(
-                workload=str(columns["workload"][j]),
-                instance_type=str(columns["instance_type"][j]),
-                market=str(columns["market"][j]),
-                region=str(columns["region"][j]),
-                count=int(n[i]),
-                tp=int(columns["tp"][j]),
-                batch_size=int(columns["batch_size"][j]),
-                offload_fraction=float(columns["offload_fraction"][j]),
-                usd_per_hour=price,
-                ttft_ms=float(columns["ttft_ms"][j]),
-                tpot_ms=float(columns["tpot_ms"][j]),
-                tps=float(columns["tps"][j]),
-                utilisation=util[w.name],
-                kind=w.kind,
-                gpu=str(gpus[j]),
-                replicas=int(columns["replicas"][j]),
-                e2e_s=float(columns["e2e_s"][j]),
-                rate_rps=float(columns["rate_rps"][j]),
-                capacity_rps=float(full[i] * n[i]),
-                output_tokens_per_s=float(full[i] * n[i] * w.output_tokens),
-                instance_hours=hours,
-                cost_usd=price * n[i] * billed if online else price * hours,
-            )
-        )
-    per_hour = float(sum(r.usd_per_hour * r.count for r in fleet))
-    total = float(sum(r.cost_usd for r in fleet))
-    objective = float(compiled.objective @ x + compiled.objective_offset)
-    return Plan(
-        fleet=tuple(fleet),
-        status=result.status,
-        cost_usd_per_hour=per_hour,
-        total_cost_usd=total,
-        objective=objective,
-        gap=result.gap,
-        backend=result.backend,
-        solve_seconds=seconds,
-        objective_name=scenario.objective,
-        horizon_h=horizon,
-        model_size={**fm.lm.summary(), "compiled_rows": compiled.n_rows},
-        candidates=n_cands,
-    )
