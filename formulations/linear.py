@@ -15,13 +15,11 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from solver.tolerances import BOUND_ROUNDING_TOL, EMPTY_ROW_TOL, FEASIBILITY_TOL, SOLUTION_TOL
+
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 Sense = Literal["min", "max"]
-
-SOLUTION_TOL = 1e-6
-"""Relative tolerance at which a backend's solution is checked against the model (``formulations/README.md``,
-"Tolerances"): SCIP's ``numerics/feastol`` (1e-6); CBC's primal tolerance (1e-7) is tighter."""
 
 
 @dataclass(frozen=True)
@@ -113,7 +111,7 @@ class CompiledModel:
             above = np.where(np.isfinite(hi), (act - hi) / np.maximum(1.0, np.abs(hi)), 0.0)
         return np.maximum(np.maximum(below, above), 0.0)
 
-    def rows_hold(self, x: FloatArray, rows: IntArray, rel_tol: float = 1e-9) -> bool:
+    def rows_hold(self, x: FloatArray, rows: IntArray, rel_tol: float = FEASIBILITY_TOL) -> bool:
         """Whether ``lo - tol <= A·x <= hi + tol`` on ``rows``, ``tol = rel_tol · max(1, |bound|)``."""
         return bool(rows.size == 0 or np.all(self.row_violation(x, rows) <= rel_tol))
 
@@ -406,14 +404,14 @@ class LinearModel:
             lo_s, hi_s = row_lo[sr] / sa, row_hi[sr] / sa
             new_lo = np.where(sa > 0, lo_s, hi_s)
             new_hi = np.where(sa > 0, hi_s, lo_s)
-            tol = 1e-9
+            tol = BOUND_ROUNDING_TOL
             new_lo = np.where(integer[sc], np.ceil(new_lo - tol), new_lo)
             new_hi = np.where(integer[sc], np.floor(new_hi + tol), new_hi)
             np.maximum.at(lb, sc, new_lo)
             np.minimum.at(ub, sc, new_hi)
             keep_rows[sr] = False
             empty = counts == 0  # all coefficients zero: only a row that cannot hold (0 outside [lo, hi]) stays
-            keep_rows[empty] = (row_lo[empty] > 1e-9) | (row_hi[empty] < -1e-9)
+            keep_rows[empty] = (row_lo[empty] > EMPTY_ROW_TOL) | (row_hi[empty] < -EMPTY_ROW_TOL)
             keep_trip = keep_rows[r]
             r, c, a = r[keep_trip], c[keep_trip], a[keep_trip]
             renumber = np.cumsum(keep_rows) - 1

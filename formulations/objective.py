@@ -9,6 +9,7 @@ import numpy as np
 from formulations.billing import billed_horizon_h, capacity_per_instance
 from formulations.linear import CompiledModel
 from formulations.model import Context, Hours, Selection
+from solver.tolerances import TIE_BREAK_REL_TOL
 
 
 def objective_coefficients(ctx: Context, sel: Selection, hours: Hours) -> tuple[np.ndarray, np.ndarray]:
@@ -37,10 +38,6 @@ def add_objective(ctx: Context, sel: Selection, hours: Hours) -> None:
     cols, coefs = objective_coefficients(ctx, sel, hours)
     ctx.lm.set_sense("min" if ctx.scenario.objective == "min_cost" else "max")
     ctx.lm.add_objective(cols, coefs)
-
-
-TIE_BREAK_REL_TOL = 1e-9
-"""How far (relative) the tie-break stage may move the primary objective (``formulations/README.md``)."""
 
 
 def lexicographic_stage(

@@ -47,18 +47,29 @@ BOUND_ROUNDING_TOL = 1e-9
 TIE_BREAK_REL_TOL = 1e-9
 """How far (relative) the lexicographic tie-break stage may move the primary objective."""
 
-GAP_SLACK_REL = 1e-6
-"""A reported gap counts as within the requested ``relative_gap`` up to this relative slack (solvers report
-their gap rounded), plus :data:`GAP_SLACK_ABS`."""
-
-GAP_SLACK_ABS = 1e-12
-"""Absolute slack of the gap comparison (a requested gap of 0 still accepts a gap of round-off size)."""
+GAP_SLACK = 1e-9
+"""Absolute slack on the gap rule (a measured gap within the requested one), for the rounding of the gap's own
+arithmetic."""
 
 GAP_DENOMINATOR_FLOOR = 1e-9
 """The relative gap is ``|objective − bound| / max(|objective|, this)``: an objective of 0 gives a finite gap."""
 
-INFINITE_BOUND = 1e30
-"""Magnitudes at or above this are infinite when a backend reports a bound (CBC writes 1e40 for none)."""
+INFINITE_BOUND = 1e40
+"""Magnitudes at or above this are infinite when a backend reports a bound (CBC and SCIP write 1e40 or more for
+none)."""
+
+SOLUTION_TOL = 1e-6
+"""Relative tolerance at which a backend's solution is checked against the model (``formulations/README.md``,
+"Tolerances"): SCIP's ``numerics/feastol`` (1e-6); CBC's primal tolerance (1e-7) is tighter."""
+
+DEMAND_NOISE = 1e-12
+"""Demand rows must hold exactly, up to this relative round-off: no plan may serve less than asked."""
+
+ACTIVITY_NOISE = 1e-12
+"""A repair step of the planner may not make any row worse by more than this (relative round-off)."""
+
+EMPTY_ROW_TOL = 1e-9
+"""A row without a nonzero holds when ``lo <= tol`` and ``hi >= -tol``; crossed bounds beyond it are infeasible."""
 
 RELAX_NUDGE_REL = 1e-9
 """The diagnosis prices a suggested SLO value nudged this much past the frontier, so that the candidate at the

@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 from planner_tables import scenario, table
 
-from formulations.linear import SOLUTION_TOL
 from solver.backends import BACKENDS, available_backends
 from solver.backends.base import STATUSES, Backend, RawAnswer, Status, normalise
 from solver.backends.cbc import bound_from_log
@@ -23,6 +22,7 @@ from solver.errors import SolverError, SolverLimitError
 from solver.planning.evaluate import evaluate
 from solver.planning.planner import solve_candidates
 from solver.specs import SolveOptions
+from solver.tolerances import SOLUTION_TOL
 
 pytestmark = pytest.mark.skipif("ortools" not in available_backends(), reason="needs ortools")
 

@@ -22,17 +22,15 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 
-from formulations.linear import SOLUTION_TOL, CompiledModel
+from formulations.linear import CompiledModel
 from solver.specs import SolveOptions
+from solver.tolerances import EMPTY_ROW_TOL, GAP_DENOMINATOR_FLOOR, GAP_SLACK, SOLUTION_TOL
 
 Status = Literal["optimal", "feasible", "infeasible", "unbounded", "no_solution", "error"]
 """optimal: proven within the gap; feasible: a plan, stopped at a limit; no_solution: stopped, no plan."""
 
 STATUSES: tuple[str, ...] = get_args(Status)
 """Every status, in :data:`Status` order."""
-
-GAP_SLACK = 1e-9
-"""Absolute slack on the gap rule, for the rounding of the gap's own arithmetic."""
 
 
 @dataclass(frozen=True)
@@ -88,7 +86,7 @@ def relative_gap(objective: float, bound: float) -> float:
     """``|objective − bound| / max(|objective|, 1e-9)``; NaN when either is not finite."""
     if not (np.isfinite(objective) and np.isfinite(bound)):
         return float("nan")
-    return abs(objective - bound) / max(abs(objective), 1e-9)
+    return abs(objective - bound) / max(abs(objective), GAP_DENOMINATOR_FLOOR)
 
 
 def within_gap(gap: float, requested: float) -> bool:
@@ -114,12 +112,12 @@ def normalise(raw: RawAnswer, requested_gap: float) -> tuple[Status, float]:
 
 def trivially_infeasible(model: CompiledModel) -> str | None:
     """Return a reason when bounds cross or an empty row cannot hold; ``None`` otherwise."""
-    bad = np.flatnonzero(model.lb > model.ub + 1e-9)
+    bad = np.flatnonzero(model.lb > model.ub + EMPTY_ROW_TOL)
     if bad.size:
         return f"variable {int(bad[0])} has lower bound {model.lb[bad[0]]:g} above upper bound {model.ub[bad[0]]:g}"
     empty = np.flatnonzero(np.diff(model.indptr) == 0)
     for r in empty:
-        if model.row_lo[r] > 1e-9 or model.row_hi[r] < -1e-9:
+        if model.row_lo[r] > EMPTY_ROW_TOL or model.row_hi[r] < -EMPTY_ROW_TOL:
             return f"row {model.row_block[r]} has no candidate but needs {model.row_lo[r]:g}"
     return None
 

@@ -36,6 +36,7 @@ import numpy as np
 from formulations.linear import CompiledModel
 from solver.backends.base import Backend, RawAnswer, Status
 from solver.specs import SolveOptions
+from solver.tolerances import GAP_DENOMINATOR_FLOOR, INFINITE_BOUND
 
 _NUMBER = r"([-+]?(?:[0-9]+\.?[0-9]*(?:[eE][-+]?[0-9]+)?|inf))"
 
@@ -233,11 +234,11 @@ def bound_from_log(text: str, objective: float, sense: str = "min") -> tuple[flo
             value = float(possible[-1])
         except ValueError:
             return math.nan, False
-        return (value if abs(value) < 1e40 else math.nan), False
+        return (value if abs(value) < INFINITE_BOUND else math.nan), False
     ratio = re.findall(r"^Gap:\s*" + _NUMBER + r"\s*$", text, flags=re.MULTILINE)  # cbcbox's summary
     if ratio and math.isfinite(float(ratio[-1])):
         proven = bool(re.search(r"^Result - Optimal solution found", text, flags=re.MULTILINE))
-        return objective - sign * float(ratio[-1]) * max(abs(objective), 1e-9), proven
+        return objective - sign * float(ratio[-1]) * max(abs(objective), GAP_DENOMINATOR_FLOOR), proven
     if re.search(r"^Result - Optimal solution found\s*$", text, flags=re.MULTILINE):  # cbcbox: the tree closed
         return objective, True
     return math.nan, False

@@ -11,6 +11,7 @@ import numpy as np
 from formulations.linear import CompiledModel
 from solver.backends.base import Backend, RawAnswer, Status
 from solver.specs import SolveOptions
+from solver.tolerances import INFINITE_BOUND
 
 
 class OrToolsBackend(Backend):
@@ -103,5 +104,9 @@ class OrToolsBackend(Backend):
         x = np.asarray(ran.variable_values(), dtype=np.float64)
         bound = float(ran.best_objective_bound())
         return RawAnswer(
-            status, x, float(ran.objective_value()), bound if abs(bound) < 1e40 else math.nan, status == "optimal"
+            status,
+            x,
+            float(ran.objective_value()),
+            bound if abs(bound) < INFINITE_BOUND else math.nan,
+            status == "optimal",
         )

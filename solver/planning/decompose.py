@@ -18,14 +18,11 @@ import numpy as np
 
 from formulations.linear import CompiledModel, ModelBlock
 from formulations.model import FleetModel
-from formulations.objective import TIE_BREAK_REL_TOL, lexicographic_stage
+from formulations.objective import lexicographic_stage
 from solver.backends import SolveResult
 from solver.backends.base import relative_gap as base_relative_gap
 from solver.backends.base import within_gap
-
-FEASIBILITY_TOL = 1e-7
-"""Relative tolerance when checking a row on plans assembled from per-workload solves: CBC's default primal
-tolerance (SCIP's ``numerics/feastol`` is 1e-6), so assembled plans are held to what a whole-model solve keeps."""
+from solver.tolerances import FEASIBILITY_TOL, GAP_DENOMINATOR_FLOOR, TIE_BREAK_REL_TOL
 
 TIE_BREAK_TIME_FACTOR = 3.0
 """A tie-break stage may take at most this multiple of its stage one's time (engineering bound, not a model
@@ -36,7 +33,8 @@ MIN_SOLVE_S = 0.05
 """No solver call is started with less time than this left (seconds)."""
 
 Blocks = tuple[list[ModelBlock], np.ndarray]
-SolveFn = Callable[[CompiledModel, float], SolveResult]
+SolveFn = Callable[[CompiledModel, float, bool], SolveResult]
+"""``solve(model, time limit s, tie_break)``: a tie-break stage is solved to a zero gap."""
 TrimFn = Callable[[np.ndarray], np.ndarray]
 
 
@@ -69,7 +67,7 @@ def _proven_bound(r: SolveResult, relative_gap: float) -> float:
     """Bound of a sub-model's optimum: the reported one, else what its proven gap implies (module docstring)."""
     if math.isfinite(r.bound):
         return min(r.bound, r.objective)
-    return r.objective - relative_gap * max(abs(r.objective), 1e-9)
+    return r.objective - relative_gap * max(abs(r.objective), GAP_DENOMINATOR_FLOOR)
 
 
 def workload_blocks(fm: FleetModel, compiled: CompiledModel) -> Blocks | None:
@@ -126,7 +124,7 @@ def solve_by_workload(
                 if clock.left() <= MIN_SOLVE_S:
                     return None
                 blk = group_model(compiled, workload_blocks, g, coupling, relaxable)
-                r = solve(blk.model, clock.left())
+                r = solve(blk.model, clock.left(), False)
                 if r.status != "optimal" or r.x is None:
                     return None
                 solved[g] = (blk, r)
@@ -163,7 +161,7 @@ def solve_by_workload(
         if left <= MIN_SOLVE_S:
             return result, x, False
         stage = lexicographic_stage(blk.model, cap, ranks[blk.cols], rel_tol=0.0)
-        r2 = solve(stage, left)
+        r2 = solve(stage, left, True)
         if r2.x is None or r2.status not in ("optimal", "feasible"):
             return result, x, False
         x2[blk.cols] = r2.x

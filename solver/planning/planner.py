@@ -32,7 +32,7 @@ import pandas as pd
 from formulations import checks
 from formulations.assemble import build
 from formulations.billing import offline_hours
-from formulations.linear import SOLUTION_TOL, CompiledModel
+from formulations.linear import CompiledModel
 from formulations.model import FleetModel
 from formulations.objective import lexicographic_stage
 from solver.backends import Backend, SolveResult, Status, available_backends, get_backend
@@ -45,6 +45,7 @@ from solver.planning.decompose import Clock
 from solver.planning.plan import TIE_ORDER, Plan
 from solver.planning.presolve import reduce_candidates
 from solver.specs import Scenario, SolveOptions
+from solver.tolerances import ACTIVITY_NOISE, DEMAND_NOISE, ROUNDING_TOL, SOLUTION_TOL, ceil_int
 
 
 def build_candidates(scenario: Scenario, catalog: Catalog | None = None) -> pd.DataFrame:
@@ -135,8 +136,14 @@ def solve_candidates(
     def trim(x: np.ndarray) -> np.ndarray:
         return _trim_offline_counts(fm, compiled, x)
 
+    def clean(x: np.ndarray) -> np.ndarray:
+        """Make a solver answer exact: integers rounded, offline counts trimmed, short demand repaired."""
+        return _repair_demand(compiled, trim(_round_integers(compiled, x)))
+
     split = decompose.workload_blocks(fm, compiled)
-    by_block = decompose.solve_by_workload(compiled, split, checked, trim, clock, options.relative_gap, ranks)
+    # the groups' answers are cleaned before their costs cap the tie-break stage: a solver's answer may be short
+    # of demand (and cheaper) by its tolerance, and a cap below the exact optimum would exclude the canonical plan
+    by_block = decompose.solve_by_workload(compiled, split, checked, clean, clock, options.relative_gap, ranks)
     x: np.ndarray | None
     if by_block is not None:
         result, x, tie_broken = by_block
@@ -149,7 +156,9 @@ def solve_candidates(
     if ranks is not None and result.status == "optimal" and not tie_broken:
         left = decompose.tie_break_budget(result.solve_seconds, clock.left())
         if left > decompose.MIN_SOLVE_S:
-            second = checked(lexicographic_stage(compiled, result.objective, ranks), left)
+            exact = float(compiled.objective @ clean(x) + compiled.objective_offset)
+            cap = max(result.objective, exact) if compiled.sense == "min" else min(result.objective, exact)
+            second = checked(lexicographic_stage(compiled, cap, ranks), left, True)
             if second.x is not None and second.status in ("optimal", "feasible"):
                 answers.insert(0, second.x)
     problems: list[str] = []
@@ -195,8 +204,6 @@ def _tighten_short_demand(compiled: CompiledModel, x: np.ndarray) -> CompiledMod
 
 DEMAND_BLOCKS = ("demand.online", "demand.offline_work")
 """Row blocks that must hold exactly (up to :data:`DEMAND_NOISE`): no plan may serve less than asked."""
-DEMAND_NOISE = 1e-12
-"""Relative rounding noise of float arithmetic allowed on demand rows (the evaluator's sums may differ by this)."""
 
 
 class _CheckedSolve:
@@ -211,9 +218,15 @@ class _CheckedSolve:
     def __init__(self, backend: Backend, options: SolveOptions, clock: Clock) -> None:
         self.backend, self.options, self.clock = backend, options, clock
         self.note = ""
+        self._gap = options.relative_gap
 
-    def __call__(self, model: CompiledModel, limit_s: float) -> SolveResult:
-        """Solve ``model`` within ``limit_s`` (and the plan's time left)."""
+    def __call__(self, model: CompiledModel, limit_s: float, tie_break: bool = False) -> SolveResult:
+        """Solve ``model`` within ``limit_s`` (and the plan's time left).
+
+        A tie-break stage (``tie_break``) is solved to a zero relative gap: its weights differ by less than the
+        requested gap of the whole objective, so a gap-sized answer could be any of the tied plans.
+        """
+        self._gap = 0.0 if tie_break else self.options.relative_gap
         result = self._one(self.backend, model, limit_s)
         if result.status not in ("error", "infeasible"):
             return result
@@ -232,7 +245,7 @@ class _CheckedSolve:
         left = min(limit_s, self.clock.left())
         if left <= decompose.MIN_SOLVE_S:
             return SolveResult("no_solution", None, math.nan, math.nan, math.nan, backend.name, 0.0, "time limit")
-        return backend.solve(model, self.options.model_copy(update={"time_limit_s": left}))
+        return backend.solve(model, self.options.model_copy(update={"time_limit_s": left, "relative_gap": self._gap}))
 
 
 def _round_integers(compiled: CompiledModel, x: np.ndarray) -> np.ndarray:
@@ -269,7 +282,7 @@ def _repair_demand(compiled: CompiledModel, x: np.ndarray) -> np.ndarray:
     for r in rows[_short(compiled, act, rows)]:
         if compiled.row_block[r] != "demand.offline_work":
             continue  # online rows have integer counts only: raising one is not a repair at equal cost
-        deficit = (compiled.row_lo[r] - act[r]) + 1e-12 * max(1.0, abs(compiled.row_lo[r]))
+        deficit = (compiled.row_lo[r] - act[r]) + DEMAND_NOISE * max(1.0, abs(compiled.row_lo[r]))
         a, b = compiled.indptr[r], compiled.indptr[r + 1]
         cols, coefs = compiled.indices[a:b], compiled.data[a:b]
         pos = coefs > 0
@@ -277,8 +290,8 @@ def _repair_demand(compiled: CompiledModel, x: np.ndarray) -> np.ndarray:
         for j, c in zip(cols[pos][order], coefs[pos][order], strict=True):
             trial = out.copy()
             step = deficit / c
-            trial[j] = math.ceil(trial[j] + step - 1e-9) if compiled.integer[j] else trial[j] + step
-            worse = compiled.row_violation(trial, every) > compiled.row_violation(out, every) + 1e-12
+            trial[j] = math.ceil(trial[j] + step - ROUNDING_TOL) if compiled.integer[j] else trial[j] + step
+            worse = compiled.row_violation(trial, every) > compiled.row_violation(out, every) + ACTIVITY_NOISE
             if not worse[np.setdiff1d(every, [r])].any() and not compiled.violations(trial, SOLUTION_TOL):
                 out = trial
                 break
@@ -318,7 +331,7 @@ def _trim_offline_counts(fm: FleetModel, compiled: CompiledModel, x: np.ndarray)
     n_idx = fm.family("n").index[off]
     h = x[fm.family("h").index]
     with np.errstate(divide="ignore", invalid="ignore"):
-        need = np.where(hours > 0, np.ceil(np.maximum(h, 0.0) / hours - 1e-9), x[n_idx])
+        need = np.where(hours > 0, ceil_int(np.maximum(h, 0.0) / hours), x[n_idx])
     target = np.minimum(x[n_idx], np.maximum(need, compiled.lb[n_idx]))
     if np.array_equal(target, x[n_idx]):
         return x
@@ -329,7 +342,7 @@ def _trim_offline_counts(fm: FleetModel, compiled: CompiledModel, x: np.ndarray)
     for mask in (np.ones(off.size, dtype=bool), no_floor):
         out = x.copy()
         out[n_idx[mask]] = target[mask]
-        if np.all(compiled.row_violation(out, rows) <= before + 1e-12):
+        if np.all(compiled.row_violation(out, rows) <= before + ACTIVITY_NOISE):
             return out
     return x
 
