@@ -62,7 +62,7 @@ _LAZY = {
     "CalibrationProfile": "solver.performance.calibration",
     "validate": "solver.performance.accuracy",
     # planning
-    "build_candidates": "solver.planning.planner",
+    "build_candidates": "solver.planning.candidates",
     "plan": "solver.planning.planner",
     "Plan": "solver.planning.plan",
     "FleetRow": "solver.planning.plan",

@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 
 from solver.data.scenario import load_scenario, scenario_from_dict
 from solver.errors import InfeasibleError
+from solver.planning.candidates import build_candidates
 from solver.planning.evaluate import evaluate
-from solver.planning.planner import build_candidates, plan
+from solver.planning.planner import plan
 from solver.specs import SolveOptions
 
 OPTS = SolveOptions(backend="auto", time_limit_s=30)

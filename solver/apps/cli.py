@@ -109,6 +109,11 @@ def print_json(payload: Any) -> None:
     typer.echo(json.dumps(_clean(payload), indent=2))
 
 
+def _gap(gap: float) -> str:
+    """Format a relative gap for people: ``unknown`` when no bound was reported."""
+    return f"{gap:.2g}" if math.isfinite(gap) else "unknown"
+
+
 def _clean(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _clean(v) for k, v in value.items()}
@@ -420,7 +425,7 @@ def plan(
     print_table(fleet[cols], title=f"fleet plan ({result.status}, {result.backend})", formats={"usd_per_hour": _money})
     say(
         f"cost {_money(result.cost_usd_per_hour)}/h; total {_money(result.total_cost_usd)} over "
-        f"{result.horizon_h:g} h; gap {result.gap:.2g}; solved in {result.solve_seconds:.2f} s"
+        f"{result.horizon_h:g} h; gap {_gap(result.gap)}; solved in {result.solve_seconds:.2f} s"
     )
 
 

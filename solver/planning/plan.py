@@ -6,7 +6,6 @@ written back onto the scenario or the candidate table.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -321,10 +320,6 @@ class Plan:
             "fleet": [asdict(r) for r in self.fleet],
         }
 
-    def to_json(self, indent: int | None = 2) -> str:
-        """Return the plan as JSON text (NaN and infinity become null)."""
-        return json.dumps(_clean(self.to_dict()), indent=indent)
-
 
 def _typed(value: Any, kind: Any, where: str) -> Any:
     """Return ``value`` as the fleet field's type (``int``, ``float``, ``str``); null is NaN for floats."""
@@ -343,15 +338,4 @@ def _typed(value: Any, kind: Any, where: str) -> Any:
         return float(value)
     if not isinstance(value, str):
         raise InputError(where, f"must be a string, got {value!r}")
-    return value
-
-
-def _clean(value: Any) -> Any:
-    """Replace non-finite floats with None, recursively."""
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
     return value

@@ -48,19 +48,6 @@ from solver.specs import Scenario, SolveOptions
 from solver.tolerances import ACTIVITY_NOISE, DEMAND_NOISE, ROUNDING_TOL, SOLUTION_TOL, ceil_int
 
 
-def build_candidates(scenario: Scenario, catalog: Catalog | None = None) -> pd.DataFrame:
-    """Return the scenario's candidate table (one row per workload × offer × TP × batch × offload).
-
-    Parameters
-    ----------
-    scenario
-        The planning problem.
-    catalog
-        A catalog to use instead of ``scenario.catalog``.
-    """
-    return candidate_set(scenario, catalog).frame
-
-
 def plan(scenario: Scenario, options: SolveOptions | None = None, catalog: Catalog | None = None) -> Plan:
     """Plan the cheapest (or highest-throughput) fleet that meets every workload's SLOs and demand.
 
