@@ -174,23 +174,8 @@ class Plan:
         picked = cands.iloc[order]
         columns = {
             k: picked[k].tolist()
-            for k in (
-                "workload",
-                "instance_type",
-                "market",
-                "region",
-                "tp",
-                "batch_size",
-                "offload_fraction",
-                "usd_per_hour",
-                "ttft_ms",
-                "tpot_ms",
-                "tps",
-                "replicas",
-                "e2e_s",
-                "rate_rps",
-            )
-        }
+            for k in (*(f for f in FLEET_FIELDS if f not in ("count", "utilisation")), "replicas", "e2e_s", "rate_rps")
+        }  # the candidate's own columns; count and utilisation come from the solution
         gpus = picked["gpu"].tolist() if "gpu" in picked.columns else [""] * len(order)
         for j, i in enumerate(order):
             w = wl[str(columns["workload"][j])]
