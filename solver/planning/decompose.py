@@ -94,6 +94,7 @@ def solve_by_workload(
     clock: Clock,
     relative_gap: float,
     ranks: np.ndarray | None,
+    exact: TrimFn | None = None,
 ) -> tuple[SolveResult, np.ndarray, bool] | None:
     """Solve workloads in groups; return (stage-one result, x, tie-broken), or ``None``: solve the whole model.
 
@@ -151,8 +152,18 @@ def solve_by_workload(
     result = SolveResult("optimal", x, value, bound, gap, first.backend, clock.spent(), "", first.solver_version)
     if ranks is None:
         return result, x, False
+    # the caps come from the answer made exact (``exact``: rounded, demand repaired): a solver's answer may be
+    # short of demand by its tolerance, so cheaper than the exact optimum, and a cap below that optimum would
+    # exclude the canonical plan
+    x_exact = exact(x) if exact is not None else x
+    value = max(value, float(compiled.objective @ x_exact))
     tol = TIE_BREAK_REL_TOL * max(1.0, abs(value))
-    v_w = np.array([float(blk.model.objective @ x[blk.cols]) for blk in blocks])
+    v_w = np.array(
+        [
+            max(float(blk.model.objective @ x[blk.cols]), float(blk.model.objective @ x_exact[blk.cols]))
+            for blk in blocks
+        ]
+    )
     share = np.maximum(1.0, np.abs(v_w))
     share = tol * share / share.sum()
     x2 = x.copy()

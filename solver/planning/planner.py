@@ -128,9 +128,7 @@ def solve_candidates(
         return _repair_demand(compiled, trim(_round_integers(compiled, x)))
 
     split = decompose.workload_blocks(fm, compiled)
-    # the groups' answers are cleaned before their costs cap the tie-break stage: a solver's answer may be short
-    # of demand (and cheaper) by its tolerance, and a cap below the exact optimum would exclude the canonical plan
-    by_block = decompose.solve_by_workload(compiled, split, checked, clean, clock, options.relative_gap, ranks)
+    by_block = decompose.solve_by_workload(compiled, split, checked, trim, clock, options.relative_gap, ranks, clean)
     x: np.ndarray | None
     if by_block is not None:
         result, x, tie_broken = by_block
