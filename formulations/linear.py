@@ -64,7 +64,7 @@ class RowBlock:
 class CompiledModel:
     """The whole model as flat arrays (rows in CSR form), ready for a backend.
 
-    ``row_names`` gives, per row, the name of the block it came from (for diagnostics).
+    ``row_block`` gives, per row, the name of the block it came from (for diagnostics).
     """
 
     sense: Sense

@@ -62,6 +62,11 @@ OPTION_FLAGS: dict[str, str] = {
     "tps_slo": "--tps-slo",
     "policy": "--policy",
     "top_k": "--top-k",
+    # parameters of sweep, calibrate and reproduce-paper
+    "over": "--over",
+    "max_points": "--max-points",
+    "processes": "--processes",
+    "out": "--out",
 }
 """The flag that sets each library field or parameter: library errors name fields, the CLI shows its flags."""
 

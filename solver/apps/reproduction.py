@@ -670,7 +670,7 @@ def write_report(path: str | Path = REPORT_PATH, options: SolveOptions | None = 
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise InputError("--out", f"cannot write {str(p)!r}: {exc.strerror or exc}") from None
+        raise InputError("out", f"cannot write {str(p)!r}: {exc.strerror or exc}") from None
     return write_text_atomic(p, text), text
 
 

@@ -102,13 +102,12 @@ def grid_size(over: Mapping[str, Sequence[Any]], max_points: int | None = MAX_PO
         No field, or more than ``max_points`` points.
     """
     if not over:
-        raise InputError("--over", "give at least one FIELD=VALUES to sweep over")
+        raise InputError("over", "give at least one FIELD=VALUES to sweep over")
     n = math.prod(len(v) for v in over.values())
     if max_points is not None and n > max_points:
         raise InputError(
-            "--over",
-            f"the grid has {n:,} points, more than the limit of {max_points:,}; sweep fewer values or raise "
-            "--max-points",
+            "max_points",
+            f"the grid has {n:,} points, more than the limit of {max_points:,}; sweep fewer values or raise the limit",
         )
     return n
 
@@ -256,7 +255,7 @@ def sweep(
         A bad field or value, a grid over ``max_points``, or a CSV to resume that holds another grid.
     """
     if processes is not None and processes < 1:
-        raise InputError("--processes", f"must be at least 1, got {processes}")
+        raise InputError("processes", f"must be at least 1, got {processes}")
     options = options or SolveOptions()
     total = grid_size(over, max_points)
     points = sweep_points(scenario, over)
