@@ -187,13 +187,17 @@ def workload_candidates(
         if parts:
             frames.append(predict_workload(pd.concat(parts, ignore_index=True), w, scenario, model=model))
     table = pd.concat(frames, ignore_index=True)
-    gpu_count = table["gpu_count"].to_numpy(dtype=float)
-    tp = table["tp"].to_numpy(dtype=float)
-    table["replicas"] = np.where(gpu_count < 1, 1, floor_int(gpu_count / tp)).astype(np.int64)
+    table["replicas"] = replicas_per_instance(table).astype(np.int64)
     table["rate_rps"] = table["batch_size"].to_numpy(dtype=float) / table["e2e_s"].to_numpy(dtype=float)
     table.insert(0, "workload", w.name)
     table.insert(1, "kind", w.kind)
     return table, dropped, considered
+
+
+def replicas_per_instance(frame: pd.DataFrame) -> np.ndarray:
+    """Per row, ``rho``: model copies per instance, ``floor(gpu_count / tp)`` (1 on a GPU slice; NaN where unknown)."""
+    gpu_count = frame["gpu_count"].to_numpy(dtype=float)
+    return np.where(gpu_count < 1, 1.0, floor_int(gpu_count / frame["tp"].to_numpy(dtype=float)))
 
 
 def candidate_set(scenario: Scenario, catalog: Catalog | None = None) -> CandidateSet:

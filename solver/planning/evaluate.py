@@ -23,12 +23,10 @@ import pandas as pd
 from formulations import checks
 from formulations.billing import MIN_BILLED_H, offline_hours
 from solver.data.catalog import Catalog
-from solver.planning.candidates import offers, predict_workload
+from solver.planning.candidates import offers, predict_workload, replicas_per_instance
 from solver.planning.plan import Plan
 from solver.specs import Scenario
-from solver.tolerances import EVALUATE_REL_TOL, WHOLE_HOURS_TOL, ceil_int, floor_int
-
-REL_TOL = EVALUATE_REL_TOL
+from solver.tolerances import EVALUATE_REL_TOL, WHOLE_HOURS_TOL, ceil_int
 
 KEYS = ["workload", "instance_type", "region", "market", "tp", "batch_size", "offload_fraction"]
 
@@ -63,7 +61,7 @@ class Evaluation:
 
 def _exceeds(value: float, limit: float) -> bool:  # the scalar form of CandidateRule.broken
     """``value > limit`` beyond the relative tolerance (NaN value counts as exceeding)."""
-    return not (value <= limit + REL_TOL * max(1.0, abs(limit)))
+    return not (value <= limit + EVALUATE_REL_TOL * max(1.0, abs(limit)))
 
 
 def evaluate(
@@ -109,12 +107,12 @@ def evaluate(
     for i in np.flatnonzero(known & ((counts < 1) | (counts != np.round(counts)))):
         out.append(Violation("count not a positive integer", where[i], float(counts[i]), 1.0))
     price, asked = rows["usd_per_hour"].to_numpy(dtype=float), rows["plan_usd_per_hour"].to_numpy(dtype=float)
-    for i in np.flatnonzero(known & (np.abs(price - asked) > REL_TOL * price)):
+    for i in np.flatnonzero(known & (np.abs(price - asked) > EVALUATE_REL_TOL * price)):
         out.append(Violation("price differs from catalog", where[i], float(asked[i]), float(price[i])))
     checked = rows[known]
     for r in checks.rules():
         limit, value = r.limits(checked, scenario), r.values(checked)
-        for k in np.flatnonzero(r.broken(checked, scenario, REL_TOL)):
+        for k in np.flatnonzero(r.broken(checked, scenario, EVALUATE_REL_TOL)):
             out.append(Violation(r.name, where[int(checked.index[k])], float(value[k]), float(limit[k])))
     out.extend(_demand(rows, scenario))
     out.extend(_limits(rows, scenario))
@@ -147,10 +145,8 @@ def _exact_rows(
             parts.append(pd.concat([predicted, part[~known]], ignore_index=False))
         merged = pd.concat(parts).sort_index()
     merged["usd_per_hour"] = merged["usd_per_hour"].astype(float)
-    gpu_count = merged["gpu_count"].to_numpy(dtype=float)
-    tp = merged["tp"].to_numpy(dtype=float)
     if performance is None or "replicas" not in merged:
-        merged["replicas"] = np.where(gpu_count < 1, 1, floor_int(gpu_count / tp))
+        merged["replicas"] = replicas_per_instance(merged)
     if performance is None or "rate_rps" not in merged:
         merged["rate_rps"] = merged["batch_size"].to_numpy(dtype=float) / merged["e2e_s"].to_numpy(dtype=float)
     return merged.reset_index(drop=True)
