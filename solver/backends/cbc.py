@@ -36,16 +36,19 @@ import numpy as np
 from formulations.linear import CompiledModel
 from solver.backends.base import Backend, RawAnswer, Status
 from solver.specs import SolveOptions
-from solver.tolerances import GAP_DENOMINATOR_FLOOR, INFINITE_BOUND
+from solver.tolerances import CBC_OBJECTIVE_INCREMENT, GAP_DENOMINATOR_FLOOR, INFINITE_BOUND
 
 _NUMBER = r"([-+]?(?:[0-9]+\.?[0-9]*(?:[eE][-+]?[0-9]+)?|inf))"
 
 
-CBC_OPTIONS: tuple[str, ...] = ("probing off",)
-"""Extra CBC options. Probing is off: on the random-scenario oracle CBC 2.10.3's root probing cut off the optimum
-(``Cuts at root node changed objective from 1.60588 to 1.861`` where 1.8108 is feasible, reported "Search
-completed"), in 4 of 3,000 scenarios; without probing those four solve right, at no measurable cost on these
-models."""
+CBC_OPTIONS: tuple[str, ...] = ("probing off", f"increment {CBC_OBJECTIVE_INCREMENT:g}")
+"""Extra CBC options, the same for every build.
+
+- Probing is off: on the random-scenario oracle CBC 2.10.3's root probing cut off the optimum (``Cuts at root
+  node changed objective from 1.60588 to 1.861`` where 1.8108 is feasible, reported "Search completed"), in 4 of
+  3,000 scenarios; without probing those four solve right, at no measurable cost on these models.
+- The objective increment is pinned (:data:`solver.tolerances.CBC_OBJECTIVE_INCREMENT`): builds differ in its
+  default, and cbcbox's 1e-4 pruned the optimum of a $0.007 sub-model (oracle seed 2704)."""
 
 
 def bundled_cbc() -> str | None:
