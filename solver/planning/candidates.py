@@ -237,3 +237,153 @@ def candidate_set(scenario: Scenario, catalog: Catalog | None = None) -> Candida
 def build_candidates(scenario: Scenario, catalog: Catalog | None = None) -> pd.DataFrame:
     """Return the candidate table of ``scenario`` (see :func:`candidate_set` for what was dropped)."""
     return candidate_set(scenario, catalog).frame
+
+
+# --------------------------------------------------------------------------------------------------
+# Shared replicas (formulations/sharing.py): one pool per configuration two or more classes may share
+# --------------------------------------------------------------------------------------------------
+POOL_CONFIG: tuple[str, ...] = ("instance_type", "region", "market", "tp", "batch_size", "offload_fraction")
+"""A pool's configuration: classes routed to one pool run on replicas of exactly this."""
+MEMORY_COLUMNS: tuple[str, ...] = ("total_gpu_gib", "available_gpu_gib", "offloaded_kv_gib", "host_available_gib")
+
+
+def mixed_tokens(ceiling_in: int, ceiling_out: int, own_out: int) -> int:
+    """Prompt length that sizes a class with ``own_out`` output tokens mixed with co-tenants up to the ceiling.
+
+    The class is predicted with this prompt and its own output: its prefill interference is that of a prompt
+    of at least ``ceiling_in`` tokens, and its mean decode context ``prompt + own_out / 2`` equals the
+    ceiling's ``ceiling_in + ceiling_out / 2`` (``formulations/README.md``, "Shared replicas", (21)).
+    """
+    return ceiling_in + max(0, -(-(ceiling_out - own_out) // 2))
+
+
+def shared_candidates(frame: pd.DataFrame, scenario: Scenario, groups: dict[str, list[str]]) -> pd.DataFrame:
+    """Pooled candidate rows: per configuration that two or more classes of a sharing group may use.
+
+    Parameters
+    ----------
+    frame
+        The per-class candidate table of the class scenario (:func:`candidate_set` of
+        :func:`solver.data.traffic.expand`'s scenario).
+    scenario
+        That class scenario.
+    groups
+        Sharing groups: key → class names (:meth:`solver.data.traffic.Classes.groups`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The frame's columns plus ``pool``: for every configuration (:data:`POOL_CONFIG`) where two or more classes
+        of one group meet every per-candidate rule on their own, one row per such class predicted *in the
+        mix* — its prompt raised by :func:`mixed_tokens` to the pool's ceiling (the longest prompt and output
+        among those classes), its memory columns those of the pool's most demanding class — kept when the class
+        still meets its rules; pools left with fewer than two classes are dropped, and so is a pool another one
+        of the same offer dominates (serves a superset of its classes, each at a capacity per instance at least
+        as large). Empty when nothing can be shared.
+    """
+    from solver.planning.presolve import violations
+
+    columns = [*frame.columns, "pool"]
+    if frame.empty or not groups:
+        return pd.DataFrame(columns=columns)
+    wl = {w.name: w for w in scenario.workloads}
+    group_of = {name: key for key, names in groups.items() for name in names}
+    part = frame[frame["workload"].map(lambda k: k in group_of)]
+    part = part[~violations(part, scenario).any(axis=1).to_numpy()]
+    if part.empty:
+        return pd.DataFrame(columns=columns)
+    part = part.assign(
+        _group=part["workload"].map(group_of),
+        _in=part["workload"].map(lambda k: wl[k].input_tokens),
+        _out=part["workload"].map(lambda k: wl[k].output_tokens),
+    )
+    keys = ["_group", *POOL_CONFIG]
+    sizes = part.groupby(keys, sort=False, dropna=False)["workload"].transform("size")
+    part = part[sizes.to_numpy() >= 2]
+    if part.empty:
+        return pd.DataFrame(columns=columns)
+    pool, _ = pd.factorize(pd.MultiIndex.from_frame(part[keys]), sort=False)
+    part = part.assign(_pool=pool)
+    ceiling_in = part.groupby("_pool")["_in"].transform("max").to_numpy(dtype=np.int64)
+    ceiling_out = part.groupby("_pool")["_out"].transform("max").to_numpy(dtype=np.int64)
+    # memory of the mix: at most the most demanding class's (b sequences of the longest context), which fits
+    worst = part.groupby("_pool")["total_gpu_gib"].transform("idxmax")
+    memory = frame.loc[worst.to_numpy(), list(MEMORY_COLUMNS)].to_numpy(dtype=float)
+    prompt = np.array(
+        [mixed_tokens(int(i), int(o), int(k)) for i, o, k in zip(ceiling_in, ceiling_out, part["_out"], strict=True)]
+    )
+    part = part.assign(_prompt=prompt)
+    part[list(MEMORY_COLUMNS)] = memory
+    base_cols = [c for c in frame.columns if c not in _PREDICTED]
+    mixed = []
+    for (name, tokens), rows in part.groupby(["workload", "_prompt"], sort=False):
+        w = wl[str(name)].model_copy(update={"input_tokens": int(tokens)})
+        pred = predict_workload(rows[base_cols].drop(columns=["workload", "kind"]), w, scenario)
+        for col in ("ttft_ms", "tpot_ms", "e2e_s", "tps", "ttft_model_ms", "tpot_model_ms", "output_tokens_per_s"):
+            if col in pred.columns:
+                rows = rows.assign(**{col: pred[col].to_numpy()})
+        # InferSave's TPS counts the class's own tokens, not the ceiling's
+        own = rows["_in"].to_numpy(dtype=float) + rows["_out"].to_numpy(dtype=float)
+        rows = rows.assign(tps=rows["batch_size"].to_numpy(dtype=float) * own / rows["e2e_s"].to_numpy(dtype=float))
+        mixed.append(rows)
+    out = pd.concat(mixed).sort_index()
+    out["rate_rps"] = out["batch_size"].to_numpy(dtype=float) / out["e2e_s"].to_numpy(dtype=float)
+    out = out[~violations(out, scenario).any(axis=1).to_numpy()]
+    members = out.groupby("_pool")["workload"].transform("size").to_numpy()
+    out = out[members >= 2]
+    out = _drop_dominated_pools(out)
+    if out.empty:
+        return pd.DataFrame(columns=columns)
+    out["pool"] = pd.factorize(out["_pool"], sort=False)[0].astype(np.int64)
+    return out[columns].reset_index(drop=True)
+
+
+_PREDICTED = {
+    "ttft_ms",
+    "tpot_ms",
+    "e2e_s",
+    "tps",
+    "rate_rps",
+    "replicas",
+    "ttft_model_ms",
+    "tpot_model_ms",
+    "output_tokens_per_s",
+    "weights_gib",
+    "kv_gib",
+    "activations_gib",
+    "staging_gib",
+    "total_gpu_gib",
+    "available_gpu_gib",
+    "kv_total_gib",
+    "offloaded_kv_gib",
+    "host_available_gib",
+    "min_offload_fraction",
+    "fits",
+}
+
+
+def _drop_dominated_pools(rows: pd.DataFrame) -> pd.DataFrame:
+    """Drop a pool when another pool of the same offer and group serves every class of it at least as well.
+
+    Capacity per instance ``rho · r_{k,p}``; a dominated pool's shares move onto the dominating pool without
+    raising its row (20) count beyond the moved pool's, every other row seeing the same type, region and price.
+    Ties keep the first pool.
+    """
+    if rows.empty:
+        return rows
+    cap = rows["replicas"].to_numpy(dtype=float) * rows["rate_rps"].to_numpy(dtype=float)
+    rows = rows.assign(_cap=cap)
+    keep_pools: list[int] = []
+    for _, offer in rows.groupby(["_group", "instance_type", "region", "market", "usd_per_hour"], sort=False):
+        table = offer.pivot_table(index="_pool", columns="workload", values="_cap", aggfunc="max", fill_value=0.0)
+        mat = table.to_numpy(dtype=float)
+        alive = np.ones(len(mat), dtype=bool)
+        order = np.argsort(-mat.sum(axis=1), kind="stable")
+        for a_pos, a in enumerate(order):
+            if not alive[a]:
+                continue
+            for b in order[a_pos + 1 :]:
+                if alive[b] and np.all(mat[a] >= mat[b]):
+                    alive[b] = False
+        keep_pools.extend(table.index[alive].tolist())
+    return rows[rows["_pool"].isin(keep_pools)].drop(columns=["_cap"])
