@@ -73,7 +73,9 @@ def bucket_trace(path: str, input_edges: list[int] | None = None, output_edges: 
         bad = ~np.isfinite(values) | (values < 1) | (values != np.round(values))
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            raise ValueError(f"trace {path}: row {row + 1} has {col} = {frame[col].iloc[row]!r}, not a positive integer")
+            raise ValueError(
+                f"trace {path}: row {row + 1} has {col} = {frame[col].iloc[row]!r}, not a positive integer"
+            )
         lengths[col] = values.astype(np.int64)
     cells = []
     for col, given in (("input_tokens", input_edges), ("output_tokens", output_edges)):
