@@ -107,7 +107,7 @@ def add_pools(ctx: Context, sel: Selection) -> Pools:
 
 
 def instance_columns(ctx: Context, sel: Selection, pools: Pools | None) -> tuple[IntArray, IntArray]:
-    """The variables that count rented instances, and per variable the candidate whose columns describe it.
+    """Return the variables that count rented instances, and per variable the candidate whose columns describe it.
 
     Ordinary candidates: ``n_c`` (candidate c); pools: ``N_p`` (its leader). Every fleet limit and the cost
     sum over these, so a pool's instances are counted once, however many classes it serves.

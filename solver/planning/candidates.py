@@ -317,7 +317,7 @@ def shared_candidates(frame: pd.DataFrame, scenario: Scenario, groups: dict[str,
     base_cols = [c for c in frame.columns if c not in _PREDICTED]
     mixed = []
     for (name, tokens), rows in part.groupby(["workload", "_prompt"], sort=False):
-        w = wl[str(name)].model_copy(update={"input_tokens": int(tokens)})
+        w = wl[str(name)].model_copy(update={"input_tokens": int(str(tokens))})
         pred = predict_workload(rows[base_cols].drop(columns=["workload", "kind"]), w, scenario)
         for col in ("ttft_ms", "tpot_ms", "e2e_s", "tps", "ttft_model_ms", "tpot_model_ms", "output_tokens_per_s"):
             if col in pred.columns:

@@ -23,8 +23,8 @@ import pandas as pd
 from formulations import checks
 from formulations.billing import MIN_BILLED_H, offline_hours
 from solver.data.catalog import Catalog
-from solver.data.traffic import expand
 from solver.planning.candidates import mixed_tokens, offers, predict_workload, replicas_per_instance
+from solver.planning.classes import expand
 from solver.planning.plan import Plan
 from solver.specs import Scenario
 from solver.tolerances import EVALUATE_REL_TOL, WHOLE_HOURS_TOL, ceil_int
@@ -99,7 +99,8 @@ def evaluate(
             out.append(Violation("demand", w.name, 0.0, float(w.rate_rps or w.requests or 0)))
         return Evaluation(tuple(out))
     shared = fleet["pool"].to_numpy() >= 0 if "pool" in fleet.columns else np.zeros(len(fleet), dtype=bool)
-    pool_rows, routed = pd.DataFrame(), {}
+    pool_rows: pd.DataFrame = pd.DataFrame()
+    routed: dict[str, float] = {}
     if shared.any():
         pool_rows, routed, pool_out = _pools(fleet[shared].reset_index(drop=True), scenario, catalog, performance)
         out.extend(pool_out)
@@ -151,7 +152,10 @@ def _pools(
     rule_list = checks.rules()
     memory_rules = [r for r in rule_list if r.name.startswith("memory.")]
     for i, row in fleet.iterrows():
-        where = f"shared row {i} ({row['workload']} on {row['count']}x {row['instance_type']} {row['market']} {row['region']})"
+        where = (
+            f"shared row {i} ({row['workload']} on {row['count']}x {row['instance_type']} {row['market']} "
+            f"{row['region']})"
+        )
         split = [(str(k), float(v)) for k, v in row["split"]]
         unknown = [k for k, _v in split if k not in wl or wl[k].kind != "online"]
         if unknown or not split:
@@ -172,6 +176,7 @@ def _pools(
             alone = mixed
             price = float(found["usd_per_hour"].iloc[0]) if len(found) else math.nan
         else:
+            assert off is not None
             hw = off[(off["instance_type"] == cfg["instance_type"]) & (off["region"] == cfg["region"])]
             hw = hw[hw["market"] == cfg["market"]]
             if hw.empty:
@@ -212,10 +217,9 @@ def _pools(
         for r in rule_list:
             frame = alone if r in memory_rules else mixed
             limit, value = r.limits(frame, scenario), r.values(frame)
-            for k in np.flatnonzero(r.broken(frame, scenario, EVALUATE_REL_TOL)):
-                out.append(
-                    Violation(r.name, f"{where}, class {frame['workload'].iloc[k]}", float(value[k]), float(limit[k]))
-                )
+            served = frame["workload"].tolist()
+            for j in np.flatnonzero(r.broken(frame, scenario, EVALUATE_REL_TOL)).tolist():
+                out.append(Violation(r.name, f"{where}, class {served[j]}", float(value[j]), float(limit[j])))
         rate = (mixed["batch_size"] / mixed["e2e_s"]).to_numpy(dtype=float)
         rho = (
             float(replicas_per_instance(mixed.iloc[[0]])[0])

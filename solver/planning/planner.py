@@ -40,8 +40,8 @@ from solver.backends.base import relative_gap, within_gap
 from solver.data.catalog import Catalog
 from solver.errors import InfeasibleError, SolverError, SolverLimitError
 from solver.planning import decompose
-from solver.data.traffic import expand
 from solver.planning.candidates import CandidateSet, candidate_set, shared_candidates
+from solver.planning.classes import expand
 from solver.planning.decompose import Clock
 from solver.planning.plan import TIE_ORDER, Plan
 from solver.planning.presolve import reduce_candidates
