@@ -83,9 +83,10 @@ def bucket_trace(path: str, input_edges: list[int] | None = None, output_edges: 
     grouped = table.groupby(["a", "b"], sort=True).agg(n=("i", "size"), i_hi=("i", "max"), o_hi=("o", "max"))
     total = float(len(table))
     out: list[dict[str, Any]] = []
-    for key, cell in zip(grouped.index.tolist(), grouped.itertuples(index=False), strict=True):
+    for key, i_hi, o_hi, count in zip(
+        grouped.index.tolist(), grouped["i_hi"].tolist(), grouped["o_hi"].tolist(), grouped["n"].tolist(), strict=True
+    ):
         a, b = int(key[0]), int(key[1])
-        i_hi, o_hi, count = int(cell.i_hi), int(cell.o_hi), int(cell.n)
         lo_in = 1 if a == 0 else e_in[a - 1] + 1
         lo_out = 1 if b == 0 else e_out[b - 1] + 1
         out.append(
