@@ -212,8 +212,9 @@ def _pools(
         if missing:
             out.append(Violation(f"no shared configuration for {', '.join(missing)}", where, math.nan, math.nan))
             continue
-        mixed = mixed.reset_index()
-        alone = alone.reset_index()
+        order = [k for k, _v in split]  # rows in the split's order (the load below pairs them)
+        mixed = mixed.loc[order].reset_index()
+        alone = alone.loc[order].reset_index()
         for r in rule_list:
             frame = alone if r in memory_rules else mixed
             limit, value = r.limits(frame, scenario), r.values(frame)

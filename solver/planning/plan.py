@@ -348,8 +348,8 @@ def _pool_rows(fm: FleetModel, x: np.ndarray, shares: np.ndarray, routed: np.nda
     out = []
     for p in np.flatnonzero(counts > 0).tolist():
         members = np.flatnonzero((fm.pool_of == p) & (shares > 0))
-        if members.size == 0:
-            continue
+        if members.size == 0:  # instances a min_instances floor keeps, serving nothing: shown with one class at 0
+            members = np.flatnonzero(fm.pool_of == p)[:1]
         members = members[np.argsort(names[members].astype(str), kind="stable")]
         lead = cands.iloc[int(np.flatnonzero(fm.pool_of == p)[0])]
         rho = float(lead["replicas"])
