@@ -14,6 +14,7 @@ dtype and KV dtype (the engine is the scenario's), all buckets of a ``dedicated`
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -100,4 +101,44 @@ def bucket_trace(path: str, input_edges: list[int] | None = None, output_edges: 
     shares = [float(b["share"]) for b in out]
     big = shares.index(max(shares))
     out[big]["share"] = shares[big] + 1.0 - sum(shares)
+    return out
+
+
+def lognormal_histogram(
+    mean_input: float,
+    mean_output: float,
+    sigma: float,
+    input_edges: list[int],
+    output_edges: list[int],
+) -> list[dict[str, Any]]:
+    """Return a size histogram of independent log-normal prompt and output lengths with the given means.
+
+    Each length ``L`` is log-normal with ``E[L] = mean`` and log-standard-deviation ``sigma`` (so
+    ``mu = ln(mean) - sigma² / 2``); bucket ``(e_{i-1}, e_i]`` (the first ``[1, e_0]``) gets its probability,
+    and the tail above the last edge is folded into the last bucket, sized at the last edge (a truncation:
+    choose the last edge near the model's context limit). Prompt and output lengths are taken independent.
+    Returns ``sizes`` entries (ranges ``[lo, hi]``, shares adding up to 1; cells with a share below 1e-4 are
+    dropped and the rest renormalised).
+    """
+    from math import erf, log, sqrt
+
+    def cdf(x: float, mean: float) -> float:
+        mu = log(mean) - sigma * sigma / 2.0
+        return 0.5 * (1.0 + erf((log(x) - mu) / (sigma * sqrt(2.0))))
+
+    def probs(edges: list[int], mean: float) -> list[float]:
+        cuts = [0.0, *(cdf(e + 0.5, mean) for e in edges[:-1]), 1.0]
+        return [b - a for a, b in itertools.pairwise(cuts)]
+
+    p_in, p_out = probs(input_edges, mean_input), probs(output_edges, mean_output)
+    cells = []
+    for a, pa in enumerate(p_in):
+        for b, pb in enumerate(p_out):
+            if pa * pb >= 1e-4:
+                lo_in = 1 if a == 0 else input_edges[a - 1] + 1
+                lo_out = 1 if b == 0 else output_edges[b - 1] + 1
+                cells.append(([lo_in, input_edges[a]], [lo_out, output_edges[b]], pa * pb))
+    total = sum(c[2] for c in cells)
+    out = [{"input_tokens": i, "output_tokens": o, "share": round(s / total, 6)} for i, o, s in cells]
+    out[-1]["share"] = round(1.0 - sum(float(c["share"]) for c in out[:-1]), 6)
     return out

@@ -16,6 +16,7 @@ every workload on FlexGen (a static-batch offline runtime), use static batches.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -244,6 +245,10 @@ def build_candidates(scenario: Scenario, catalog: Catalog | None = None) -> pd.D
 # --------------------------------------------------------------------------------------------------
 POOL_CONFIG: tuple[str, ...] = ("instance_type", "region", "market", "tp", "batch_size", "offload_fraction")
 """A pool's configuration: classes routed to one pool run on replicas of exactly this."""
+POOLS_PER_CLASS = 8
+"""Pools kept per class: the ones where it costs least per request/s (``price / (rho · r_{k,p})``). A cap on the
+size of the shared model (engineering bound, not a coefficient): plans can only get cheaper with more pools, and
+never dearer than without sharing, since every class keeps its own candidates."""
 MEMORY_COLUMNS: tuple[str, ...] = ("total_gpu_gib", "available_gpu_gib", "offloaded_kv_gib", "host_available_gib")
 
 
@@ -288,22 +293,50 @@ def shared_candidates(frame: pd.DataFrame, scenario: Scenario, groups: dict[str,
         return pd.DataFrame(columns=columns)
     wl = {w.name: w for w in scenario.workloads}
     group_of = {name: key for key, names in groups.items() for name in names}
-    part = frame[frame["workload"].map(lambda k: k in group_of)]
+    code, names = pd.factorize(frame["workload"], sort=False)
+    in_group = np.array([str(k) in group_of for k in names], dtype=bool)
+    part = frame[in_group[code]] if len(names) else frame
     part = part[~violations(part, scenario).any(axis=1).to_numpy()]
     if part.empty:
         return pd.DataFrame(columns=columns)
+    code, names = pd.factorize(part["workload"], sort=False)
     part = part.assign(
-        _group=part["workload"].map(group_of),
-        _in=part["workload"].map(lambda k: wl[k].input_tokens),
-        _out=part["workload"].map(lambda k: wl[k].output_tokens),
+        _group=np.array([group_of[str(k)] for k in names], dtype=object)[code],
+        _in=np.array([wl[str(k)].input_tokens for k in names], dtype=np.int64)[code],
+        _out=np.array([wl[str(k)].output_tokens for k in names], dtype=np.int64)[code],
     )
-    keys = ["_group", *POOL_CONFIG]
-    sizes = part.groupby(keys, sort=False, dropna=False)["workload"].transform("size")
-    part = part[sizes.to_numpy() >= 2]
+    # integer codes: the offer (type, region, market) and the configuration (offer, TP, batch, offload)
+    offer = _combined_codes(part, ["instance_type", "region", "market"])
+    group = pd.factorize(part["_group"], sort=False)[0]
+    config = _combined_codes(
+        pd.DataFrame(
+            {
+                "g": group,
+                "o": offer,
+                "tp": part["tp"].to_numpy(),
+                "b": part["batch_size"].to_numpy(),
+                "f": part["offload_fraction"].to_numpy(),
+            }
+        ),
+        ["g", "o", "tp", "b", "f"],
+    )
+    # pools only at configurations where some class of the group has its largest capacity per instance on that
+    # offer (the configuration the presolve keeps for it alone): a restriction of the shared model, never of
+    # the classes' own candidates, so it cannot make a plan dearer than planning without sharing
+    cap = part["replicas"].to_numpy(dtype=float) * part["rate_rps"].to_numpy(dtype=float)
+    wcode = pd.factorize(part["workload"], sort=False)[0]
+    class_offer = _combined_codes(pd.DataFrame({"w": wcode, "o": offer}), ["w", "o"])
+    best = np.full(int(class_offer.max()) + 1, -np.inf)
+    np.maximum.at(best, class_offer, cap)
+    chosen = np.zeros(int(config.max()) + 1, dtype=bool)
+    chosen[config[cap >= best[class_offer]]] = True
+    keep = chosen[config]
+    members = np.bincount(config[keep], minlength=chosen.size)
+    keep &= members[config] >= 2
+    part = part[keep]
     if part.empty:
         return pd.DataFrame(columns=columns)
-    pool, _ = pd.factorize(pd.MultiIndex.from_frame(part[keys]), sort=False)
-    part = part.assign(_pool=pool)
+    part = part.assign(_pool=pd.factorize(config[keep], sort=False)[0])
     ceiling_in = part.groupby("_pool")["_in"].transform("max").to_numpy(dtype=np.int64)
     ceiling_out = part.groupby("_pool")["_out"].transform("max").to_numpy(dtype=np.int64)
     # memory of the mix: at most the most demanding class's (b sequences of the longest context), which fits
@@ -332,6 +365,7 @@ def shared_candidates(frame: pd.DataFrame, scenario: Scenario, groups: dict[str,
     members = out.groupby("_pool")["workload"].transform("size").to_numpy()
     out = out[members >= 2]
     out = _drop_dominated_pools(out)
+    out = _cheapest_pools(out, POOLS_PER_CLASS)
     if out.empty:
         return pd.DataFrame(columns=columns)
     out["pool"] = pd.factorize(out["_pool"], sort=False)[0].astype(np.int64)
@@ -362,28 +396,57 @@ _PREDICTED = {
 }
 
 
+def _cheapest_pools(rows: pd.DataFrame, per_class: int) -> pd.DataFrame:
+    """Keep the pools that are among the ``per_class`` cheapest per request/s for at least one of their classes."""
+    if rows.empty:
+        return rows
+    unit = rows["usd_per_hour"].to_numpy(dtype=float) / (
+        rows["replicas"].to_numpy(dtype=float) * rows["rate_rps"].to_numpy(dtype=float)
+    )
+    ranked = rows.assign(_unit=unit).sort_values(["workload", "_unit"], kind="stable")
+    top = ranked.groupby("workload", sort=False).head(per_class)["_pool"].unique()
+    return rows[rows["_pool"].isin(top)]
+
+
+def _combined_codes(frame: pd.DataFrame, cols: list[str]) -> np.ndarray:
+    """One integer code per distinct combination of ``cols`` (factorised column by column)."""
+    out = np.zeros(len(frame), dtype=np.int64)
+    for col in cols:
+        code, uniques = pd.factorize(frame[col], sort=False)
+        out = pd.factorize(out * (len(uniques) + 1) + code, sort=False)[0].astype(np.int64)
+    return out
+
+
 def _drop_dominated_pools(rows: pd.DataFrame) -> pd.DataFrame:
     """Drop a pool when another pool of the same offer and group serves every class of it at least as well.
 
     Capacity per instance ``rho · r_{k,p}``; a dominated pool's shares move onto the dominating pool without
     raising its row (20) count beyond the moved pool's, every other row seeing the same type, region and price.
-    Ties keep the first pool.
+    Ties keep the pool with the larger total capacity, then the first.
     """
     if rows.empty:
         return rows
     cap = rows["replicas"].to_numpy(dtype=float) * rows["rate_rps"].to_numpy(dtype=float)
-    rows = rows.assign(_cap=cap)
-    keep_pools: list[int] = []
-    for _, offer in rows.groupby(["_group", "instance_type", "region", "market", "usd_per_hour"], sort=False):
-        table = offer.pivot_table(index="_pool", columns="workload", values="_cap", aggfunc="max", fill_value=0.0)
-        mat = table.to_numpy(dtype=float)
-        alive = np.ones(len(mat), dtype=bool)
-        order = np.argsort(-mat.sum(axis=1), kind="stable")
-        for a_pos, a in enumerate(order):
-            if not alive[a]:
-                continue
-            for b in order[a_pos + 1 :]:
-                if alive[b] and np.all(mat[a] >= mat[b]):
-                    alive[b] = False
-        keep_pools.extend(table.index[alive].tolist())
-    return rows[rows["_pool"].isin(keep_pools)].drop(columns=["_cap"])
+    pool_code, pools = pd.factorize(rows["_pool"], sort=False)
+    class_code, _classes = pd.factorize(rows["workload"], sort=False)
+    mat = np.zeros((pools.size, int(class_code.max()) + 1))
+    np.maximum.at(mat, (pool_code, class_code), cap)
+    first = np.zeros(pools.size, dtype=np.int64)
+    first[pool_code[::-1]] = np.arange(len(rows))[::-1]
+    offer_key = rows[["_group", "instance_type", "region", "market", "usd_per_hour"]].iloc[first]
+    offer, _ = pd.factorize(pd.MultiIndex.from_frame(offer_key), sort=False)
+    order = np.lexsort((-mat.sum(axis=1), offer))
+    alive = np.ones(pools.size, dtype=bool)
+    bounds = np.flatnonzero(np.diff(offer[order], prepend=-1, append=-2) != 0)
+    for a, b in itertools.pairwise(bounds):
+        seg = order[a:b]
+        if seg.size < 2:
+            continue
+        m = mat[seg]
+        dom = np.all(m[:, None, :] >= m[None, :, :], axis=2)  # dom[i, j]: i serves everything j does, as well
+        np.fill_diagonal(dom, False)
+        earlier = np.tri(seg.size, k=-1, dtype=bool).T  # i before j in the order
+        equal = dom & dom.T
+        beaten = (dom & ~equal).any(axis=0) | (equal & earlier).any(axis=0)
+        alive[seg[beaten]] = False
+    return rows[alive[pool_code]]
