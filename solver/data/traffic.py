@@ -139,6 +139,6 @@ def lognormal_histogram(
                 lo_out = 1 if b == 0 else output_edges[b - 1] + 1
                 cells.append(([lo_in, input_edges[a]], [lo_out, output_edges[b]], pa * pb))
     total = sum(c[2] for c in cells)
-    out = [{"input_tokens": i, "output_tokens": o, "share": round(s / total, 6)} for i, o, s in cells]
-    out[-1]["share"] = round(1.0 - sum(float(c["share"]) for c in out[:-1]), 6)
-    return out
+    shares = [round(s / total, 6) for _i, _o, s in cells]
+    shares[-1] = round(1.0 - sum(shares[:-1]), 6)
+    return [{"input_tokens": i, "output_tokens": o, "share": x} for (i, o, _s), x in zip(cells, shares, strict=True)]
