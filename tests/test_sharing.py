@@ -257,3 +257,17 @@ def test_bad_distributions_are_one_line_errors(workload, field):
     with pytest.raises(InputError) as err:
         scenario_from_dict({"workloads": [{"name": "w", "model": "llama-3.1-8b", "rate_rps": 1.0, **workload}]})
     assert field in str(err.value) and "\n" not in str(err.value)
+
+
+def test_example_distribution_is_the_documented_generator():
+    from pathlib import Path
+
+    from solver.data.scenario import load_scenario
+    from solver.data.traffic import lognormal_histogram
+
+    path = Path(__file__).resolve().parents[1] / "instances" / "scenarios" / "chat_distribution.yaml"
+    chat = load_scenario(path).workloads[0]
+    expected = lognormal_histogram(69.5, 214.5, 1.0, [32, 128, 512, 2048], [64, 256, 1024])
+    assert chat.sizes is not None
+    got = [([*b.input_tokens], [*b.output_tokens], b.share) for b in chat.sizes]  # type: ignore[misc]
+    assert got == [(b["input_tokens"], b["output_tokens"], b["share"]) for b in expected]
