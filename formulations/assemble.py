@@ -11,6 +11,7 @@ from formulations.model import Context, FleetModel
 from formulations.objective import add_objective
 from formulations.rules import add_candidate_rules
 from formulations.selection import add_selection
+from formulations.sharing import add_pools, instance_columns
 from solver.errors import InputError
 from solver.specs import Scenario
 
@@ -64,6 +65,10 @@ def build(cands: pd.DataFrame, scenario: Scenario) -> FleetModel:
     sel = add_selection(ctx)  # (1): creates n and y
     add_candidate_rules(ctx, sel.y)  # (2)-(7a), (12)
     hours = add_demand(ctx, sel)  # (8)-(11): creates h
-    add_limits(ctx, sel.n, hours)  # (13)-(19)
-    add_objective(ctx, sel, hours)  # (O1) or (O2)
-    return FleetModel(ctx.lm, ctx.cands, scenario, sel.n, sel.y, hours.h, sel.big_m, hours.offline_idx)
+    pools = add_pools(ctx, sel)  # (20): shared replicas (rows with a pool), creates N
+    counted = instance_columns(ctx, sel, pools)  # instances: n_c, and N_p for a pool
+    add_limits(ctx, sel.n, hours, counted)  # (13)-(19)
+    add_objective(ctx, sel, hours, counted)  # (O1) or (O2)
+    return FleetModel(
+        ctx.lm, ctx.cands, scenario, sel.n, sel.y, hours.h, sel.big_m, hours.offline_idx, pools.N, pools.pool_of
+    )

@@ -286,6 +286,10 @@ class LinearModel:
         self.families[name] = fam
         return fam
 
+    def set_continuous(self, fam: VarFamily, local: IntArray) -> None:
+        """Make the variables ``local`` (positions within ``fam``) continuous (shared replicas' shares)."""
+        self._int[list(self.families).index(fam.name)][local] = False
+
     def bounds(self, fam: VarFamily) -> tuple[FloatArray, FloatArray]:
         """Return (views of) the lower and upper bound arrays of a family."""
         k = list(self.families).index(fam.name)

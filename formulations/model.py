@@ -96,8 +96,14 @@ class FleetModel(Context):
     h: VarFamily
     big_m: np.ndarray
     offline_idx: IntArray
+    pool_n: VarFamily | None = None
+    """Counts ``N_p`` of the shared pools (``formulations.sharing``; ``None``: no pool)."""
+    pool_of: IntArray | None = None
+    """Per candidate, its pool (``-1``: an ordinary candidate with its own count)."""
 
     def family(self, name: str) -> VarFamily:
-        """Return the variable family ``n``, ``y`` or ``h``."""
+        """Return the variable family ``n``, ``y``, ``h`` or ``N`` (pools; an empty family when there is none)."""
+        if name == "N":
+            return self.pool_n if self.pool_n is not None else VarFamily("N", self.lm.n_vars, 0, True)
         fam: VarFamily = getattr(self, name)
         return fam

@@ -12,30 +12,40 @@ from formulations.model import Context, Hours, Selection
 from solver.tolerances import TIE_BREAK_REL_TOL
 
 
-def objective_coefficients(ctx: Context, sel: Selection, hours: Hours) -> tuple[np.ndarray, np.ndarray]:
-    """Return (column indices, coefficients) of the primary objective (O1 or O2)."""
+def objective_coefficients(
+    ctx: Context, sel: Selection, hours: Hours, counted: tuple[np.ndarray, np.ndarray] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return (column indices, coefficients) of the primary objective (O1 or O2).
+
+    ``counted``: the instance-count variables and their candidates (a shared pool is costed on its count
+    ``N_p``; :func:`formulations.sharing.instance_columns`); default ``n_c`` of every candidate.
+    """
     cands, scenario = ctx.cands, ctx.scenario
     n = sel.n.index
     online = ctx.is_online()
     price = ctx.col("usd_per_hour").astype(float)
     if scenario.objective == "min_cost":
         horizon = billed_horizon_h(scenario)
-        cols = np.concatenate([n[online], hours.h.index])
-        coefs = np.concatenate([price[online] * horizon, price[hours.offline_idx]])
+        cand, var = counted if counted is not None else (np.arange(n.size), n)
+        on = online[cand]
+        cols = np.concatenate([var[on], hours.h.index])
+        coefs = np.concatenate([price[cand[on]] * horizon, price[hours.offline_idx]])
         return cols, coefs
     out_tokens = ctx.per_candidate([float(w.output_tokens) for w in scenario.workloads])
     cap = capacity_per_instance(cands, scenario)
     return n[online], (cap * out_tokens)[online]
 
 
-def add_objective(ctx: Context, sel: Selection, hours: Hours) -> None:
+def add_objective(
+    ctx: Context, sel: Selection, hours: Hours, counted: tuple[np.ndarray, np.ndarray] | None = None
+) -> None:
     """(O1) minimum total cost or (O2) maximum output tokens/s.
 
     (O1) ``min  sum_{c online} p_c · T_b · n_c + sum_{c offline} p_c · h_c`` (``T_b`` = billed horizon: the
     effective horizon ``T`` in hours, ``ceil(T)`` when billed per started hour);
     (O2) ``max  sum_{c online} u · r_c · rho_c · o_w · n_c`` (output tokens/s at the utilisation cap).
     """
-    cols, coefs = objective_coefficients(ctx, sel, hours)
+    cols, coefs = objective_coefficients(ctx, sel, hours, counted)
     ctx.lm.set_sense("min" if ctx.scenario.objective == "min_cost" else "max")
     ctx.lm.add_objective(cols, coefs)
 

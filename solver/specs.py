@@ -203,14 +203,66 @@ class SLO(Frozen):
     tps: PosFloat | None = None
 
 
+TokenCount = Annotated[int, NotBool, Field(gt=0, le=MAX_TOKENS)]
+
+
+class SizeBucket(Frozen):
+    """One bucket of a workload's request-size distribution: token lengths and the share of requests.
+
+    A length is one value or an inclusive range ``[lo, hi]``; the planner sizes a range by its upper end
+    ``hi`` (every request of the bucket is at most that long: conservative for memory and latency).
+    """
+
+    input_tokens: TokenCount | tuple[TokenCount, TokenCount]
+    output_tokens: TokenCount | tuple[TokenCount, TokenCount]
+    share: Annotated[float, NotBool, Field(gt=0, le=1, allow_inf_nan=False)]
+
+    @field_validator("input_tokens", "output_tokens")
+    @classmethod
+    def _ordered(cls, v: int | tuple[int, int]) -> int | tuple[int, int]:
+        if isinstance(v, tuple) and v[0] > v[1]:
+            raise ValueError(f"range [{v[0]}, {v[1]}] has lo > hi")
+        return v
+
+    @property
+    def sized_input(self) -> int:
+        """Prompt length the planner sizes this bucket by (a range's upper end)."""
+        return self.input_tokens[1] if isinstance(self.input_tokens, tuple) else self.input_tokens
+
+    @property
+    def sized_output(self) -> int:
+        """Output length the planner sizes this bucket by (a range's upper end)."""
+        return self.output_tokens[1] if isinstance(self.output_tokens, tuple) else self.output_tokens
+
+
+class BucketEdges(Frozen):
+    """Bucket edges for a trace (``workloads.*.trace``): a request of length ``t`` falls in ``(e_i, e_{i+1}]``."""
+
+    input_tokens: Annotated[list[TokenCount], Field(min_length=1)] | None = None
+    output_tokens: Annotated[list[TokenCount], Field(min_length=1)] | None = None
+    """Default (``None``): logarithmic edges, powers of two from 1 up to the longest request of the trace."""
+
+    @field_validator("input_tokens", "output_tokens")
+    @classmethod
+    def _sorted_unique(cls, v: list[int] | None) -> list[int] | None:
+        return None if v is None else sorted(set(v))
+
+
 class Workload(Frozen):
-    """One workload class: a model, token lengths, and either an arrival rate or a batch job."""
+    """One workload class: a model, token lengths, and either an arrival rate or a batch job.
+
+    Token lengths are one pair (``input_tokens``, ``output_tokens``), or a distribution: ``sizes`` (a histogram
+    of buckets with shares that add up to 1) or ``trace`` (a CSV with ``input_tokens, output_tokens[,
+    arrival_s]`` that :mod:`solver.data.traffic` buckets, logarithmic edges unless ``bucket_edges`` says
+    otherwise). With a distribution, ``input_tokens``/``output_tokens`` may be omitted and default to the
+    share-weighted mean of the buckets' sized lengths (for display only: the planner plans every bucket).
+    """
 
     name: Annotated[str, Field(min_length=1, max_length=200)]
     model: Annotated[str, Field(min_length=1)]
     """A shipped model name (``infersave models``) or a path to a Hugging Face ``config.json``."""
-    input_tokens: Annotated[int, NotBool, Field(gt=0, le=MAX_TOKENS)]
-    output_tokens: Annotated[int, NotBool, Field(gt=0, le=MAX_TOKENS)]
+    input_tokens: TokenCount
+    output_tokens: TokenCount
     rate_rps: Annotated[float, NotBool, Field(gt=0, le=MAX_RATE_RPS, allow_inf_nan=False)] | None = None
     """Online class: mean arrival rate in requests per second."""
     requests: Annotated[int, NotBool, Field(gt=0, le=MAX_REQUESTS)] | None = None
@@ -223,6 +275,47 @@ class Workload(Frozen):
     """KV-cache dtype; default: the weight dtype (int4/int8 weights keep an fp16 cache)."""
     batch_sizes: Annotated[list[BatchSize], Field(min_length=1)] | None = None
     """Override of ``search.batch_sizes`` for this workload."""
+    sizes: Annotated[list[SizeBucket], Field(min_length=1, max_length=1000)] | None = None
+    """Request-size histogram: each bucket becomes one request class with ``share`` of the rate or requests."""
+    trace: str | None = None
+    """A CSV of requests (``input_tokens, output_tokens[, arrival_s]``), bucketed into ``sizes`` when read."""
+    bucket_edges: BucketEdges | None = None
+    """Edges for bucketing ``trace`` (default logarithmic)."""
+    dedicated: bool = False
+    """Never share replicas with another workload (its own size buckets still share with each other)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _distribution(cls, data: Any) -> Any:
+        """Read ``trace`` into ``sizes`` and default the token lengths to the distribution's mean."""
+        if not isinstance(data, dict):
+            return data
+        if data.get("trace") is not None and data.get("sizes") is not None:
+            raise ValueError("give either sizes or trace, not both")
+        if data.get("bucket_edges") is not None and data.get("trace") is None:
+            raise ValueError("bucket_edges applies to a trace; give trace too")
+        out = dict(data)
+        if isinstance(out.get("trace"), str):
+            from solver.data.traffic import bucket_trace
+
+            edges = out.get("bucket_edges") or {}
+            if isinstance(edges, BucketEdges):
+                edges = edges.model_dump()
+            out["sizes"] = bucket_trace(out["trace"], edges.get("input_tokens"), edges.get("output_tokens"))
+        sizes = out.get("sizes")
+        if isinstance(sizes, list) and sizes and ("input_tokens" not in out or "output_tokens" not in out):
+            buckets = [SizeBucket.model_validate(b) if not isinstance(b, SizeBucket) else b for b in sizes]
+            total = sum(b.share for b in buckets)
+            out.setdefault("input_tokens", max(1, round(sum(b.share * b.sized_input for b in buckets) / total)))
+            out.setdefault("output_tokens", max(1, round(sum(b.share * b.sized_output for b in buckets) / total)))
+        return out
+
+    @field_validator("sizes")
+    @classmethod
+    def _shares_add_up(cls, v: list[SizeBucket] | None) -> list[SizeBucket] | None:
+        if v is not None and abs(sum(b.share for b in v) - 1.0) > 1e-6:
+            raise ValueError(f"bucket shares add up to {sum(b.share for b in v):.6g}, not 1")
+        return v
 
     @model_validator(mode="after")
     def _one_kind(self) -> Self:
@@ -272,6 +365,9 @@ class Search(Frozen):
     """Extra KV offload fractions to enumerate besides the smallest that fits (which is always included)."""
     utilisation_cap: Annotated[float, NotBool, Field(gt=0, le=1, allow_inf_nan=False)] = 0.8
     """Online replicas are loaded to at most this share of their sustainable request rate."""
+    sharing: bool = True
+    """Let request classes of one model (size buckets, and workloads not ``dedicated``) share replicas of one
+    configuration (``formulations/README.md``, "Shared replicas"); ``false``: every class rents its own."""
 
     @field_validator("batch_sizes", "tp_degrees", "offload_grid")
     @classmethod

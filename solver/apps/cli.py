@@ -423,15 +423,31 @@ def plan(
         print_json(result.to_dict())
         return
     fleet = result.to_frame()
+    fleet["serves"] = [serves_label(split) for split in fleet["split"]]  # shared rows: classes and rate
     cols = [
         *("workload", "instance_type", "market", "region", "count", "tp", "batch_size", "offload_fraction"),
-        *("usd_per_hour", "ttft_ms", "tpot_ms", "tps", "utilisation", "instance_hours"),
+        *("usd_per_hour", "ttft_ms", "tpot_ms", "tps", "utilisation", "instance_hours", "serves"),
     ]
     print_table(fleet[cols], title=f"fleet plan ({result.status}, {result.backend})", formats={"usd_per_hour": _money})
     say(
         f"cost {_money(result.cost_usd_per_hour)}/h; total {_money(result.total_cost_usd)} over "
         f"{result.horizon_h:g} h; gap {_gap(result.gap)}; solved in {result.solve_seconds:.2f} s"
     )
+
+
+def serves_label(split: object) -> str:
+    """Return a shared row's classes and rate, short (``chat#0,2,5 + api: 7.2 req/s``); empty for one class."""
+    pairs = list(split) if isinstance(split, list | tuple) else []
+    if len(pairs) < 2:
+        return ""
+    by_workload: dict[str, list[str]] = {}
+    for name, _rate in pairs:
+        head, _sep, bucket = str(name).partition("#")
+        by_workload.setdefault(head, [])
+        if bucket:
+            by_workload[head].append(bucket)
+    parts = [f"{w}#{','.join(sorted(b, key=lambda x: (len(x), x)))}" if b else w for w, b in by_workload.items()]
+    return f"{' + '.join(parts)}: {sum(float(r) for _n, r in pairs):.3g} req/s"
 
 
 CHECK_FAILED_EXIT = 5
@@ -447,6 +463,7 @@ def check(
     from pathlib import Path
 
     from solver.data.scenario import load_scenario
+    from solver.planning.classes import expand
     from solver.planning.evaluate import evaluate
     from solver.planning.plan import Plan
 
@@ -458,9 +475,9 @@ def check(
     except (json.JSONDecodeError, RecursionError) as exc:
         raise InputError(plan_file, f"not valid JSON ({str(exc)[:80]})") from None
     saved = Plan.from_dict(payload, field=plan_file)
-    names = {w.name for w in scenario.workloads}
+    names = {w.name for w in scenario.workloads} | {w.name for w in expand(scenario).scenario.workloads}
     for i, row in enumerate(saved.fleet):
-        if row.workload not in names:
+        if any(part not in names for part in row.workload.split("+")):  # a shared row names its workloads with +
             raise InputError(f"{plan_file}: fleet.{i}.workload", f"{row.workload!r} is not a workload of the scenario")
     result = evaluate(saved, scenario)
     if result.ok:

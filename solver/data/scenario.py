@@ -78,7 +78,12 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     if "profile" in out:
         out["profile"] = fix(out["profile"])
     if isinstance(out.get("workloads"), list):
-        out["workloads"] = [{**w, "model": fix(w.get("model"))} if isinstance(w, dict) else w for w in out["workloads"]]
+        out["workloads"] = [
+            {**w, "model": fix(w.get("model")), **({"trace": fix(w["trace"])} if "trace" in w else {})}
+            if isinstance(w, dict)
+            else w
+            for w in out["workloads"]
+        ]
     return out
 
 

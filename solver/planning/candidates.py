@@ -16,6 +16,7 @@ every workload on FlexGen (a static-batch offline runtime), use static batches.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -237,3 +238,215 @@ def candidate_set(scenario: Scenario, catalog: Catalog | None = None) -> Candida
 def build_candidates(scenario: Scenario, catalog: Catalog | None = None) -> pd.DataFrame:
     """Return the candidate table of ``scenario`` (see :func:`candidate_set` for what was dropped)."""
     return candidate_set(scenario, catalog).frame
+
+
+# --------------------------------------------------------------------------------------------------
+# Shared replicas (formulations/sharing.py): one pool per configuration two or more classes may share
+# --------------------------------------------------------------------------------------------------
+POOL_CONFIG: tuple[str, ...] = ("instance_type", "region", "market", "tp", "batch_size", "offload_fraction")
+"""A pool's configuration: classes routed to one pool run on replicas of exactly this."""
+POOLS_PER_CLASS = 8
+"""Pools kept per class: the ones where it costs least per request/s (``price / (rho · r_{k,p})``). A cap on the
+size of the shared model (engineering bound, not a coefficient): plans can only get cheaper with more pools, and
+never dearer than without sharing, since every class keeps its own candidates."""
+MEMORY_COLUMNS: tuple[str, ...] = ("total_gpu_gib", "available_gpu_gib", "offloaded_kv_gib", "host_available_gib")
+
+
+def mixed_tokens(ceiling_in: int, ceiling_out: int, own_out: int) -> int:
+    """Prompt length that sizes a class with ``own_out`` output tokens mixed with co-tenants up to the ceiling.
+
+    The class is predicted with this prompt and its own output: its prefill interference is that of a prompt
+    of at least ``ceiling_in`` tokens, and its mean decode context ``prompt + own_out / 2`` equals the
+    ceiling's ``ceiling_in + ceiling_out / 2`` (``formulations/README.md``, "Shared replicas", (21)).
+    """
+    return ceiling_in + max(0, -(-(ceiling_out - own_out) // 2))
+
+
+def shared_candidates(frame: pd.DataFrame, scenario: Scenario, groups: dict[str, list[str]]) -> pd.DataFrame:
+    """Pooled candidate rows: per configuration that two or more classes of a sharing group may use.
+
+    Parameters
+    ----------
+    frame
+        The per-class candidate table of the class scenario (:func:`candidate_set` of
+        :func:`solver.data.traffic.expand`'s scenario).
+    scenario
+        That class scenario.
+    groups
+        Sharing groups: key → class names (:meth:`solver.data.traffic.Classes.groups`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The frame's columns plus ``pool``: for every configuration (:data:`POOL_CONFIG`) where two or more classes
+        of one group meet every per-candidate rule on their own, one row per such class predicted *in the
+        mix* — its prompt raised by :func:`mixed_tokens` to the pool's ceiling (the longest prompt and output
+        among those classes), its memory columns those of the pool's most demanding class — kept when the class
+        still meets its rules; pools left with fewer than two classes are dropped, and so is a pool another one
+        of the same offer dominates (serves a superset of its classes, each at a capacity per instance at least
+        as large). Empty when nothing can be shared.
+    """
+    from solver.planning.presolve import violations
+
+    columns = [*frame.columns, "pool"]
+    if frame.empty or not groups:
+        return pd.DataFrame(columns=columns)
+    wl = {w.name: w for w in scenario.workloads}
+    group_of = {name: key for key, names in groups.items() for name in names}
+    code, names = pd.factorize(frame["workload"], sort=False)
+    in_group = np.array([str(k) in group_of for k in names], dtype=bool)
+    part = frame[in_group[code]] if len(names) else frame
+    part = part[~violations(part, scenario).any(axis=1).to_numpy()]
+    if part.empty:
+        return pd.DataFrame(columns=columns)
+    code, names = pd.factorize(part["workload"], sort=False)
+    part = part.assign(
+        _group=np.array([group_of[str(k)] for k in names], dtype=object)[code],
+        _in=np.array([wl[str(k)].input_tokens for k in names], dtype=np.int64)[code],
+        _out=np.array([wl[str(k)].output_tokens for k in names], dtype=np.int64)[code],
+    )
+    # integer codes: the offer (type, region, market) and the configuration (offer, TP, batch, offload)
+    offer = _combined_codes(part, ["instance_type", "region", "market"])
+    group = pd.factorize(part["_group"], sort=False)[0]
+    config = _combined_codes(
+        pd.DataFrame(
+            {
+                "g": group,
+                "o": offer,
+                "tp": part["tp"].to_numpy(),
+                "b": part["batch_size"].to_numpy(),
+                "f": part["offload_fraction"].to_numpy(),
+            }
+        ),
+        ["g", "o", "tp", "b", "f"],
+    )
+    # pools only at configurations where some class of the group has its largest capacity per instance on that
+    # offer (the configuration the presolve keeps for it alone): a restriction of the shared model, never of
+    # the classes' own candidates, so it cannot make a plan dearer than planning without sharing
+    cap = part["replicas"].to_numpy(dtype=float) * part["rate_rps"].to_numpy(dtype=float)
+    wcode = pd.factorize(part["workload"], sort=False)[0]
+    class_offer = _combined_codes(pd.DataFrame({"w": wcode, "o": offer}), ["w", "o"])
+    best = np.full(int(class_offer.max()) + 1, -np.inf)
+    np.maximum.at(best, class_offer, cap)
+    chosen = np.zeros(int(config.max()) + 1, dtype=bool)
+    chosen[config[cap >= best[class_offer]]] = True
+    keep = chosen[config]
+    members = np.bincount(config[keep], minlength=chosen.size)
+    keep &= members[config] >= 2
+    part = part[keep]
+    if part.empty:
+        return pd.DataFrame(columns=columns)
+    part = part.assign(_pool=pd.factorize(config[keep], sort=False)[0])
+    ceiling_in = part.groupby("_pool")["_in"].transform("max").to_numpy(dtype=np.int64)
+    ceiling_out = part.groupby("_pool")["_out"].transform("max").to_numpy(dtype=np.int64)
+    # memory of the mix: at most the most demanding class's (b sequences of the longest context), which fits
+    worst = part.groupby("_pool")["total_gpu_gib"].transform("idxmax")
+    memory = frame.loc[worst.to_numpy(), list(MEMORY_COLUMNS)].to_numpy(dtype=float)
+    prompt = np.array(
+        [mixed_tokens(int(i), int(o), int(k)) for i, o, k in zip(ceiling_in, ceiling_out, part["_out"], strict=True)]
+    )
+    part = part.assign(_prompt=prompt)
+    part[list(MEMORY_COLUMNS)] = memory
+    base_cols = [c for c in frame.columns if c not in _PREDICTED]
+    mixed = []
+    for (name, tokens), rows in part.groupby(["workload", "_prompt"], sort=False):
+        w = wl[str(name)].model_copy(update={"input_tokens": int(str(tokens))})
+        pred = predict_workload(rows[base_cols].drop(columns=["workload", "kind"]), w, scenario)
+        for col in ("ttft_ms", "tpot_ms", "e2e_s", "tps", "ttft_model_ms", "tpot_model_ms", "output_tokens_per_s"):
+            if col in pred.columns:
+                rows = rows.assign(**{col: pred[col].to_numpy()})
+        # InferSave's TPS counts the class's own tokens, not the ceiling's
+        own = rows["_in"].to_numpy(dtype=float) + rows["_out"].to_numpy(dtype=float)
+        rows = rows.assign(tps=rows["batch_size"].to_numpy(dtype=float) * own / rows["e2e_s"].to_numpy(dtype=float))
+        mixed.append(rows)
+    out = pd.concat(mixed).sort_index()
+    out["rate_rps"] = out["batch_size"].to_numpy(dtype=float) / out["e2e_s"].to_numpy(dtype=float)
+    out = out[~violations(out, scenario).any(axis=1).to_numpy()]
+    members = out.groupby("_pool")["workload"].transform("size").to_numpy()
+    out = out[members >= 2]
+    out = _drop_dominated_pools(out)
+    out = _cheapest_pools(out, POOLS_PER_CLASS)
+    if out.empty:
+        return pd.DataFrame(columns=columns)
+    out["pool"] = pd.factorize(out["_pool"], sort=False)[0].astype(np.int64)
+    return out[columns].reset_index(drop=True)
+
+
+_PREDICTED = {
+    "ttft_ms",
+    "tpot_ms",
+    "e2e_s",
+    "tps",
+    "rate_rps",
+    "replicas",
+    "ttft_model_ms",
+    "tpot_model_ms",
+    "output_tokens_per_s",
+    "weights_gib",
+    "kv_gib",
+    "activations_gib",
+    "staging_gib",
+    "total_gpu_gib",
+    "available_gpu_gib",
+    "kv_total_gib",
+    "offloaded_kv_gib",
+    "host_available_gib",
+    "min_offload_fraction",
+    "fits",
+}
+
+
+def _cheapest_pools(rows: pd.DataFrame, per_class: int) -> pd.DataFrame:
+    """Keep the pools that are among the ``per_class`` cheapest per request/s for at least one of their classes."""
+    if rows.empty:
+        return rows
+    unit = rows["usd_per_hour"].to_numpy(dtype=float) / (
+        rows["replicas"].to_numpy(dtype=float) * rows["rate_rps"].to_numpy(dtype=float)
+    )
+    ranked = rows.assign(_unit=unit).sort_values(["workload", "_unit"], kind="stable")
+    top = ranked.groupby("workload", sort=False).head(per_class)["_pool"].unique()
+    return rows[rows["_pool"].isin(top)]
+
+
+def _combined_codes(frame: pd.DataFrame, cols: list[str]) -> np.ndarray:
+    """One integer code per distinct combination of ``cols`` (factorised column by column)."""
+    out = np.zeros(len(frame), dtype=np.int64)
+    for col in cols:
+        code, uniques = pd.factorize(frame[col], sort=False)
+        out = pd.factorize(out * (len(uniques) + 1) + code, sort=False)[0].astype(np.int64)
+    return out
+
+
+def _drop_dominated_pools(rows: pd.DataFrame) -> pd.DataFrame:
+    """Drop a pool when another pool of the same offer and group serves every class of it at least as well.
+
+    Capacity per instance ``rho · r_{k,p}``; a dominated pool's shares move onto the dominating pool without
+    raising its row (20) count beyond the moved pool's, every other row seeing the same type, region and price.
+    Ties keep the pool with the larger total capacity, then the first.
+    """
+    if rows.empty:
+        return rows
+    cap = rows["replicas"].to_numpy(dtype=float) * rows["rate_rps"].to_numpy(dtype=float)
+    pool_code, pools = pd.factorize(rows["_pool"], sort=False)
+    class_code, _classes = pd.factorize(rows["workload"], sort=False)
+    mat = np.zeros((pools.size, int(class_code.max()) + 1))
+    np.maximum.at(mat, (pool_code, class_code), cap)
+    first = np.zeros(pools.size, dtype=np.int64)
+    first[pool_code[::-1]] = np.arange(len(rows))[::-1]
+    offer_key = rows[["_group", "instance_type", "region", "market", "usd_per_hour"]].iloc[first]
+    offer, _ = pd.factorize(pd.MultiIndex.from_frame(offer_key), sort=False)
+    order = np.lexsort((-mat.sum(axis=1), offer))
+    alive = np.ones(pools.size, dtype=bool)
+    bounds = np.flatnonzero(np.diff(offer[order], prepend=-1, append=-2) != 0)
+    for a, b in itertools.pairwise(bounds):
+        seg = order[a:b]
+        if seg.size < 2:
+            continue
+        m = mat[seg]
+        dom = np.all(m[:, None, :] >= m[None, :, :], axis=2)  # dom[i, j]: i serves everything j does, as well
+        np.fill_diagonal(dom, False)
+        earlier = np.tri(seg.size, k=-1, dtype=bool).T  # i before j in the order
+        equal = dom & dom.T
+        beaten = (dom & ~equal).any(axis=0) | (equal & earlier).any(axis=0)
+        alive[seg[beaten]] = False
+    return rows[alive[pool_code]]

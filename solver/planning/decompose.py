@@ -76,14 +76,46 @@ def workload_blocks(fm: FleetModel, compiled: CompiledModel) -> Blocks | None:
     if compiled.sense != "min" or compiled.objective_offset != 0.0 or n_w < 2:
         return None
     code, _ = fm.workload_code()
+    # --- shared replicas (formulations/sharing.py): workloads that share a pool are one block ------------
+    if fm.pool_n is not None and fm.pool_of is not None:
+        code, n_w = _pool_blocks(code, fm.pool_of, n_w)
+    # ----------------------------------------------------------------------------------------------------
     var_block = np.empty(compiled.n_vars, dtype=np.int64)
     var_block[fm.family("n").index] = code
     var_block[fm.family("y").index] = code
     var_block[fm.family("h").index] = code[fm.offline_idx]
+    if fm.pool_n is not None and fm.pool_of is not None:  # a pool's count goes with its classes' block
+        pooled = fm.pool_of >= 0
+        var_block[fm.pool_n.index[fm.pool_of[pooled]]] = code[pooled]
+    if n_w < 2:
+        return None
     blocks, coupling = compiled.split(var_block, n_w)
     if any(b.cols.size == 0 for b in blocks):
         return None
     return blocks, coupling
+
+
+def _pool_blocks(code: np.ndarray, pool_of: np.ndarray, n_w: int) -> tuple[np.ndarray, int]:
+    """Per candidate, a block number such that workloads sharing a pool are in one block; and the block count."""
+    parent = list(range(n_w))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    pooled = np.flatnonzero(pool_of >= 0)
+    first: dict[int, int] = {}
+    for c in pooled.tolist():
+        p, w = int(pool_of[c]), int(code[c])
+        if p in first:
+            parent[find(w)] = find(first[p])
+        else:
+            first[p] = w
+    roots = np.array([find(i) for i in range(n_w)], dtype=np.int64)
+    _, block = np.unique(roots, return_inverse=True)
+    return block[code], int(block.max()) + 1 if n_w else 0
 
 
 def solve_by_workload(

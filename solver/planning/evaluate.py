@@ -23,7 +23,8 @@ import pandas as pd
 from formulations import checks
 from formulations.billing import MIN_BILLED_H, offline_hours
 from solver.data.catalog import Catalog
-from solver.planning.candidates import offers, predict_workload, replicas_per_instance
+from solver.planning.candidates import mixed_tokens, offers, predict_workload, replicas_per_instance
+from solver.planning.classes import expand
 from solver.planning.plan import Plan
 from solver.specs import Scenario
 from solver.tolerances import EVALUATE_REL_TOL, WHOLE_HOURS_TOL, ceil_int
@@ -90,11 +91,23 @@ def evaluate(
     Evaluation
         Every violation found (memory, SLOs, demand, deadlines, billing, limits, budgets).
     """
+    scenario = expand(scenario).scenario  # request classes: one per size bucket (plain workloads unchanged)
     fleet = plan.to_frame()
     out: list[Violation] = []
     if fleet.empty:
         for w in scenario.workloads:
             out.append(Violation("demand", w.name, 0.0, float(w.rate_rps or w.requests or 0)))
+        return Evaluation(tuple(out))
+    shared = fleet["pool"].to_numpy() >= 0 if "pool" in fleet.columns else np.zeros(len(fleet), dtype=bool)
+    pool_rows: pd.DataFrame = pd.DataFrame()
+    routed: dict[str, float] = {}
+    if shared.any():
+        pool_rows, routed, pool_out = _pools(fleet[shared].reset_index(drop=True), scenario, catalog, performance)
+        out.extend(pool_out)
+        fleet = fleet[~shared].reset_index(drop=True)
+    if fleet.empty:
+        out.extend(_demand(fleet.assign(rate_rps=[], replicas=[]), scenario, routed))
+        out.extend(_limits(pool_rows, scenario))
         return Evaluation(tuple(out))
     rows = _exact_rows(fleet, scenario, catalog, performance)
     where = [
@@ -114,9 +127,119 @@ def evaluate(
         limit, value = r.limits(checked, scenario), r.values(checked)
         for k in np.flatnonzero(r.broken(checked, scenario, EVALUATE_REL_TOL)):
             out.append(Violation(r.name, where[int(checked.index[k])], float(value[k]), float(limit[k])))
-    out.extend(_demand(rows, scenario))
-    out.extend(_limits(rows, scenario))
+    out.extend(_demand(rows, scenario, routed))
+    out.extend(_limits(pd.concat([rows, pool_rows], ignore_index=True) if len(pool_rows) else rows, scenario))
     return Evaluation(tuple(out))
+
+
+def _pools(
+    fleet: pd.DataFrame, scenario: Scenario, catalog: Catalog | None, performance: pd.DataFrame | None
+) -> tuple[pd.DataFrame, dict[str, float], list[Violation]]:
+    """Check the shared rows (``formulations/README.md``, "Shared replicas", (20)-(22)).
+
+    Per row and served class: the class predicted in the mix of the classes the row actually serves (prompt
+    raised by :func:`solver.planning.candidates.mixed_tokens` to their ceiling) meets every per-candidate rule;
+    the class predicted alone at the row's configuration fits memory (the mix needs no more than its most
+    demanding class); the row's load ``sum_k x_k / r_k`` is at most ``u · rho · N``. Returns the rows (catalog
+    price, count: for the fleet limits), the rate routed to each class, and the violations.
+    """
+    out: list[Violation] = []
+    wl = {w.name: w for w in scenario.workloads}
+    u = scenario.search.utilisation_cap
+    routed: dict[str, float] = {}
+    limit_rows = []
+    off = offers(scenario, catalog) if performance is None else None
+    rule_list = checks.rules()
+    memory_rules = [r for r in rule_list if r.name.startswith("memory.")]
+    for i, row in fleet.iterrows():
+        where = (
+            f"shared row {i} ({row['workload']} on {row['count']}x {row['instance_type']} {row['market']} "
+            f"{row['region']})"
+        )
+        split = [(str(k), float(v)) for k, v in row["split"]]
+        unknown = [k for k, _v in split if k not in wl or wl[k].kind != "online"]
+        if unknown or not split:
+            out.append(Violation(f"split names no online class ({', '.join(unknown) or 'empty'})", where, 0.0, 0.0))
+            continue
+        for k, v in split:
+            routed[k] = routed.get(k, 0.0) + v
+            if v < 0:
+                out.append(Violation("split rate negative", where, v, 0.0))
+        cfg = {key: row[key] for key in ("instance_type", "region", "market", "tp", "batch_size", "offload_fraction")}
+        if performance is not None:
+            perf = performance[performance["pool"].to_numpy() >= 0] if "pool" in performance else performance
+            match = perf
+            for key, value in cfg.items():
+                match = match[match[key] == value]
+            found = match[match["workload"].isin([k for k, _v in split])].drop_duplicates("workload")
+            mixed = found.set_index("workload")
+            alone = mixed
+            price = float(found["usd_per_hour"].iloc[0]) if len(found) else math.nan
+        else:
+            assert off is not None
+            hw = off[(off["instance_type"] == cfg["instance_type"]) & (off["region"] == cfg["region"])]
+            hw = hw[hw["market"] == cfg["market"]]
+            if hw.empty:
+                out.append(Violation("offer not in catalog", where, math.nan, math.nan))
+                continue
+            price = float(hw["usd_per_hour"].iloc[0])
+            base = hw.iloc[[0]].assign(
+                tp=cfg["tp"], batch_size=cfg["batch_size"], offload_fraction=cfg["offload_fraction"]
+            )
+            ceil_in = max(wl[k].input_tokens for k, _v in split)
+            ceil_out = max(wl[k].output_tokens for k, _v in split)
+            parts_mixed, parts_alone = [], []
+            for k, _v in split:
+                w = wl[k]
+                prompt = mixed_tokens(ceil_in, ceil_out, w.output_tokens)
+                parts_mixed.append(
+                    predict_workload(base, w.model_copy(update={"input_tokens": prompt}), scenario).assign(workload=k)
+                )
+                parts_alone.append(predict_workload(base, w, scenario).assign(workload=k))
+            mixed = pd.concat(parts_mixed).set_index("workload")
+            alone = pd.concat(parts_alone).set_index("workload")
+            mixed["tps"] = (
+                mixed["batch_size"]
+                * pd.Series({k: wl[k].input_tokens + wl[k].output_tokens for k, _v in split})
+                / mixed["e2e_s"]
+            )
+        if abs(price - float(row["usd_per_hour"])) > EVALUATE_REL_TOL * price:
+            out.append(Violation("price differs from catalog", where, float(row["usd_per_hour"]), price))
+        count = float(row["count"])
+        if count < 1 or count != round(count):
+            out.append(Violation("count not a positive integer", where, count, 1.0))
+        missing = [k for k, _v in split if k not in mixed.index]
+        if missing:
+            out.append(Violation(f"no shared configuration for {', '.join(missing)}", where, math.nan, math.nan))
+            continue
+        order = [k for k, _v in split]  # rows in the split's order (the load below pairs them)
+        mixed = mixed.loc[order].reset_index()
+        alone = alone.loc[order].reset_index()
+        for r in rule_list:
+            frame = alone if r in memory_rules else mixed
+            limit, value = r.limits(frame, scenario), r.values(frame)
+            served = frame["workload"].tolist()
+            for j in np.flatnonzero(r.broken(frame, scenario, EVALUATE_REL_TOL)).tolist():
+                out.append(Violation(r.name, f"{where}, class {served[j]}", float(value[j]), float(limit[j])))
+        rate = (mixed["batch_size"] / mixed["e2e_s"]).to_numpy(dtype=float)
+        rho = (
+            float(replicas_per_instance(mixed.iloc[[0]])[0])
+            if performance is None
+            else float(mixed["replicas"].iloc[0])
+        )
+        load = float(sum(v / r for (_k, v), r in zip(split, rate, strict=True)))
+        if _exceeds(load, u * rho * count):
+            out.append(Violation("sharing.capacity (sum_k x_k / r_k <= u rho N)", where, load, u * rho * count))
+        limit_rows.append(
+            {
+                "instance_type": cfg["instance_type"],
+                "region": cfg["region"],
+                "count": count,
+                "usd_per_hour": price,
+                "instance_hours": math.nan,
+            }
+        )
+    return pd.DataFrame(limit_rows), routed, out
 
 
 def _exact_rows(
@@ -152,15 +275,16 @@ def _exact_rows(
     return merged.reset_index(drop=True)
 
 
-def _demand(rows: pd.DataFrame, scenario: Scenario) -> list[Violation]:
-    """Online rate under the utilisation cap; offline requests, deadline and billing rules."""
+def _demand(rows: pd.DataFrame, scenario: Scenario, routed: dict[str, float] | None = None) -> list[Violation]:
+    """Online rate under the utilisation cap (plus what shared rows carry: ``routed``); offline rules."""
     out = []
     u = scenario.search.utilisation_cap
+    routed = routed or {}
     for w in scenario.workloads:
-        part = rows[rows["workload"] == w.name]
+        part = rows[rows["workload"] == w.name] if len(rows) else rows
         rate = (part["rate_rps"] * part["replicas"]).to_numpy(dtype=float)
         if w.kind == "online":
-            capacity = float((u * rate * part["count"].to_numpy(dtype=float)).sum())
+            capacity = float((u * rate * part["count"].to_numpy(dtype=float)).sum()) + routed.get(w.name, 0.0)
             if _exceeds(float(w.rate_rps or 0.0), capacity):
                 out.append(Violation("demand.online (req/s at the utilisation cap)", w.name, capacity, w.rate_rps or 0))
             continue

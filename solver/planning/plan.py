@@ -71,6 +71,12 @@ class FleetRow:
     output_tokens_per_s: float = math.nan
     instance_hours: float = math.nan
     cost_usd: float = math.nan
+    pool: int = -1
+    """Shared replicas (``formulations/README.md``, "Shared replicas"): the pool number, ``-1`` for a row that
+    serves one class on its own instances."""
+    split: tuple[tuple[str, float], ...] = ()
+    """Online rows: the request classes the row serves and the rate routed to each (req/s); the rates of one
+    class over all rows add up to its arrival rate. A pool row lists every class it serves."""
 
 
 @dataclass(frozen=True)
@@ -151,6 +157,10 @@ class Plan:
         if hfam.integer:
             h_vals = np.rint(h_vals)
         h_all[fm.offline_idx] = np.maximum(h_vals, 0.0)
+        pool_of = fm.pool_of if fm.pool_of is not None else np.full(len(cands), -1, dtype=np.int64)
+        pooled = pool_of >= 0
+        shares = np.where(pooled, np.maximum(x[fm.family("n").index], 0.0), 0.0)
+        n = np.where(pooled, 0, n)
         used = np.flatnonzero(n > 0)
         wl = fm.workloads
         cap = capacity_per_instance(cands, scenario)
@@ -160,10 +170,21 @@ class Plan:
         names = cands["workload"].to_numpy()
         # workload utilisation: demand over the full capacity of its rows
         util: dict[str, float] = {}
+        # routed rate: each class's rate spread over its rows in proportion to the capacity (8) gives it
+        served = full * np.where(pooled, shares, n) * scenario.search.utilisation_cap
+        offered: dict[str, float] = {}
+        for name_, v in zip(names, served, strict=True):
+            offered[str(name_)] = offered.get(str(name_), 0.0) + float(v)
+        routed = np.array(
+            [
+                float(v) * float(wl[str(k)].rate_rps or 0.0) / offered[str(k)] if offered[str(k)] > 0 else 0.0
+                for k, v in zip(names, served, strict=True)
+            ]
+        )
         for name, w in wl.items():
             rows = used[names[used] == name]
             if w.kind == "online":
-                capacity = float((full[rows] * n[rows]).sum())
+                capacity = float((full[rows] * n[rows]).sum()) + float((full * shares)[names == name].sum())
                 util[name] = float(w.rate_rps or 0.0) / capacity if capacity > 0 else math.nan
             else:
                 work = float((cap[rows] * h_all[rows]).sum())
@@ -206,8 +227,10 @@ class Plan:
                     output_tokens_per_s=float(full[i] * n[i] * w.output_tokens),
                     instance_hours=hours,
                     cost_usd=price * n[i] * billed if online else price * hours,
+                    split=((str(columns["workload"][j]), float(routed[i])),) if online else (),
                 )
             )
+        fleet.extend(_pool_rows(fm, x, shares, routed, billed))
         per_hour = float(sum(r.usd_per_hour * r.count for r in fleet))
         total = float(sum(r.cost_usd for r in fleet))
         objective = float(compiled.objective @ x + compiled.objective_offset)
@@ -265,6 +288,9 @@ class Plan:
             for name, value in row.items():
                 if name not in kinds:
                     continue
+                if name == "split":
+                    values[name] = _split(value, f"{where}.split")
+                    continue
                 values[name] = _typed(value, kinds[name].type, f"{where}.{name}")
             values.setdefault("offload_fraction", 0.0)
             for name in ("usd_per_hour", "ttft_ms", "tpot_ms", "tps", "utilisation"):
@@ -306,6 +332,57 @@ class Plan:
         }
 
 
+def _pool_rows(fm: FleetModel, x: np.ndarray, shares: np.ndarray, routed: np.ndarray, billed: float) -> list[FleetRow]:
+    """One fleet row per shared pool with instances: its count ``N_p``, the classes it serves and their rates.
+
+    ``workload`` names the workloads the classes come from (``+``-joined); ``ttft_ms``/``tpot_ms`` are the worst
+    over the served classes (each predicted for the mix); ``utilisation`` is ``sum_k x_k / r_k`` over the
+    pool's replicas ``rho · N`` (share of its sustainable load used).
+    """
+    if fm.pool_n is None or fm.pool_of is None:
+        return []
+    cands = fm.cands
+    counts = np.rint(x[fm.pool_n.index]).astype(np.int64)
+    names = cands["workload"].to_numpy()
+    rate = cands["rate_rps"].to_numpy(dtype=float)
+    out = []
+    for p in np.flatnonzero(counts > 0).tolist():
+        members = np.flatnonzero((fm.pool_of == p) & (shares > 0))
+        if members.size == 0:  # instances a min_instances floor keeps, serving nothing: shown with one class at 0
+            members = np.flatnonzero(fm.pool_of == p)[:1]
+        members = members[np.argsort(names[members].astype(str), kind="stable")]
+        lead = cands.iloc[int(np.flatnonzero(fm.pool_of == p)[0])]
+        rho = float(lead["replicas"])
+        load = float((routed[members] / rate[members]).sum())
+        sources = dict.fromkeys(str(k).split("#")[0] for k in names[members])
+        price = float(lead["usd_per_hour"])
+        out.append(
+            FleetRow(
+                workload="+".join(sources),
+                instance_type=str(lead["instance_type"]),
+                market=str(lead["market"]),
+                region=str(lead["region"]),
+                count=int(counts[p]),
+                tp=int(lead["tp"]),
+                batch_size=int(lead["batch_size"]),
+                offload_fraction=float(lead["offload_fraction"]),
+                usd_per_hour=price,
+                ttft_ms=float(cands["ttft_ms"].to_numpy(dtype=float)[members].max()),
+                tpot_ms=float(cands["tpot_ms"].to_numpy(dtype=float)[members].max()),
+                tps=math.nan,
+                utilisation=load / (rho * counts[p]),
+                kind="online",
+                gpu=str(lead["gpu"]) if "gpu" in cands.columns else "",
+                replicas=int(rho),
+                capacity_rps=float(routed[members].sum()),
+                cost_usd=price * counts[p] * billed,
+                pool=int(p),
+                split=tuple((str(names[c]), float(routed[c])) for c in members),
+            )
+        )
+    return out
+
+
 def _typed(value: Any, kind: Any, where: str) -> Any:
     """Return ``value`` as the fleet field's type (``int``, ``float``, ``str``); null is NaN for floats."""
     from solver.errors import InputError
@@ -324,3 +401,17 @@ def _typed(value: Any, kind: Any, where: str) -> Any:
     if not isinstance(value, str):
         raise InputError(where, f"must be a string, got {value!r}")
     return value
+
+
+def _split(value: Any, where: str) -> tuple[tuple[str, float], ...]:
+    """Read a fleet row's ``split``: a list of ``[class, rate]`` pairs."""
+    from solver.errors import InputError
+
+    if not isinstance(value, list | tuple):
+        raise InputError(where, "must be a list of [class, rate_rps] pairs")
+    out = []
+    for k, pair in enumerate(value):
+        if not isinstance(pair, list | tuple) or len(pair) != 2:
+            raise InputError(f"{where}.{k}", "must be a [class, rate_rps] pair")
+        out.append((_typed(pair[0], "str", f"{where}.{k}.0"), _typed(pair[1], "float", f"{where}.{k}.1")))
+    return tuple(out)

@@ -40,7 +40,8 @@ from solver.backends.base import relative_gap, within_gap
 from solver.data.catalog import Catalog
 from solver.errors import InfeasibleError, SolverError, SolverLimitError
 from solver.planning import decompose
-from solver.planning.candidates import CandidateSet, candidate_set
+from solver.planning.candidates import CandidateSet, candidate_set, shared_candidates
+from solver.planning.classes import expand
 from solver.planning.decompose import Clock
 from solver.planning.plan import TIE_ORDER, Plan
 from solver.planning.presolve import reduce_candidates
@@ -74,8 +75,14 @@ def plan(scenario: Scenario, options: SolveOptions | None = None, catalog: Catal
     SolverError
         The backend failed or is unavailable.
     """
-    cs = candidate_set(scenario, catalog)
-    return solve_candidates(cs.frame, scenario, options, candidate_info=cs)
+    classes = expand(scenario)  # one class per size bucket (a plain workload is its own class)
+    cs = candidate_set(classes.scenario, catalog)
+    frame = cs.frame
+    if classes.shares:  # shared replicas: pooled rows next to every class's own candidates
+        pooled = shared_candidates(frame, classes.scenario, classes.groups())
+        if not pooled.empty:
+            frame = pd.concat([frame.assign(pool=-1), pooled], ignore_index=True)
+    return solve_candidates(frame, classes.scenario, options, candidate_info=cs)
 
 
 def solve_candidates(
@@ -110,8 +117,11 @@ def solve_candidates(
     clock = Clock(options.time_limit_s)
     removed: Mapping[str, Mapping[str, int]] = {}
     table = cands
-    if reduce:
-        table, removed = reduce_candidates(cands, scenario)
+    if reduce:  # pooled rows (shared replicas) are kept as they are: the presolve's dominance is per class
+        pooled = cands["pool"].to_numpy() >= 0 if "pool" in cands.columns else np.zeros(len(cands), dtype=bool)
+        table, removed = reduce_candidates(cands[~pooled], scenario)
+        if pooled.any():
+            table = pd.concat([table, cands[pooled]], ignore_index=True)
     _check_coverage(table, scenario, removed, candidate_info)
     table = table.reset_index(drop=True)
     fm = build(table, scenario)
@@ -265,12 +275,15 @@ def _repair_demand(compiled: CompiledModel, x: np.ndarray) -> np.ndarray:
     out = x.copy()
     every = np.arange(compiled.n_rows)
     for r in rows[_short(compiled, act, rows)]:
-        if compiled.row_block[r] != "demand.offline_work":
-            continue  # online rows have integer counts only: raising one is not a repair at equal cost
+        online = compiled.row_block[r] != "demand.offline_work"
         deficit = (compiled.row_lo[r] - act[r]) + DEMAND_NOISE * max(1.0, abs(compiled.row_lo[r]))
         a, b = compiled.indptr[r], compiled.indptr[r + 1]
         cols, coefs = compiled.indices[a:b], compiled.data[a:b]
         pos = coefs > 0
+        if online:  # integer counts cannot be raised at equal cost; shares of a pool (sharing) can, within (20)
+            pos &= ~compiled.integer[cols]
+            if not pos.any():
+                continue
         order = np.argsort(compiled.objective[cols[pos]] / coefs[pos], kind="stable")
         for j, c in zip(cols[pos][order], coefs[pos][order], strict=True):
             trial = out.copy()
