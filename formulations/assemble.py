@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import pandas as pd
 
 from formulations.demand import add_demand
@@ -11,6 +13,7 @@ from formulations.model import Context, FleetModel
 from formulations.objective import add_objective
 from formulations.rules import add_candidate_rules
 from formulations.selection import add_selection
+from formulations.spot import TypeSet, add_spot_share, add_spread
 from solver.errors import InputError
 from solver.specs import Scenario
 
@@ -38,7 +41,7 @@ CANDIDATE_COLUMNS: tuple[str, ...] = (
 """Columns every candidate table needs (``formulations/README.md``, section "Data")."""
 
 
-def build(cands: pd.DataFrame, scenario: Scenario) -> FleetModel:
+def build(cands: pd.DataFrame, scenario: Scenario, nogoods: Iterable[TypeSet] = ()) -> FleetModel:
     """Build the fleet MILP of ``formulations/README.md`` for ``cands`` and ``scenario``.
 
     Parameters
@@ -47,6 +50,8 @@ def build(cands: pd.DataFrame, scenario: Scenario) -> FleetModel:
         Candidate table with at least :data:`CANDIDATE_COLUMNS`; row ``c`` is candidate ``c``.
     scenario
         Workloads (SLOs and demand), limits, objective, billing and search options.
+    nogoods
+        Sets of (workload, instance type) pairs no plan may use exactly (``plan --top-k``; README row (25)).
 
     Returns
     -------
@@ -64,6 +69,9 @@ def build(cands: pd.DataFrame, scenario: Scenario) -> FleetModel:
     sel = add_selection(ctx)  # (1): creates n and y
     add_candidate_rules(ctx, sel.y)  # (2)-(7a), (12)
     hours = add_demand(ctx, sel)  # (8)-(11): creates h
-    add_limits(ctx, sel.n, hours)  # (13)-(19)
+    add_limits(ctx, sel.n, hours)  # (13)-(19), (22)-(23)
+    add_spot_share(ctx, sel, hours)  # (20)-(21)
+    spread = add_spread(ctx, sel, nogoods)  # (24), (25)
     add_objective(ctx, sel, hours)  # (O1) or (O2)
-    return FleetModel(ctx.lm, ctx.cands, scenario, sel.n, sel.y, hours.h, sel.big_m, hours.offline_idx)
+    owners = {"z": spread.owner} if spread is not None else {}
+    return FleetModel(ctx.lm, ctx.cands, scenario, sel.n, sel.y, hours.h, sel.big_m, hours.offline_idx, owners)

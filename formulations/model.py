@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
@@ -89,6 +90,9 @@ class FleetModel(Context):
         ``offline_idx[k]``.
     big_m
         ``U_c`` of constraint (1), from :func:`formulations.bigm.count_upper_bound`.
+    owners
+        Other variable families (by name) and, per variable, the position of the workload it belongs to
+        (``z`` of :mod:`formulations.spot`), for the split by workload.
     """
 
     n: VarFamily
@@ -96,6 +100,7 @@ class FleetModel(Context):
     h: VarFamily
     big_m: np.ndarray
     offline_idx: IntArray
+    owners: Mapping[str, IntArray] = field(default_factory=dict)
 
     def family(self, name: str) -> VarFamily:
         """Return the variable family ``n``, ``y`` or ``h``."""

@@ -223,6 +223,8 @@ class Workload(Frozen):
     """KV-cache dtype; default: the weight dtype (int4/int8 weights keep an fp16 cache)."""
     batch_sizes: Annotated[list[BatchSize], Field(min_length=1)] | None = None
     """Override of ``search.batch_sizes`` for this workload."""
+    max_instance_types: PosInt | None = None
+    """Spread this workload over at most this many instance types (row (24) of ``formulations/README.md``)."""
 
     @model_validator(mode="after")
     def _one_kind(self) -> Self:
@@ -260,6 +262,15 @@ class Limits(Frozen):
     max_total_instances: NonNegInt | None = None
     min_instances: dict[str, NonNegInt] = {}
     """At least this many instances of a type (for reserved or already-running capacity)."""
+    max_spot_share: Fraction | None = None
+    """Per workload, at most this share of its capacity on spot instances (row (20))."""
+    min_on_demand_share: Fraction | None = None
+    """Per workload, on-demand capacity alone carries at least this share of its demand, so it survives the
+    reclaim of every spot instance (row (21))."""
+    max_spot_instances: dict[str, NonNegInt] = {}
+    """Per instance type, at most this many spot instances (row (22))."""
+    max_spot_instances_per_region: dict[str, NonNegInt] = {}
+    """Per region, at most this many spot instances (row (23))."""
 
 
 class Search(Frozen):

@@ -80,6 +80,8 @@ def workload_blocks(fm: FleetModel, compiled: CompiledModel) -> Blocks | None:
     var_block[fm.family("n").index] = code
     var_block[fm.family("y").index] = code
     var_block[fm.family("h").index] = code[fm.offline_idx]
+    for name, owner in fm.owners.items():  # other families (type binaries z): their workload's block
+        var_block[fm.lm.families[name].index] = owner
     blocks, coupling = compiled.split(var_block, n_w)
     if any(b.cols.size == 0 for b in blocks):
         return None

@@ -390,12 +390,12 @@ def _check_coverage(
 def _raise_for(result: SolveResult, scenario: Scenario) -> NoReturn:
     """Turn a solve without a plan into the matching error."""
     if result.status == "infeasible":
-        set_limits = [fl.path for fl in checks.fleet_limits_set(scenario.limits)]
+        set_limits = checks.limit_paths_set(scenario)
         if any(w.deadline_h is not None for w in scenario.workloads):
             set_limits.append("workloads.*.deadline_h")
         raise InfeasibleError(
             f"every workload has candidates, but no fleet meets all demands within {' / '.join(set_limits)}",
-            [f"raise {' / '.join(set_limits)}"],
+            [f"relax {' / '.join(set_limits)} (raise a budget, quota or share cap; lower a floor)"],
             diagnosis={"limits": set_limits},
         )
     if result.status == "no_solution":
