@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import NoReturn
 
 import numpy as np
@@ -35,6 +35,7 @@ from formulations.billing import offline_hours
 from formulations.linear import CompiledModel
 from formulations.model import FleetModel
 from formulations.objective import lexicographic_stage
+from formulations.spot import TypeSet
 from solver.backends import Backend, SolveResult, Status, available_backends, get_backend
 from solver.backends.base import relative_gap, within_gap
 from solver.data.catalog import Catalog
@@ -86,6 +87,7 @@ def solve_candidates(
     reduce: bool = True,
     tie_break: bool | None = None,
     candidate_info: CandidateSet | None = None,
+    nogoods: Sequence[TypeSet] = (),
 ) -> Plan:
     """Solve the fleet MILP on a given candidate table (the planner's core; used by tests and benchmarks).
 
@@ -103,6 +105,8 @@ def solve_candidates(
         Run the lexicographic tie-break stage after a proven optimum (default: ``options.tie_break``).
     candidate_info
         What was dropped while enumerating (for the infeasibility message).
+    nogoods
+        Sets of (workload, instance type) pairs the plan may not use exactly (``plan --top-k``, README row (25)).
     """
     options = options or SolveOptions()
     if tie_break is None:
@@ -114,7 +118,7 @@ def solve_candidates(
         table, removed = reduce_candidates(cands, scenario)
     _check_coverage(table, scenario, removed, candidate_info)
     table = table.reset_index(drop=True)
-    fm = build(table, scenario)
+    fm = build(table, scenario, nogoods)
     compiled = fm.lm.compile(singletons_as_bounds=True)
     backend = get_backend(options.backend, compiled)
     checked = _CheckedSolve(backend, options, clock)
