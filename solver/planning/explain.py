@@ -44,6 +44,11 @@ from solver.planning.plan import Plan
 from solver.planning.presolve import violations
 from solver.specs import Scenario, SolveOptions
 
+FLEET_KEYS = (
+    *("workload", "instance_type", "market", "region", "count", "tp", "batch_size", "offload_fraction"),
+    *("usd_per_hour", "instance_hours"),
+)
+"""Fields of each fleet row of a re-solved plan (enough for :meth:`Plan.from_dict` and ``infersave check``)."""
 UNIT_REL_TOL = 1e-9
 """A candidate is cheaper per unit of capacity when its unit cost is below the row's by more than this (relative)."""
 
@@ -162,10 +167,7 @@ def _resolve(
         "cost_usd_per_hour": alt.cost_usd_per_hour,
         "extra_cost_usd": alt.total_cost_usd - base.total_cost_usd,
         "types": types,
-        "fleet": [
-            {k: getattr(row, k) for k in ("workload", "instance_type", "market", "region", "count")}
-            for row in alt.fleet
-        ],
+        "fleet": [{k: getattr(row, k) for k in FLEET_KEYS} for row in alt.fleet],
         "evaluator_ok": ev.ok,
         **({"violations": [str(v) for v in ev.violations]} if not ev.ok else {}),
     }
@@ -283,20 +285,23 @@ def _binding(
     allowed = cheaper[first < 0]
     first_allowed = allowed.iloc[int(np.argsort(unit_of(allowed, scenario), kind="stable")[0])]
     best = _describe(first_allowed, float(unit_of(first_allowed, scenario)), per)
-    tight = _tight_for(first_allowed, row, plan, scenario, uses)
-    note = ""
-    if tight is not None:
-        saves = relief(tight[0], tight[2])
-        if saves is not None and saves > UNIT_REL_TOL * max(1.0, abs(plan.total_cost_usd)):
-            return {
-                **info,
-                "constraint": tight[0],
-                "reason": f"{best['text']} is allowed, but {tight[1]}; without that limit the plan costs "
-                f"${saves:,.2f} less",
-                "cheapest": best,
-                "saves_usd": saves,
-            }
-        note = f" ({tight[0]} is tight too, but removing it saves nothing)"
+    saved = [
+        (relief(path, key), path, words) for path, words, key in _tight_for(first_allowed, row, plan, scenario, uses)
+    ]
+    binding = [t for t in saved if t[0] is not None and t[0] > UNIT_REL_TOL * max(1.0, abs(plan.total_cost_usd))]
+    if binding:
+        saves, path, words = max(binding, key=lambda t: t[0] or 0.0)
+        others = [p for _s, p, _w in saved if p != path]
+        return {
+            **info,
+            "constraint": path,
+            "reason": f"{best['text']} is allowed, but {words}; without that limit the plan costs ${saves:,.2f} less"
+            + (f" (tight too: {', '.join(others)})" if others else ""),
+            "cheapest": best,
+            "saves_usd": saves,
+            "also_tight": others,
+        }
+    note = f" ({', '.join(p for _s, p, _w in saved)} tight too, but removing it saves nothing)" if saved else ""
     return {
         **info,
         "constraint": "whole instances",
@@ -359,10 +364,10 @@ def _describe(c: pd.Series, unit: float, per: str) -> dict[str, Any]:
 
 def _tight_for(
     d: pd.Series, row: Any, plan: Plan, scenario: Scenario, uses: list[LimitUse]
-) -> tuple[str, str, str] | None:
-    """Return the first fleet limit that stops one more ``d`` (or holds up ``row``), else ``None``.
+) -> list[tuple[str, str, str]]:
+    """Return the fleet limits that stop one more ``d`` (or hold up ``row``).
 
-    Returns (scenario path, words, key of the limit as :class:`~solver.planning.evaluate.LimitUse` names it).
+    Each is (scenario path, words, key of the limit as :class:`~solver.planning.evaluate.LimitUse` names it).
     """
     spot = d["market"] == "spot"
     family = str(d["instance_type"]).split(".")[0]
@@ -372,15 +377,23 @@ def _tight_for(
     k_d = float(capacity_per_instance(table, scenario)[0])
     least = float(min_hours_per_instance(table, scenario)[0])
     fleet = plan.to_frame()
+    found: list[tuple[str, str, str]] = []
     for u in uses:
         field = u.path.split(".")[-1]
         room = u.bound - u.used
         if field == "budget_usd_per_hour" and room < price:
-            return u.path, f"the hourly budget has ${room:,.4g}/h left, less than one more at ${price:,.4g}/h", u.where
+            found.append(
+                (u.path, f"the hourly budget has ${room:,.4g}/h left, less than one more at ${price:,.4g}/h", u.where)
+            )
+            continue
         if field == "budget_usd" and row.kind == "offline" and room < price * least:
-            return u.path, f"the offline budget has ${room:,.4g} left, less than one more instance bills", u.where
+            found.append(
+                (u.path, f"the offline budget has ${room:,.4g} left, less than one more instance bills", u.where)
+            )
+            continue
         if field == "max_total_instances" and room < 1:
-            return u.path, f"the fleet is at its {u.bound:g} instances", u.where
+            found.append((u.path, f"the fleet is at its {u.bound:g} instances", u.where))
+            continue
         quota_column = {
             "max_instances": "instance_type",
             "max_instances_per_family": "family",
@@ -391,25 +404,31 @@ def _tight_for(
         if quota_column is not None and u.where == one[quota_column] and room < 1:
             if field.startswith("max_spot") and not spot:
                 continue
-            return u.path, f"{u.where} is at its quota of {u.bound:g}", u.where
+            found.append((u.path, f"{u.where} is at its quota of {u.bound:g}", u.where))
+            continue
         if field == "max_instance_types" and u.where == row.workload and room < 1:
             used = set(fleet.loc[fleet["workload"] == row.workload, "instance_type"])
             if str(d["instance_type"]) not in used:
-                return u.path, f"{row.workload} already uses its {u.bound:g} instance type(s)", u.where
+                found.append((u.path, f"{row.workload} already uses its {u.bound:g} instance type(s)", u.where))
+                continue
         if u.where != row.workload:
             continue
         if field == "max_spot_share" and spot:
             total = float(capacity_terms(fleet[fleet["workload"] == row.workload], scenario, False).sum())
             s = u.bound / total if total > 0 else 0.0
             if u.used + k_d > s * (total + k_d) * (1 + UNIT_REL_TOL):
-                return u.path, f"the spot share of {row.workload} is capped at {s:.3g}", u.where
+                found.append((u.path, f"the spot share of {row.workload} is capped at {s:.3g}", u.where))
+                continue
         if field == "min_on_demand_share" and spot and row.market == "on_demand":
             mine = fleet[(fleet["workload"] == row.workload)]
             own = mine[(mine["instance_type"] == row.instance_type) & (mine["market"] == row.market)]
             per_instance = float(capacity_terms(own, scenario, True).sum()) / max(int(own["count"].sum()), 1)
             if u.used - per_instance < u.bound:
-                return u.path, f"the on-demand floor of {row.workload} needs this row's on-demand capacity", u.where
-    return None
+                found.append(
+                    (u.path, f"the on-demand floor of {row.workload} needs this row's on-demand capacity", u.where)
+                )
+                continue
+    return found
 
 
 # ---- printing ---------------------------------------------------------------------------------------------------
