@@ -3,11 +3,15 @@ diagnosis relaxes them, and the presolve stays exact under the spot share cap.""
 
 from __future__ import annotations
 
+import itertools
+import math
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from formulations import checks
 from solver.data.scenario import scenario_from_dict
@@ -233,3 +237,102 @@ def test_big_m_of_on_demand_candidates_balances_the_spot_a_floor_forces():
     assert {(r.market, r.count) for r in best.fleet} == {("on_demand", 3), ("spot", 3)}
     assert best.cost_usd_per_hour == pytest.approx(33.0)
     assert evaluate(best, sc, performance=cands).ok
+
+
+def test_the_diagnosis_raises_a_spot_quota_and_a_type_spread_that_block_every_plan():
+    sc = _chat_only(max_spot_instances_per_region={"us-east-1": 0})
+    with pytest.raises(InfeasibleError):
+        plan(sc, OPTIONS)
+    d = diagnose(sc, SolveOptions(time_limit_s=20, tie_break=False), max_seconds=60)
+    relax = {r.field: r for r in d.relaxations}
+    assert relax["limits.max_spot_instances_per_region.us-east-1"].suggested >= 1, d.summary()
+    # one instance of each type is allowed, so one type cannot carry the demand: two or more types are needed
+    data = _data(max_spot_instances={t: 1 for t in INSTANCES})
+    data["workloads"] = data["workloads"][:1]
+    data["markets"] = ["spot"]
+    data["workloads"][0]["max_instance_types"] = 1
+    sc = scenario_from_dict(data)
+    with pytest.raises(InfeasibleError, match=r"workloads\.0\.max_instance_types"):
+        plan(sc, OPTIONS)
+    d = diagnose(sc, SolveOptions(time_limit_s=20, tie_break=False), max_seconds=120)
+    relax = {r.field: r for r in d.relaxations}
+    assert relax["workloads.0.max_instance_types"].suggested >= 2, d.summary()
+    assert "instance types are needed" in d.summary()
+
+
+R = 6
+"""Brute force tries every count 0..R per candidate."""
+
+
+def _brute(cands: pd.DataFrame, rate: float, lim: dict[str, Any], types_cap: int | None) -> float:
+    cap = 0.8 * cands["rate_rps"].to_numpy(dtype=float)  # utilisation cap 0.8, one replica
+    price = cands["usd_per_hour"].to_numpy(dtype=float)
+    spot = (cands["market"] == "spot").to_numpy()
+    kinds = cands["instance_type"].to_numpy()
+    best = math.inf
+    for n in itertools.product(range(R + 1), repeat=len(cands)):
+        x = np.array(n, dtype=float)
+        total = float(cap @ x)
+        if total < rate - 1e-9:
+            continue
+        if "max_spot_share" in lim and float(cap[spot] @ x[spot]) > lim["max_spot_share"] * total + 1e-9:
+            continue
+        if "min_on_demand_share" in lim and float(cap[~spot] @ x[~spot]) < lim["min_on_demand_share"] * rate - 1e-9:
+            continue
+        if "max_spot_instances" in lim and any(
+            x[spot & (kinds == k)].sum() > q for k, q in lim["max_spot_instances"].items()
+        ):
+            continue
+        if types_cap is not None and len(set(kinds[x > 0])) > types_cap:
+            continue
+        best = min(best, float(price @ x))
+    return best
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(st.sampled_from(["a.x", "b.x"]), st.sampled_from(["on_demand", "spot"]),
+                  st.sampled_from([1.0, 3.0]), st.sampled_from([1.25, 2.5, 3.75, 5.0])),
+        min_size=2, max_size=4,
+    ),
+    rate=st.sampled_from([2.0, 3.0, 4.0, 5.0, 7.0]),
+    share=st.sampled_from([None, 0.3, 0.5, 0.8]),
+    floor=st.sampled_from([None, 0.25, 0.6]),
+    quota=st.sampled_from([None, 0, 1, 2]),
+    types_cap=st.sampled_from([None, 1]),
+)  # fmt: skip
+@example(
+    rows=[("a.x", "on_demand", 3.0, 2.5), ("b.x", "spot", 1.0, 2.5), ("b.x", "spot", 1.0, 3.75)],
+    rate=4.0, share=0.5, floor=None, quota=None, types_cap=None,
+)  # fmt: skip
+def test_spot_rows_match_brute_force(rows, rate, share, floor, quota, types_cap):
+    """The MILP (presolve and Big-M included) finds the brute-force optimum under rows (20)-(22), (24)."""
+    cands = table(
+        *(
+            {"instance_type": t, "family": t.split(".")[0], "market": m, "usd_per_hour": p, "rate_rps": r,
+             "batch_size": 4 + 4 * k}
+            for k, (t, m, p, r) in enumerate(rows)
+        )
+    )  # fmt: skip
+    lim: dict[str, Any] = {}
+    if share is not None:
+        lim["max_spot_share"] = share
+    if floor is not None:
+        lim["min_on_demand_share"] = floor
+    if quota is not None:
+        lim["max_spot_instances"] = {"a.x": quota}
+    w: dict[str, Any] = {"name": "w", "rate_rps": rate}
+    if types_cap is not None:
+        w["max_instance_types"] = types_cap
+    sc = toy_scenario([w], limits=lim)
+    brute = _brute(cands, rate, lim, types_cap)
+    try:
+        got = solve_candidates(cands, sc, SolveOptions(time_limit_s=20))
+    except InfeasibleError:
+        assert brute == math.inf
+        return
+    assert evaluate(got, sc, performance=cands).ok
+    assert got.cost_usd_per_hour <= brute + 1e-6
+    if max(r.count for r in got.fleet) <= R:
+        assert got.cost_usd_per_hour == pytest.approx(brute)
