@@ -51,7 +51,7 @@ def build(cands: pd.DataFrame, scenario: Scenario, nogoods: Iterable[TypeSet] = 
     scenario
         Workloads (SLOs and demand), limits, objective, billing and search options.
     nogoods
-        Sets of (workload, instance type) pairs no plan may use exactly (``plan --top-k``; README row (25)).
+        Sets of (workload, instance type) pairs no plan may use exactly (``plan --top-k``; README row (28)).
 
     Returns
     -------
@@ -69,9 +69,9 @@ def build(cands: pd.DataFrame, scenario: Scenario, nogoods: Iterable[TypeSet] = 
     sel = add_selection(ctx)  # (1): creates n and y
     add_candidate_rules(ctx, sel.y)  # (2)-(7a), (12)
     hours = add_demand(ctx, sel)  # (8)-(11): creates h
-    add_limits(ctx, sel.n, hours)  # (13)-(19), (22)-(23)
-    add_spot_share(ctx, sel, hours)  # (20)-(21)
-    spread = add_spread(ctx, sel, nogoods)  # (24), (25)
+    add_limits(ctx, sel.n, hours)  # (13)-(19), (25)-(26)
+    add_spot_share(ctx, sel, hours)  # (23)-(24)
+    spread = add_spread(ctx, sel, nogoods)  # (27), (28)
     add_objective(ctx, sel, hours)  # (O1) or (O2)
     owners = {"z": spread.owner} if spread is not None else {}
     return FleetModel(ctx.lm, ctx.cands, scenario, sel.n, sel.y, hours.h, sel.big_m, hours.offline_idx, owners)

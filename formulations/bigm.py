@@ -68,7 +68,7 @@ def count_upper_bound(cands: pd.DataFrame, scenario: Scenario) -> np.ndarray:
         price = cands["usd_per_hour"].to_numpy(dtype=float)
         quota = np.minimum(quota, floor_int(lim.budget_usd_per_hour / price))
     bound = np.minimum(bound, quota)
-    if lim.max_spot_share is not None and scenario.objective == "min_cost":  # (20): on-demand must balance spot
+    if lim.max_spot_share is not None and scenario.objective == "min_cost":  # (23): on-demand must balance spot
         bound = np.minimum(np.maximum(spot_share_alone(cands, scenario, alone, bound), floor_), quota)
     if m and not np.all(np.isfinite(bound)):
         types = sorted({str(t) for t in cands["instance_type"].to_numpy()[~np.isfinite(bound)]})

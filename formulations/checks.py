@@ -272,11 +272,11 @@ FLEET_LIMITS: tuple[FleetLimit, ...] = (
     FleetLimit("max_instances_per_region", "(17)", "quota", "region"),
     FleetLimit("max_total_instances", "(18)", "quota"),
     FleetLimit("min_instances", "(19)", "floor", "instance_type"),
-    FleetLimit("max_spot_share", "(20)", "share"),
-    FleetLimit("min_on_demand_share", "(21)", "share_floor"),
-    FleetLimit("max_spot_instances", "(22)", "quota", "instance_type", market="spot"),
-    FleetLimit("max_spot_instances_per_region", "(23)", "quota", "region", market="spot"),
-    FleetLimit("max_instance_types", "(24)", "types", scope="workload"),
+    FleetLimit("max_spot_share", "(23)", "share"),
+    FleetLimit("min_on_demand_share", "(24)", "share_floor"),
+    FleetLimit("max_spot_instances", "(25)", "quota", "instance_type", market="spot"),
+    FleetLimit("max_spot_instances_per_region", "(26)", "quota", "region", market="spot"),
+    FleetLimit("max_instance_types", "(27)", "types", scope="workload"),
 )
 """Every fleet-level limit, in the order of ``formulations/README.md``."""
 

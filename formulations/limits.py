@@ -14,7 +14,7 @@ def _grouped_quota(
 ) -> None:
     """Add one row per key of ``mapping``: sum of ``n_c`` over candidates whose ``column`` equals the key.
 
-    With ``market``, only candidates of that market count (the spot quotas (22)-(23)).
+    With ``market``, only candidates of that market count (the spot quotas (25)-(26)).
     """
     keys = sorted(mapping)
     values = ctx.col(column)
@@ -36,14 +36,14 @@ def _grouped_quota(
 
 
 def add_limits(ctx: Context, n_family: VarFamily, hours: Hours) -> None:
-    """(13)-(19), (22)-(23): budgets, quotas, total, minimum counts and spot quotas.
+    """(13)-(19), (25)-(26): budgets, quotas, total, minimum counts and spot quotas.
 
-    The price cap (12) is a per-candidate rule; the spot shares and type counts (20), (21), (24) are in
+    The price cap (12) is a per-candidate rule; the spot shares and type counts (23), (24), (27) are in
     :mod:`formulations.spot`.
 
     (13) ``sum_c p_c · n_c <= B``; (14) ``sum_{c offline} p_c · h_c <= B_usd``;
     (15)-(17) ``sum_{c in type t / family f / region r} n_c <= Q``; (18) ``sum_c n_c <= Q_total``;
-    (19) ``sum_{c in type t} n_c >= L_t``; (22)-(23) ``sum_{c spot, in type t / region r} n_c <= Q``.
+    (19) ``sum_{c in type t} n_c >= L_t``; (25)-(26) ``sum_{c spot, in type t / region r} n_c <= Q``.
 
     Each row block is named after its limit (:data:`formulations.checks.FLEET_LIMITS`) and added only when the
     scenario sets it. Quotas count online and offline instances together (they may run at the same time), which
@@ -56,7 +56,7 @@ def add_limits(ctx: Context, n_family: VarFamily, hours: Hours) -> None:
         if fl.kind not in checks.INSTANCE_LIMIT_KINDS:
             continue
         value = fl.value(lim)
-        if isinstance(value, dict) and fl.column is not None:  # (15)-(17), (19), (22)-(23): one row per key
+        if isinstance(value, dict) and fl.column is not None:  # (15)-(17), (19), (25)-(26): one row per key
             _grouped_quota(ctx, n_family, fl.path, fl.column, value, floor=fl.kind == "floor", market=fl.market)
             continue
         if not isinstance(value, int | float):

@@ -1,6 +1,6 @@
 """Spot risk and spread: the share of capacity on spot, an on-demand floor, and the number of instance types.
 
-Rows (20), (21) and (24) of ``formulations/README.md`` (the spot quotas (22)-(23) are quotas, written by
+Rows (23), (24) and (27) of ``formulations/README.md`` (the spot quotas (25)-(26) are quotas, written by
 :mod:`formulations.limits`); every limit is declared in :data:`formulations.checks.FLEET_LIMITS`. The same
 module writes the no-good cuts that ``plan --top-k`` uses to ask for a plan with another set of instance types.
 """
@@ -67,13 +67,13 @@ def demand_of(scenario: Scenario) -> np.ndarray:
 
 
 def add_spot_share(ctx: Context, sel: Selection, hours: Hours) -> None:
-    """(20) ``sum_{c in C_w} (spot_c − s) · k_c x_c <= 0``; (21) ``sum_{c in C_w, on-demand} q_c >= s' · D_w``.
+    """(23) ``sum_{c in C_w} (spot_c − s) · k_c x_c <= 0``; (24) ``sum_{c in C_w, on-demand} q_c >= s' · D_w``.
 
-    (20) ``limits.max_spot_share = s``: at most the share ``s`` of each workload's capacity is on spot; capacity
+    (23) ``limits.max_spot_share = s``: at most the share ``s`` of each workload's capacity is on spot; capacity
     is ``u r_c rho_c n_c`` online and ``3600 theta_w r_c rho_c h_c`` (the requests the billed hours can do)
-    offline. (21) ``limits.min_on_demand_share = s'``: the on-demand rows of each workload alone carry ``s'`` of
+    offline. (24) ``limits.min_on_demand_share = s'``: the on-demand rows of each workload alone carry ``s'`` of
     its demand ``D_w`` (rate ``lambda_w`` at the utilisation cap online, completed requests (9) offline), so
-    ``s'`` of the service survives the reclaim of every spot instance. One row per workload each; (20) only
+    ``s'`` of the service survives the reclaim of every spot instance. One row per workload each; (23) only
     for workloads with a spot candidate.
     """
     lim = ctx.scenario.limits
@@ -102,7 +102,7 @@ def add_spot_share(ctx: Context, sel: Selection, hours: Hours) -> None:
 def add_type_binaries(ctx: Context, sel: Selection, workloads: Iterable[int], exact: bool) -> TypeBinaries:
     """``z_{w,k} ∈ {0,1}`` per workload ``w`` of ``workloads`` and instance type ``k`` of its candidates.
 
-    (24a) ``y_c <= z_{w,type(c)}`` links them to the candidates (``n_c <= U_c y_c`` by (1)). With ``exact``,
+    (27a) ``y_c <= z_{w,type(c)}`` links them to the candidates (``n_c <= U_c y_c`` by (1)). With ``exact``,
     also ``y_c <= n_c`` and ``z_{w,k} <= sum_{c of (w,k)} y_c``: ``z`` is then 1 exactly when the plan rents an
     instance of type ``k`` for ``w`` (the no-good cuts need that).
     """
@@ -133,7 +133,7 @@ def add_type_binaries(ctx: Context, sel: Selection, workloads: Iterable[int], ex
 
 
 def add_spread(ctx: Context, sel: Selection, nogoods: Iterable[TypeSet] = ()) -> TypeBinaries | None:
-    """(24) ``sum_k z_{w,k} <= N_w`` (``workloads.<i>.max_instance_types``), and the no-good cuts of ``--top-k``.
+    """(27) ``sum_k z_{w,k} <= N_w`` (``workloads.<i>.max_instance_types``), and the no-good cuts of ``--top-k``.
 
     A no-good cut forbids a plan's exact set ``T`` of (workload, type) pairs:
     ``sum_{(w,k) ∉ T} z_{w,k} − sum_{(w,k) ∈ T} z_{w,k} >= 1 − |T|`` (some pair of ``T`` unused, or another
@@ -160,9 +160,9 @@ def add_spread(ctx: Context, sel: Selection, nogoods: Iterable[TypeSet] = ()) ->
 
 
 def spot_share_alone(cands: pd.DataFrame, scenario: Scenario, alone: np.ndarray, bound: np.ndarray) -> np.ndarray:
-    """``A_c`` of the Big-M for on-demand candidates under (20): enough to balance the most spot capacity.
+    """``A_c`` of the Big-M for on-demand candidates under (23): enough to balance the most spot capacity.
 
-    ``bound`` holds ``U_d`` of every candidate (valid under (20): lowering a spot count only lowers the spot
+    ``bound`` holds ``U_d`` of every candidate (valid under (23): lowering a spot count only lowers the spot
     share). For an on-demand candidate of workload w, ``A'_c = max(A_c, ceil(f · S_w / k_c))`` with
     ``f = (1 − s) / s``, ``S_w = sum_{d spot in C_w} k_d U_d`` (the most spot capacity any such plan has) and
     ``k_c`` the capacity of one instance (online ``u r_c rho_c``; offline the work of ``H_w`` billed hours). With

@@ -224,7 +224,7 @@ class Workload(Frozen):
     batch_sizes: Annotated[list[BatchSize], Field(min_length=1)] | None = None
     """Override of ``search.batch_sizes`` for this workload."""
     max_instance_types: PosInt | None = None
-    """Spread this workload over at most this many instance types (row (24) of ``formulations/README.md``)."""
+    """Spread this workload over at most this many instance types (row (27) of ``formulations/README.md``)."""
 
     @model_validator(mode="after")
     def _one_kind(self) -> Self:
@@ -263,14 +263,14 @@ class Limits(Frozen):
     min_instances: dict[str, NonNegInt] = {}
     """At least this many instances of a type (for reserved or already-running capacity)."""
     max_spot_share: Fraction | None = None
-    """Per workload, at most this share of its capacity on spot instances (row (20))."""
+    """Per workload, at most this share of its capacity on spot instances (row (23))."""
     min_on_demand_share: Fraction | None = None
     """Per workload, on-demand capacity alone carries at least this share of its demand, so it survives the
-    reclaim of every spot instance (row (21))."""
+    reclaim of every spot instance (row (24))."""
     max_spot_instances: dict[str, NonNegInt] = {}
-    """Per instance type, at most this many spot instances (row (22))."""
+    """Per instance type, at most this many spot instances (row (25))."""
     max_spot_instances_per_region: dict[str, NonNegInt] = {}
-    """Per region, at most this many spot instances (row (23))."""
+    """Per region, at most this many spot instances (row (26))."""
 
 
 class Search(Frozen):

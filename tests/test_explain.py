@@ -154,7 +154,7 @@ def test_explanation_is_bounded_by_the_time_limit():
 
 
 def test_runner_ups_and_alternatives_pass_the_evaluator_on_a_spot_scenario_with_spot_limits():
-    sc = spot_limited()  # every spot row (20)-(24) set, on a small catalog
+    sc = spot_limited()  # every spot row (23)-(27) set, on a small catalog
     best = plan(sc)
     assert evaluate(best, sc).ok
     p = explain(best, sc, top_k=1)

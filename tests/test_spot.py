@@ -1,4 +1,4 @@
-"""Spot risk as rows (20)-(24): planned plans keep every row, the evaluator catches a plan breaking each, the
+"""Spot risk as rows (23)-(27): planned plans keep every row, the evaluator catches a plan breaking each, the
 diagnosis relaxes them, and the presolve stays exact under the spot share cap."""
 
 from __future__ import annotations
@@ -102,12 +102,12 @@ def test_a_plan_with_spot_limits_keeps_every_row(free_plan, limited_plan):
     work = _capacity(fleet, sc, completed=True)
     for w in sc.workloads:
         mine = (fleet["workload"] == w.name).to_numpy()
-        assert cap[mine & spot].sum() <= 0.6 * cap[mine].sum() * (1 + 1e-9)  # (20)
+        assert cap[mine & spot].sum() <= 0.6 * cap[mine].sum() * (1 + 1e-9)  # (23)
         demand = w.rate_rps or w.requests
-        assert work[mine & ~spot].sum() >= 0.3 * demand * (1 - 1e-9)  # (21)
-    assert fleet.loc[spot & (fleet["instance_type"] == "g7e.2xlarge").to_numpy(), "count"].sum() <= 1  # (22)
-    assert fleet.loc[spot, "count"].sum() <= 3  # (23): one region
-    assert fleet.loc[fleet["workload"] == "chat", "instance_type"].nunique() <= 1  # (24)
+        assert work[mine & ~spot].sum() >= 0.3 * demand * (1 - 1e-9)  # (24)
+    assert fleet.loc[spot & (fleet["instance_type"] == "g7e.2xlarge").to_numpy(), "count"].sum() <= 1  # (25)
+    assert fleet.loc[spot, "count"].sum() <= 3  # (26): one region
+    assert fleet.loc[fleet["workload"] == "chat", "instance_type"].nunique() <= 1  # (27)
     # the limits bind: the free plan breaks them, and the limited plan costs more
     assert not evaluate(free_plan, sc).ok
     assert limited_plan.total_cost_usd > free_plan.total_cost_usd
@@ -149,7 +149,7 @@ def test_the_evaluator_catches_a_plan_breaking_each_spot_row(free_plan, limited_
     for limits, path in cases:
         ev = evaluate(free_plan, scenario_from_dict(_data(**limits)))
         assert path in {v.check for v in ev.violations}, (path, ev)
-    # (24): the limited plan spreads digest over two types; asking for one is caught
+    # (27): the limited plan spreads digest over two types; asking for one is caught
     types = limited_plan.to_frame().groupby("workload")["instance_type"].nunique()
     assert types["digest"] >= 2
     data = _data(**SPOT_LIMITS)
@@ -307,7 +307,7 @@ def _brute(cands: pd.DataFrame, rate: float, lim: dict[str, Any], types_cap: int
     rate=4.0, share=0.5, floor=None, quota=None, types_cap=None,
 )  # fmt: skip
 def test_spot_rows_match_brute_force(rows, rate, share, floor, quota, types_cap):
-    """The MILP (presolve and Big-M included) finds the brute-force optimum under rows (20)-(22), (24)."""
+    """The MILP (presolve and Big-M included) finds the brute-force optimum under rows (23)-(25), (27)."""
     cands = table(
         *(
             {"instance_type": t, "family": t.split(".")[0], "market": m, "usd_per_hour": p, "rate_rps": r,

@@ -342,8 +342,8 @@ def _limits_to_relax(scenario: Scenario) -> list[Limit]:
     Kinds: upper (float), int, share, share_floor, deadline.
 
     The limits come from :data:`formulations.checks.FLEET_LIMITS`; floors (``min_instances``) are never what
-    blocks a plan for lack of room, so they are not relaxed. The on-demand floor (21) is lowered, the spot share
-    cap (20) raised, and a workload's ``max_instance_types`` (24) raised like a quota.
+    blocks a plan for lack of room, so they are not relaxed. The on-demand floor (24) is lowered, the spot share
+    cap (23) raised, and a workload's ``max_instance_types`` (27) raised like a quota.
     """
     lim = scenario.limits
     out: list[Limit] = []
@@ -433,9 +433,9 @@ def _bisect(
     if kind == "int":
         hi_int = _count_used(loose, keys, scenario)
         return _narrow(int(current), hi_int, (hi_int, loose), solve_at, deadline, integer=True)
-    if kind == "share":  # (20): infeasible at the current cap, feasible at 1 (no cap)
+    if kind == "share":  # (23): infeasible at the current cap, feasible at 1 (no cap)
         return _narrow(float(current), 1.0, (1.0, loose), solve_at, deadline, integer=False)
-    if kind == "share_floor":  # (21): bisect on 1 - share: infeasible at the current floor, feasible at 0
+    if kind == "share_floor":  # (24): bisect on 1 - share: infeasible at the current floor, feasible at 0
         value, plan_at = _narrow(
             1.0 - float(current), 1.0, (1.0, loose), lambda x: solve_at(1.0 - x), deadline, integer=False
         )
@@ -480,7 +480,7 @@ def _count_used(result: Any, keys: tuple[str | int, ...], scenario: Scenario | N
     if fleet.empty:
         return 0
     group, key = keys[1], keys[-1]
-    if keys[0] == "workloads" and scenario is not None:  # (24): instance types the workload uses
+    if keys[0] == "workloads" and scenario is not None:  # (27): instance types the workload uses
         return int(fleet.loc[fleet["workload"] == scenario.workloads[int(group)].name, "instance_type"].nunique())
     if group in ("max_spot_instances", "max_spot_instances_per_region"):
         spot = fleet[fleet["market"] == "spot"]

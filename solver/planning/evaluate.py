@@ -215,8 +215,8 @@ def limit_uses(rows: pd.DataFrame, scenario: Scenario) -> list[LimitUse]:
     """Every fleet limit the scenario sets (:data:`formulations.checks.FLEET_LIMITS`), as used by the fleet ``rows``.
 
     ``rows`` needs ``count``, ``instance_hours``, ``usd_per_hour``, ``instance_type``, ``region``, ``market``,
-    ``workload`` and, for the spot shares (20)-(21), ``rate_rps``, ``replicas`` and ``batch_size``. A share is
-    reported as its two sides: (20) spot capacity against ``s`` × the workload's capacity, (21) on-demand work
+    ``workload`` and, for the spot shares (23)-(24), ``rate_rps``, ``replicas`` and ``batch_size``. A share is
+    reported as its two sides: (23) spot capacity against ``s`` × the workload's capacity, (24) on-demand work
     against ``s'`` × demand.
     """
     lim = scenario.limits
@@ -256,7 +256,7 @@ def limit_uses(rows: pd.DataFrame, scenario: Scenario) -> list[LimitUse]:
 
 
 def capacity_terms(rows: pd.DataFrame, scenario: Scenario, completed: bool) -> np.ndarray:
-    """Per fleet row, its capacity as rows (20)-(21) count it.
+    """Per fleet row, its capacity as rows (23)-(24) count it.
 
     Online ``u · rate_rps · replicas · count`` (requests/s at the utilisation cap); offline the requests its
     billed hours can do, ``3600 · theta_w · rate_rps · replicas · instance_hours``, less one batch per instance
@@ -280,7 +280,7 @@ def capacity_terms(rows: pd.DataFrame, scenario: Scenario, completed: bool) -> n
 
 
 def _share_uses(rows: pd.DataFrame, scenario: Scenario, fl: checks.FleetLimit, share: float) -> list[LimitUse]:
-    """(20) spot capacity ≤ s · capacity, (21) on-demand completed work ≥ s' · demand, per workload."""
+    """(23) spot capacity ≤ s · capacity, (24) on-demand completed work ≥ s' · demand, per workload."""
     spot = (rows["market"] == "spot").to_numpy()
     names = rows["workload"].to_numpy()
     out = []

@@ -16,7 +16,7 @@ data, the ``explanation`` key of ``plan --json``); :func:`explanation_lines` pri
   and the extra over the plan.
 * **On-demand price.** For a plan that rents spot instances: the plan with on-demand offers only.
 * **Alternatives** (``top_k``): the ``K`` cheapest plans whose sets of (workload, instance type) differ from the
-  plan's and each other's, each found by adding a no-good cut (README row (25)) for every set seen.
+  plan's and each other's, each found by adding a no-good cut (README row (28)) for every set seen.
 
 Every re-solve draws on one :class:`~solver.planning.decompose.Clock` of ``options.time_limit_s``; what the
 clock leaves no time for is reported as skipped. Every runner-up and alternative is checked by the exact

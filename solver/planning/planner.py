@@ -106,7 +106,7 @@ def solve_candidates(
     candidate_info
         What was dropped while enumerating (for the infeasibility message).
     nogoods
-        Sets of (workload, instance type) pairs the plan may not use exactly (``plan --top-k``, README row (25)).
+        Sets of (workload, instance type) pairs the plan may not use exactly (``plan --top-k``, README row (28)).
     """
     options = options or SolveOptions()
     if tie_break is None:

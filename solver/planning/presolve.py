@@ -74,7 +74,7 @@ def reduce_candidates(cands: pd.DataFrame, scenario: Scenario) -> tuple[pd.DataF
     kinds = np.array([w.kind == "offline" for w in scenario.workloads], dtype=bool)
     pos = {w.name: i for i, w in enumerate(scenario.workloads)}
     is_off = kinds[np.array([pos[str(u)] for u in uniques], dtype=np.int64)][code] if n_w else np.zeros(0, dtype=bool)
-    # (20) caps the spot share of capacity: more capacity on one spot instance is not better, so spot rows
+    # (23) caps the spot share of capacity: more capacity on one spot instance is not better, so spot rows
     # are kept whole when it is set (README, "Exact presolve")
     exempt = (
         kept[cands["market"].to_numpy()[kept] == "spot"] if scenario.limits.max_spot_share is not None else kept[:0]
