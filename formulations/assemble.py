@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import pandas as pd
 
 from formulations.demand import add_demand
@@ -12,6 +14,7 @@ from formulations.objective import add_objective
 from formulations.rules import add_candidate_rules
 from formulations.selection import add_selection
 from formulations.sharing import add_pools, instance_columns
+from formulations.spot import TypeSet, add_spot_share, add_spread
 from solver.errors import InputError
 from solver.specs import Scenario
 
@@ -39,7 +42,7 @@ CANDIDATE_COLUMNS: tuple[str, ...] = (
 """Columns every candidate table needs (``formulations/README.md``, section "Data")."""
 
 
-def build(cands: pd.DataFrame, scenario: Scenario) -> FleetModel:
+def build(cands: pd.DataFrame, scenario: Scenario, nogoods: Iterable[TypeSet] = ()) -> FleetModel:
     """Build the fleet MILP of ``formulations/README.md`` for ``cands`` and ``scenario``.
 
     Parameters
@@ -48,6 +51,8 @@ def build(cands: pd.DataFrame, scenario: Scenario) -> FleetModel:
         Candidate table with at least :data:`CANDIDATE_COLUMNS`; row ``c`` is candidate ``c``.
     scenario
         Workloads (SLOs and demand), limits, objective, billing and search options.
+    nogoods
+        Sets of (workload, instance type) pairs no plan may use exactly (``plan --top-k``; README row (28)).
 
     Returns
     -------
@@ -67,8 +72,21 @@ def build(cands: pd.DataFrame, scenario: Scenario) -> FleetModel:
     hours = add_demand(ctx, sel)  # (8)-(11): creates h
     pools = add_pools(ctx, sel)  # (20): shared replicas (rows with a pool), creates N
     counted = instance_columns(ctx, sel, pools)  # instances: n_c, and N_p for a pool
-    add_limits(ctx, sel.n, hours, counted)  # (13)-(19)
+    add_limits(ctx, sel.n, hours, counted)  # (13)-(19), (25)-(26)
+    add_spot_share(ctx, sel, hours)  # (23)-(24)
+    spread = add_spread(ctx, sel, nogoods)  # (27), (28)
     add_objective(ctx, sel, hours, counted)  # (O1) or (O2)
+    owners = {"z": spread.owner} if spread is not None else {}
     return FleetModel(
-        ctx.lm, ctx.cands, scenario, sel.n, sel.y, hours.h, sel.big_m, hours.offline_idx, pools.N, pools.pool_of
+        ctx.lm,
+        ctx.cands,
+        scenario,
+        sel.n,
+        sel.y,
+        hours.h,
+        sel.big_m,
+        hours.offline_idx,
+        pool_n=pools.N,
+        pool_of=pools.pool_of,
+        owners=owners,
     )

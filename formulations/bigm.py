@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from formulations.billing import batch_requests, capacity_per_instance, offline_hours
+from formulations.spot import spot_share_alone
 from solver.errors import InputError
 from solver.specs import Scenario
 from solver.tolerances import ceil_int, floor_int
@@ -67,6 +68,8 @@ def count_upper_bound(cands: pd.DataFrame, scenario: Scenario) -> np.ndarray:
         price = cands["usd_per_hour"].to_numpy(dtype=float)
         quota = np.minimum(quota, floor_int(lim.budget_usd_per_hour / price))
     bound = np.minimum(bound, quota)
+    if lim.max_spot_share is not None and scenario.objective == "min_cost":  # (23): on-demand must balance spot
+        bound = np.minimum(np.maximum(spot_share_alone(cands, scenario, alone, bound), floor_), quota)
     if m and not np.all(np.isfinite(bound)):
         types = sorted({str(t) for t in cands["instance_type"].to_numpy()[~np.isfinite(bound)]})
         shown = ", ".join(types[:8]) + (f" and {len(types) - 8} more" if len(types) > 8 else "")

@@ -200,40 +200,68 @@ def hint(name: str, index: int = 0) -> str | None:
 
 @dataclass(frozen=True)
 class FleetLimit:
-    """One limit on the whole fleet, a field of :class:`~solver.specs.Limits`.
+    """One limit on the whole fleet, a field of :class:`~solver.specs.Limits` (or of every workload).
 
     Attributes
     ----------
     field
-        The :class:`~solver.specs.Limits` attribute (its scenario path is ``limits.<field>``).
+        The :class:`~solver.specs.Limits` attribute (its scenario path is ``limits.<field>``), or with
+        ``scope="workload"`` the :class:`~solver.specs.Workload` attribute (``workloads.<i>.<field>``).
     number
         The row's number in ``formulations/README.md``.
     kind
-        ``budget`` (dollars, an upper bound), ``quota`` (an upper bound on instances) or ``floor`` (a lower
-        bound on instances).
+        ``budget`` (dollars, an upper bound), ``quota`` (an upper bound on instances), ``floor`` (a lower
+        bound on instances), ``share`` (an upper bound on a workload's share of capacity on spot),
+        ``share_floor`` (a lower bound on the share of a workload's demand carried by on-demand capacity) or
+        ``types`` (an upper bound on a workload's instance types). Budgets, quotas and floors are written by
+        :mod:`formulations.limits`, the rest by :mod:`formulations.spot`.
     column
         For quotas and floors given per key: the candidate column the key is matched against (``None``: one
         number for the whole fleet).
+    market
+        For quotas: count only instances of this market (``spot``); ``None`` counts every market.
+    scope
+        ``limits``: a field of ``limits``; ``workload``: a field each workload may set.
     """
 
     field: str
     number: str
-    kind: Literal["budget", "quota", "floor"]
+    kind: Literal["budget", "quota", "floor", "share", "share_floor", "types"]
     column: str | None = None
+    market: str | None = None
+    scope: Literal["limits", "workload"] = "limits"
 
     @property
     def path(self) -> str:
-        """Return the limit's scenario path."""
-        return f"limits.{self.field}"
+        """Return the limit's scenario path (``workloads.*.<field>`` for a per-workload field)."""
+        return f"limits.{self.field}" if self.scope == "limits" else f"workloads.*.{self.field}"
 
     def value(self, limits: Limits) -> float | dict[str, int] | None:
         """Return the limit as the scenario sets it (``None`` or an empty mapping: not set)."""
+        if self.scope != "limits":
+            return None
         value: float | dict[str, int] | None = getattr(limits, self.field)
         return value
 
     def is_set(self, limits: Limits) -> bool:
-        """Return True when the scenario sets this limit."""
+        """Return True when the scenario sets this limit (per-workload fields: see :meth:`per_workload`)."""
         return self.value(limits) not in (None, {})
+
+    def per_workload(self, scenario: Scenario) -> dict[int, int]:
+        """For a per-workload limit: workload index → value, for the workloads that set it."""
+        if self.scope != "workload":
+            return {}
+        return {i: v for i, w in enumerate(scenario.workloads) if (v := getattr(w, self.field)) is not None}
+
+    def is_set_in(self, scenario: Scenario) -> bool:
+        """Return True when ``scenario`` sets this limit (in ``limits`` or on some workload)."""
+        return self.is_set(scenario.limits) if self.scope == "limits" else bool(self.per_workload(scenario))
+
+    def paths(self, scenario: Scenario) -> list[str]:
+        """Return the scenario paths where ``scenario`` sets this limit."""
+        if self.scope == "limits":
+            return [self.path] if self.is_set(scenario.limits) else []
+        return [f"workloads.{i}.{self.field}" for i in self.per_workload(scenario)]
 
 
 FLEET_LIMITS: tuple[FleetLimit, ...] = (
@@ -244,10 +272,28 @@ FLEET_LIMITS: tuple[FleetLimit, ...] = (
     FleetLimit("max_instances_per_region", "(17)", "quota", "region"),
     FleetLimit("max_total_instances", "(18)", "quota"),
     FleetLimit("min_instances", "(19)", "floor", "instance_type"),
+    FleetLimit("max_spot_share", "(23)", "share"),
+    FleetLimit("min_on_demand_share", "(24)", "share_floor"),
+    FleetLimit("max_spot_instances", "(25)", "quota", "instance_type", market="spot"),
+    FleetLimit("max_spot_instances_per_region", "(26)", "quota", "region", market="spot"),
+    FleetLimit("max_instance_types", "(27)", "types", scope="workload"),
 )
 """Every fleet-level limit, in the order of ``formulations/README.md``."""
 
+INSTANCE_LIMIT_KINDS = ("budget", "quota", "floor")
+"""Kinds of :class:`FleetLimit` that :mod:`formulations.limits` writes (the others: :mod:`formulations.spot`)."""
+
 
 def fleet_limits_set(limits: Limits) -> list[FleetLimit]:
-    """Return the fleet-level limits the scenario sets."""
+    """Return the fleet-level limits of ``limits`` the scenario sets (not the per-workload ones)."""
     return [fl for fl in FLEET_LIMITS if fl.is_set(limits)]
+
+
+def scenario_limits_set(scenario: Scenario) -> list[FleetLimit]:
+    """Return every fleet-level limit ``scenario`` sets, per-workload ones included."""
+    return [fl for fl in FLEET_LIMITS if fl.is_set_in(scenario)]
+
+
+def limit_paths_set(scenario: Scenario) -> list[str]:
+    """Return the scenario paths of every fleet-level limit ``scenario`` sets (for messages)."""
+    return [p for fl in scenario_limits_set(scenario) for p in fl.paths(scenario)]

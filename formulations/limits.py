@@ -10,12 +10,24 @@ from formulations.model import Context, Hours
 
 
 def _grouped_quota(
-    ctx: Context, counted: tuple[IntArray, IntArray], block: str, column: str, mapping: dict[str, int], floor: bool
+    ctx: Context,
+    counted: tuple[IntArray, IntArray],
+    block: str,
+    column: str,
+    mapping: dict[str, int],
+    floor: bool,
+    market: str | None = None,
 ) -> None:
-    """Add one row per key of ``mapping``: sum of the instance counts whose candidate's ``column`` equals the key."""
+    """Add one row per key of ``mapping``: sum of the instance counts whose candidate's ``column`` equals the key.
+
+    With ``market``, only candidates of that market count (the spot quotas (25)-(26)).
+    """
     keys = sorted(mapping)
     cand, var = counted
     values = ctx.col(column)[cand]
+    if market is not None:
+        values = values.copy()
+        values[ctx.col("market")[cand] != market] = None
     rows, cols = [], []
     for g, key in enumerate(keys):
         hit = np.flatnonzero(values == key)
@@ -33,11 +45,14 @@ def _grouped_quota(
 def add_limits(
     ctx: Context, n_family: VarFamily, hours: Hours, counted: tuple[IntArray, IntArray] | None = None
 ) -> None:
-    """(13)-(19): budgets, quotas, total, minimum counts (the price cap (12) is a per-candidate rule).
+    """(13)-(19), (25)-(26): budgets, quotas, total, minimum counts and spot quotas.
+
+    The price cap (12) is a per-candidate rule; the spot shares and type counts (23), (24), (27) are in
+    :mod:`formulations.spot`.
 
     (13) ``sum_c p_c · n_c <= B``; (14) ``sum_{c offline} p_c · h_c <= B_usd``;
     (15)-(17) ``sum_{c in type t / family f / region r} n_c <= Q``; (18) ``sum_c n_c <= Q_total``;
-    (19) ``sum_{c in type t} n_c >= L_t``.
+    (19) ``sum_{c in type t} n_c >= L_t``; (25)-(26) ``sum_{c spot, in type t / region r} n_c <= Q``.
 
     Each row block is named after its limit (:data:`formulations.checks.FLEET_LIMITS`) and added only when the
     scenario sets it. Quotas count online and offline instances together (they may run at the same time), which
@@ -53,9 +68,11 @@ def add_limits(
     cand, n = counted
     price = ctx.col("usd_per_hour").astype(float)
     for fl in checks.fleet_limits_set(lim):
+        if fl.kind not in checks.INSTANCE_LIMIT_KINDS:
+            continue
         value = fl.value(lim)
-        if isinstance(value, dict) and fl.column is not None:  # (15)-(17), (19): one row per key
-            _grouped_quota(ctx, counted, fl.path, fl.column, value, floor=fl.kind == "floor")
+        if isinstance(value, dict) and fl.column is not None:  # (15)-(17), (19), (25)-(26): one row per key
+            _grouped_quota(ctx, counted, fl.path, fl.column, value, floor=fl.kind == "floor", market=fl.market)
             continue
         if not isinstance(value, int | float):
             continue

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
@@ -89,6 +90,9 @@ class FleetModel(Context):
         ``offline_idx[k]``.
     big_m
         ``U_c`` of constraint (1), from :func:`formulations.bigm.count_upper_bound`.
+    owners
+        Other variable families (by name) and, per variable, the position of the workload it belongs to
+        (``z`` of :mod:`formulations.spot`), for the split by workload.
     """
 
     n: VarFamily
@@ -100,6 +104,7 @@ class FleetModel(Context):
     """Counts ``N_p`` of the shared pools (``formulations.sharing``; ``None``: no pool)."""
     pool_of: IntArray | None = None
     """Per candidate, its pool (``-1``: an ordinary candidate with its own count)."""
+    owners: Mapping[str, IntArray] = field(default_factory=dict)
 
     def family(self, name: str) -> VarFamily:
         """Return the variable family ``n``, ``y``, ``h`` or ``N`` (pools; an empty family when there is none)."""

@@ -317,6 +317,9 @@ class Workload(Frozen):
             raise ValueError(f"bucket shares add up to {sum(b.share for b in v):.6g}, not 1")
         return v
 
+    max_instance_types: PosInt | None = None
+    """Spread this workload over at most this many instance types (row (27) of ``formulations/README.md``)."""
+
     @model_validator(mode="after")
     def _one_kind(self) -> Self:
         online = self.rate_rps is not None
@@ -353,6 +356,15 @@ class Limits(Frozen):
     max_total_instances: NonNegInt | None = None
     min_instances: dict[str, NonNegInt] = {}
     """At least this many instances of a type (for reserved or already-running capacity)."""
+    max_spot_share: Fraction | None = None
+    """Per workload, at most this share of its capacity on spot instances (row (23))."""
+    min_on_demand_share: Fraction | None = None
+    """Per workload, on-demand capacity alone carries at least this share of its demand, so it survives the
+    reclaim of every spot instance (row (24))."""
+    max_spot_instances: dict[str, NonNegInt] = {}
+    """Per instance type, at most this many spot instances (row (25))."""
+    max_spot_instances_per_region: dict[str, NonNegInt] = {}
+    """Per region, at most this many spot instances (row (26))."""
 
 
 class Search(Frozen):

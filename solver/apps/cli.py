@@ -393,6 +393,10 @@ def plan(
         bool, typer.Option("--tie-break/--no-tie-break", help="Re-solve for the canonical optimal plan.")
     ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
+    explain: Annotated[
+        bool, typer.Option("--explain", help="Binding constraint and runner-up of each row; on-demand price of spot.")
+    ] = False,
+    top_k: Annotated[int, typer.Option("--top-k", min=0, help="Also the K cheapest plans with other types.")] = 0,
 ) -> None:
     """Plan the cheapest fleet meeting every workload's SLOs and demand (exit 3 infeasible, 4 no plan in time)."""
     from solver.data.scenario import load_scenario
@@ -419,6 +423,10 @@ def plan(
             raise typer.Exit(InfeasibleError.exit_code) from None
         # the diagnosis says what to fix, with numbers: it replaces the error's own fixes
         raise InfeasibleError(f"no plan: {exc.reason}\n{diagnosis.summary()}", diagnosis=diagnosis) from None
+    if explain or top_k:  # re-solves share the --time-limit
+        from solver.planning.explain import explain as explain_plan
+
+        result = explain_plan(result, scenario, options, rows=explain, top_k=top_k)
     if as_json:
         print_json(result.to_dict())
         return
@@ -433,6 +441,10 @@ def plan(
         f"cost {_money(result.cost_usd_per_hour)}/h; total {_money(result.total_cost_usd)} over "
         f"{result.horizon_h:g} h; gap {_gap(result.gap)}; solved in {result.solve_seconds:.2f} s"
     )
+    from solver.planning.explain import explanation_lines
+
+    for line in explanation_lines(result.explanation):
+        say(line)
 
 
 def serves_label(split: object) -> str:

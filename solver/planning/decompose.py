@@ -76,9 +76,12 @@ def workload_blocks(fm: FleetModel, compiled: CompiledModel) -> Blocks | None:
     if compiled.sense != "min" or compiled.objective_offset != 0.0 or n_w < 2:
         return None
     code, _ = fm.workload_code()
+    workload_block = np.arange(n_w, dtype=np.int64)  # workload -> block (several when they share a pool)
     # --- shared replicas (formulations/sharing.py): workloads that share a pool are one block ------------
     if fm.pool_n is not None and fm.pool_of is not None:
+        original = code
         code, n_w = _pool_blocks(code, fm.pool_of, n_w)
+        workload_block[original] = code
     # ----------------------------------------------------------------------------------------------------
     var_block = np.empty(compiled.n_vars, dtype=np.int64)
     var_block[fm.family("n").index] = code
@@ -87,6 +90,8 @@ def workload_blocks(fm: FleetModel, compiled: CompiledModel) -> Blocks | None:
     if fm.pool_n is not None and fm.pool_of is not None:  # a pool's count goes with its classes' block
         pooled = fm.pool_of >= 0
         var_block[fm.pool_n.index[fm.pool_of[pooled]]] = code[pooled]
+    for name, owner in fm.owners.items():  # other families (type binaries z): their workload's block
+        var_block[fm.lm.families[name].index] = workload_block[owner]
     if n_w < 2:
         return None
     blocks, coupling = compiled.split(var_block, n_w)

@@ -337,18 +337,24 @@ Limit = tuple[tuple[str | int, ...], Any, str]
 
 
 def _limits_to_relax(scenario: Scenario) -> list[Limit]:
-    """(keys, current value, kind) of every fleet-level limit set; kind: upper (float), int, deadline.
+    """(keys, current value, kind) of every fleet-level limit set.
+
+    Kinds: upper (float), int, share, share_floor, deadline.
 
     The limits come from :data:`formulations.checks.FLEET_LIMITS`; floors (``min_instances``) are never what
-    blocks a plan for lack of room, so they are not relaxed.
+    blocks a plan for lack of room, so they are not relaxed. The on-demand floor (24) is lowered, the spot share
+    cap (23) raised, and a workload's ``max_instance_types`` (27) raised like a quota.
     """
     lim = scenario.limits
     out: list[Limit] = []
-    for fl in checks.fleet_limits_set(lim):
+    for fl in checks.scenario_limits_set(scenario):
         value = fl.value(lim)
         if fl.kind == "floor":
             continue
-        kind = "upper" if fl.kind == "budget" else "int"
+        if fl.kind == "types":
+            out.extend((("workloads", i, fl.field), v, "int") for i, v in fl.per_workload(scenario).items())
+            continue
+        kind = {"budget": "upper", "share": "share", "share_floor": "share_floor"}.get(fl.kind, "int")
         if isinstance(value, dict):
             out.extend((("limits", fl.field, key), v, kind) for key, v in value.items())
         else:
@@ -392,6 +398,14 @@ def _limit_message(keys: tuple[str | int, ...], current: Any, value: Any) -> str
     if keys[-1] in ("budget_usd_per_hour", "budget_usd"):
         unit = "$/h" if keys[-1] == "budget_usd_per_hour" else "$"
         return f"{path} = {current:,.6g} {unit} is too small: the cheapest plan costs {value:,.6g} {unit}"
+    if keys[-1] == "max_spot_share":
+        return f"{path} = {current:,.4g} is too small: a plan needs a spot share of capacity of about {value:,.4g}"
+    if keys[-1] == "min_on_demand_share":
+        return (
+            f"{path} = {current:,.4g} is too large: on-demand capacity can carry at most about {value:,.4g} of demand"
+        )
+    if keys[-1] == "max_instance_types":
+        return f"{path} = {current} is too small: at least {value} instance types are needed"
     return f"{path} = {current} is too small: at least {value} instances are needed"
 
 
@@ -417,8 +431,15 @@ def _bisect(
         return _solve(_with(scenario, keys, value), options, plan_fn)
 
     if kind == "int":
-        hi_int = _count_used(loose, keys)
+        hi_int = _count_used(loose, keys, scenario)
         return _narrow(int(current), hi_int, (hi_int, loose), solve_at, deadline, integer=True)
+    if kind == "share":  # (23): infeasible at the current cap, feasible at 1 (no cap)
+        return _narrow(float(current), 1.0, (1.0, loose), solve_at, deadline, integer=False)
+    if kind == "share_floor":  # (24): bisect on 1 - share: infeasible at the current floor, feasible at 0
+        value, plan_at = _narrow(
+            1.0 - float(current), 1.0, (1.0, loose), lambda x: solve_at(1.0 - x), deadline, integer=False
+        )
+        return 1.0 - value, plan_at
     # deadline: grow from the current value until feasible, then bisect
     lo, hi = float(current), min(float(current) * 2, MAX_DEADLINE_H)
     result = solve_at(hi)
@@ -453,12 +474,18 @@ def _narrow(
     return best
 
 
-def _count_used(result: Any, keys: tuple[str | int, ...]) -> int:
-    """Instances of the plan counted by the quota at ``keys``."""
+def _count_used(result: Any, keys: tuple[str | int, ...], scenario: Scenario | None = None) -> int:
+    """Instances of the plan counted by the quota at ``keys`` (types of a workload for ``max_instance_types``)."""
     fleet = result.to_frame()
     if fleet.empty:
         return 0
     group, key = keys[1], keys[-1]
+    if keys[0] == "workloads" and scenario is not None:  # (27): instance types the workload uses
+        return int(fleet.loc[fleet["workload"] == scenario.workloads[int(group)].name, "instance_type"].nunique())
+    if group in ("max_spot_instances", "max_spot_instances_per_region"):
+        spot = fleet[fleet["market"] == "spot"]
+        column = "instance_type" if group == "max_spot_instances" else "region"
+        return int(spot.loc[spot[column] == key, "count"].sum())
     if group == "max_instances_per_family":
         return int(fleet.loc[fleet["instance_type"].str.split(".").str[0] == key, "count"].sum())
     if group == "max_instances_per_region":

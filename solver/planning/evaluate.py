@@ -319,30 +319,109 @@ def _demand(rows: pd.DataFrame, scenario: Scenario, routed: dict[str, float] | N
     return out
 
 
-def _limits(rows: pd.DataFrame, scenario: Scenario) -> list[Violation]:
-    """Every fleet-level limit of :data:`formulations.checks.FLEET_LIMITS` the scenario sets."""
+@dataclass(frozen=True)
+class LimitUse:
+    """How much of one fleet limit a plan uses: ``used`` against ``bound`` (a floor when ``floor``)."""
+
+    path: str
+    where: str
+    used: float
+    bound: float
+    floor: bool = False
+
+    @property
+    def broken(self) -> bool:
+        """True when the plan misses the limit beyond the evaluator's tolerance."""
+        return _exceeds(-self.used, -self.bound) if self.floor else _exceeds(self.used, self.bound)
+
+
+def limit_uses(rows: pd.DataFrame, scenario: Scenario) -> list[LimitUse]:
+    """Every fleet limit the scenario sets (:data:`formulations.checks.FLEET_LIMITS`), as used by the fleet ``rows``.
+
+    ``rows`` needs ``count``, ``instance_hours``, ``usd_per_hour``, ``instance_type``, ``region``, ``market``,
+    ``workload`` and, for the spot shares (23)-(24), ``rate_rps``, ``replicas`` and ``batch_size``. A share is
+    reported as its two sides: (23) spot capacity against ``s`` × the workload's capacity, (24) on-demand work
+    against ``s'`` × demand.
+    """
     lim = scenario.limits
-    out = []
+    out: list[LimitUse] = []
     counts = rows["count"].to_numpy(dtype=float)
     price = rows["usd_per_hour"].to_numpy(dtype=float)
+    spot = (rows["market"] == "spot").to_numpy()
     keys = {
         "instance_type": rows["instance_type"],
         "family": rows["instance_type"].str.split(".").str[0],
         "region": rows["region"],
     }
-    for fl in checks.fleet_limits_set(lim):
+    for fl in checks.scenario_limits_set(scenario):
         value = fl.value(lim)
+        if fl.kind in ("share", "share_floor"):
+            out.extend(_share_uses(rows, scenario, fl, float(value)))  # type: ignore[arg-type]
+            continue
+        if fl.kind == "types":
+            for i, bound in fl.per_workload(scenario).items():
+                w = scenario.workloads[i]
+                kinds = rows.loc[(rows["workload"] == w.name).to_numpy() & (counts > 0), "instance_type"].nunique()
+                out.append(LimitUse(f"workloads.{i}.{fl.field}", w.name, float(kinds), float(bound)))
+            continue
         if isinstance(value, dict) and fl.column is not None:
+            market = spot if fl.market == "spot" else np.ones(len(rows), dtype=bool)
             for key, bound in value.items():
-                total = float(counts[(keys[fl.column] == key).to_numpy()].sum())
-                broken = _exceeds(-total, -bound) if fl.kind == "floor" else _exceeds(total, bound)
-                if broken:
-                    out.append(Violation(fl.path, key, total, bound))
+                total = float(counts[(keys[fl.column] == key).to_numpy() & market].sum())
+                out.append(LimitUse(fl.path, key, total, float(bound), floor=fl.kind == "floor"))
             continue
         if fl.field == "budget_usd":
             used, where = float(price @ np.nan_to_num(rows["instance_hours"].to_numpy(dtype=float))), "offline jobs"
         else:
             used, where = float(price @ counts if fl.kind == "budget" else counts.sum()), "fleet"
-        if value is not None and not isinstance(value, dict) and _exceeds(used, float(value)):
-            out.append(Violation(fl.path, where, used, float(value)))
+        if value is not None and not isinstance(value, dict):
+            out.append(LimitUse(fl.path, where, used, float(value)))
     return out
+
+
+def capacity_terms(rows: pd.DataFrame, scenario: Scenario, completed: bool) -> np.ndarray:
+    """Per fleet row, its capacity as rows (23)-(24) count it.
+
+    Online ``u · rate_rps · replicas · count`` (requests/s at the utilisation cap); offline the requests its
+    billed hours can do, ``3600 · theta_w · rate_rps · replicas · instance_hours``, less one batch per instance
+    when ``completed`` (row (9)'s completed work).
+    """
+    u = scenario.search.utilisation_cap
+    wl = {w.name: w for w in scenario.workloads}
+    rate = (rows["rate_rps"] * rows["replicas"]).to_numpy(dtype=float)
+    counts = rows["count"].to_numpy(dtype=float)
+    hours = np.nan_to_num(rows["instance_hours"].to_numpy(dtype=float))
+    batch = (rows["batch_size"] * rows["replicas"]).to_numpy(dtype=float)
+    out = np.zeros(len(rows))
+    for k, name in enumerate(rows["workload"].to_numpy()):
+        w = wl[str(name)]
+        if w.kind == "online":
+            out[k] = u * rate[k] * counts[k]
+        else:
+            theta = offline_hours(scenario, w)[1]
+            out[k] = 3600.0 * theta * rate[k] * hours[k] - (batch[k] * counts[k] if completed else 0.0)
+    return out
+
+
+def _share_uses(rows: pd.DataFrame, scenario: Scenario, fl: checks.FleetLimit, share: float) -> list[LimitUse]:
+    """(23) spot capacity ≤ s · capacity, (24) on-demand completed work ≥ s' · demand, per workload."""
+    spot = (rows["market"] == "spot").to_numpy()
+    names = rows["workload"].to_numpy()
+    out = []
+    floor = fl.kind == "share_floor"
+    cap = capacity_terms(rows, scenario, completed=floor)
+    for w in scenario.workloads:
+        mine = names == w.name
+        if floor:
+            used, bound = float(cap[mine & ~spot].sum()), share * float(w.rate_rps or w.requests or 0)
+        else:
+            used, bound = float(cap[mine & spot].sum()), share * float(cap[mine].sum())
+            if not (mine & spot).any():
+                continue
+        out.append(LimitUse(fl.path, w.name, used, bound, floor=floor))
+    return out
+
+
+def _limits(rows: pd.DataFrame, scenario: Scenario) -> list[Violation]:
+    """Every fleet-level limit of :data:`formulations.checks.FLEET_LIMITS` the scenario sets, that the plan breaks."""
+    return [Violation(u.path, u.where, u.used, u.bound) for u in limit_uses(rows, scenario) if u.broken]

@@ -121,6 +121,9 @@ class Plan:
     candidates: int = 0
     message: str = ""
     solver_version: str = ""
+    explanation: dict[str, Any] | None = None
+    """``plan --explain`` / ``--top-k``: binding constraints, runners-up, alternatives
+    (:func:`solver.planning.explain.explain`); ``None`` when not asked for."""
 
     @classmethod
     def from_solution(
@@ -329,6 +332,7 @@ class Plan:
             "model_size": dict(self.model_size),
             "candidates": self.candidates,
             "fleet": [asdict(r) for r in self.fleet],
+            **({"explanation": self.explanation} if self.explanation is not None else {}),
         }
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import NoReturn
 
 import numpy as np
@@ -35,6 +35,7 @@ from formulations.billing import offline_hours
 from formulations.linear import CompiledModel
 from formulations.model import FleetModel
 from formulations.objective import lexicographic_stage
+from formulations.spot import TypeSet
 from solver.backends import Backend, SolveResult, Status, available_backends, get_backend
 from solver.backends.base import relative_gap, within_gap
 from solver.data.catalog import Catalog
@@ -93,6 +94,7 @@ def solve_candidates(
     reduce: bool = True,
     tie_break: bool | None = None,
     candidate_info: CandidateSet | None = None,
+    nogoods: Sequence[TypeSet] = (),
 ) -> Plan:
     """Solve the fleet MILP on a given candidate table (the planner's core; used by tests and benchmarks).
 
@@ -110,6 +112,8 @@ def solve_candidates(
         Run the lexicographic tie-break stage after a proven optimum (default: ``options.tie_break``).
     candidate_info
         What was dropped while enumerating (for the infeasibility message).
+    nogoods
+        Sets of (workload, instance type) pairs the plan may not use exactly (``plan --top-k``, README row (28)).
     """
     options = options or SolveOptions()
     if tie_break is None:
@@ -124,7 +128,7 @@ def solve_candidates(
             table = pd.concat([table, cands[pooled]], ignore_index=True)
     _check_coverage(table, scenario, removed, candidate_info)
     table = table.reset_index(drop=True)
-    fm = build(table, scenario)
+    fm = build(table, scenario, nogoods)
     compiled = fm.lm.compile(singletons_as_bounds=True)
     backend = get_backend(options.backend, compiled)
     checked = _CheckedSolve(backend, options, clock)
@@ -403,12 +407,12 @@ def _check_coverage(
 def _raise_for(result: SolveResult, scenario: Scenario) -> NoReturn:
     """Turn a solve without a plan into the matching error."""
     if result.status == "infeasible":
-        set_limits = [fl.path for fl in checks.fleet_limits_set(scenario.limits)]
+        set_limits = checks.limit_paths_set(scenario)
         if any(w.deadline_h is not None for w in scenario.workloads):
             set_limits.append("workloads.*.deadline_h")
         raise InfeasibleError(
             f"every workload has candidates, but no fleet meets all demands within {' / '.join(set_limits)}",
-            [f"raise {' / '.join(set_limits)}"],
+            [f"relax {' / '.join(set_limits)} (raise a budget, quota or share cap; lower a floor)"],
             diagnosis={"limits": set_limits},
         )
     if result.status == "no_solution":

@@ -74,12 +74,19 @@ def reduce_candidates(cands: pd.DataFrame, scenario: Scenario) -> tuple[pd.DataF
     kinds = np.array([w.kind == "offline" for w in scenario.workloads], dtype=bool)
     pos = {w.name: i for i, w in enumerate(scenario.workloads)}
     is_off = kinds[np.array([pos[str(u)] for u in uniques], dtype=np.int64)][code] if n_w else np.zeros(0, dtype=bool)
-    on_rows = kept[~is_off[kept]]
-    off_rows = kept[is_off[kept]]
+    # (23) caps the spot share of capacity: more capacity on one spot instance is not better, so spot rows
+    # are kept whole when it is set (README, "Exact presolve")
+    exempt = (
+        kept[cands["market"].to_numpy()[kept] == "spot"] if scenario.limits.max_spot_share is not None else kept[:0]
+    )
+    kept_dom = np.setdiff1d(kept, exempt)
+    on_rows = kept_dom[~is_off[kept_dom]]
+    off_rows = kept_dom[is_off[kept_dom]]
     best = np.concatenate(
         [
             on_rows[_dominance_winners(cands, on_rows)],
             off_rows[_offline_winners(cands, off_rows, scenario)],
+            exempt,
         ]
     )
     n_kept = np.bincount(code[kept], minlength=n_w)
