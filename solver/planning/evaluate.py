@@ -347,7 +347,7 @@ def limit_uses(rows: pd.DataFrame, scenario: Scenario) -> list[LimitUse]:
     out: list[LimitUse] = []
     counts = rows["count"].to_numpy(dtype=float)
     price = rows["usd_per_hour"].to_numpy(dtype=float)
-    spot = (rows["market"] == "spot").to_numpy()
+    spot = (rows["market"] == "spot").to_numpy() if "market" in rows else np.zeros(len(rows), dtype=bool)
     keys = {
         "instance_type": rows["instance_type"],
         "family": rows["instance_type"].str.split(".").str[0],
