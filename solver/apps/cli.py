@@ -19,7 +19,6 @@ from typing import Annotated, Any
 import pandas as pd
 import typer
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from solver.data.catalog import load_catalog
@@ -136,27 +135,16 @@ def print_table(
     title: str | None = None,
     formats: Mapping[str, Callable[[Any], str]] | None = None,
 ) -> None:
-    """Print a DataFrame as a rich table; ``formats`` maps a column to a cell formatter."""
-    formats = formats or {}
-    table = Table(title=Text(title) if title is not None else None, header_style="bold", show_lines=False)
-    for col in frame.columns:
-        numeric = pd.api.types.is_numeric_dtype(frame[col])
-        table.add_column(Text(str(col)), justify="right" if numeric else "left")
-    for row in frame.itertuples(index=False):
-        cells = []
-        for col, value in zip(frame.columns, row, strict=True):
-            if col in formats:
-                cells.append(formats[col](value))
-            elif isinstance(value, float):
-                cells.append("-" if math.isnan(value) else f"{value:,.4g}")
-            else:
-                cells.append(str(value))
-        table.add_row(*(Text(c) for c in cells))
-    out.print(table)
+    """Print a DataFrame as a rich table that folds to the width; ``formats`` maps a column to a cell formatter."""
+    from solver.apps.render import frame_table
+
+    out.print(frame_table(frame, title=title, formats=formats))
 
 
 def _money(v: float) -> str:
-    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"${v:,.4f}"
+    from solver.apps.render import money
+
+    return money(v)
 
 
 # ---- data commands ----------------------------------------------------------------------------------
@@ -231,7 +219,10 @@ def catalog(
     title = f"{cat.name}: {shown['instance_type'].nunique()} instance types"
     if not region:
         title += " (cheapest on-demand region of each; --region R for one region)"
-    money = {c: _money for c in shown.columns if c.endswith("usd_per_hour")}
+    from solver.apps.render import natural_sort, price
+
+    shown = natural_sort(shown, ["instance_type", "region"])
+    money = {c: price for c in shown.columns if c.endswith("usd_per_hour")}
     print_table(shown, title=title, formats=money)
 
 
@@ -392,6 +383,7 @@ def plan(
     tie_break: Annotated[
         bool, typer.Option("--tie-break/--no-tie-break", help="Re-solve for the canonical optimal plan.")
     ] = True,
+    wide: Annotated[bool, typer.Option("--wide", help="Show every field of a fleet row, one column each.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
 ) -> None:
     """Plan the cheapest fleet meeting every workload's SLOs and demand (exit 3 infeasible, 4 no plan in time)."""
@@ -422,16 +414,9 @@ def plan(
     if as_json:
         print_json(result.to_dict())
         return
-    fleet = result.to_frame()
-    cols = [
-        *("workload", "instance_type", "market", "region", "count", "tp", "batch_size", "offload_fraction"),
-        *("usd_per_hour", "ttft_ms", "tpot_ms", "tps", "utilisation", "instance_hours"),
-    ]
-    print_table(fleet[cols], title=f"fleet plan ({result.status}, {result.backend})", formats={"usd_per_hour": _money})
-    say(
-        f"cost {_money(result.cost_usd_per_hour)}/h; total {_money(result.total_cost_usd)} over "
-        f"{result.horizon_h:g} h; gap {_gap(result.gap)}; solved in {result.solve_seconds:.2f} s"
-    )
+    from solver.apps.render import print_plan
+
+    print_plan(out, result, scenario, wide=wide)
 
 
 CHECK_FAILED_EXIT = 5
@@ -528,8 +513,9 @@ def recommend(
             f"{rec.requests:,} requests, billed {rec.billing.replace('_', ' ')}; policy {rec.policy}"
         )
         if rec.choices:
-            money = {"usd_per_hour": _money, "task_cost_usd": _money, "offload_fraction": lambda v: f"{v:.1%}"}
-            print_table(rec.choices_frame(), title="choices, best first", formats=money)
+            from solver.apps.render import recommend_table
+
+            out.print(recommend_table(rec))
         for line in rec.tradeoffs():
             say(f"  trade-off {line}")
         for r in rec.rejected:
@@ -646,8 +632,9 @@ def sweep(
     if as_json:
         print_json({"points": frame.to_dict(orient="records")})
         return
-    shown = [c for c in [*grid, "status", "cost_usd_per_hour", "n_instances", "composition"] if c in frame]
-    print_table(frame[shown], title=f"sweep: {len(frame)} points -> {out_csv}", formats={"cost_usd_per_hour": _money})
+    from solver.apps.render import sweep_table
+
+    out.print(sweep_table(frame, grid, out_csv))
 
 
 # ---- option helpers ---------------------------------------------------------------------------------
