@@ -457,6 +457,46 @@ def check(
 
 
 @app.command()
+def export(
+    plan_file: Annotated[str, typer.Argument(metavar="PLAN.json", help="A plan as `plan --json` writes it.")],
+    to: Annotated[str, typer.Option("--to", help="skypilot (SkyServe YAML) or k8s (Deployment + Service).")],
+    out_dir: Annotated[str, typer.Option("--out", help="Folder for the files, one per fleet row (created).")],
+    scenario_file: Annotated[
+        str | None, typer.Option("--scenario", help="The plan's scenario: model, dtype, lengths (default: embedded).")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace existing files in --out.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the written paths as JSON on stdout.")] = False,
+) -> None:
+    """Write deployment files for a saved plan: a SkyServe service or a k8s Deployment+Service per fleet row."""
+    from solver.apps.export import export_plan
+    from solver.data.scenario import load_scenario
+
+    scenario = load_scenario(scenario_file)
+    saved = _read_plan(plan_file)
+    paths = export_plan(saved, scenario, to, out_dir, force=force, field=plan_file)
+    if as_json:
+        print_json({"target": to, "files": [str(p) for p in paths]})
+        return
+    for p in paths:
+        say(f"wrote {p}")
+
+
+def _read_plan(plan_file: str) -> Any:
+    """Read a ``plan --json`` file into a Plan (errors name the file)."""
+    from pathlib import Path
+
+    from solver.planning.plan import Plan
+
+    try:
+        payload = json.loads(Path(plan_file).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(plan_file, f"cannot read: {exc.__class__.__name__}") from None
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise InputError(plan_file, f"not valid JSON ({str(exc)[:80]})") from None
+    return Plan.from_dict(payload, field=plan_file)
+
+
+@app.command()
 def recommend(
     scenario_file: Annotated[
         str | None, typer.Option("--scenario", help="Scenario file with one workload and one batch size.")
