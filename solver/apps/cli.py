@@ -65,6 +65,8 @@ OPTION_FLAGS: dict[str, str] = {
     "over": "--over",
     "max_points": "--max-points",
     "processes": "--processes",
+    "executor": "--executor",
+    "scheduler": "--scheduler",
     "out": "--out",
 }
 """The flag that sets each library field or parameter: library errors name fields, the CLI shows its flags."""
@@ -626,6 +628,13 @@ def sweep(
     max_points: Annotated[
         int, typer.Option("--max-points", help="Refuse a larger grid before any work (default 10,000).")
     ] = 10_000,
+    executor: Annotated[
+        str, typer.Option("--executor", help="processes (local, default) or dask (the [dask] extra).")
+    ] = "processes",
+    scheduler: Annotated[
+        str | None,
+        typer.Option("--scheduler", help="Dask scheduler address (tcp://host:8786); default a local cluster."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON on stdout.")] = False,
 ) -> None:
     """Plan a scenario over a grid of field values; write a CSV as points finish (and a PNG)."""
@@ -663,6 +672,8 @@ def sweep(
             out_csv=csv_path,
             resume=resume,
             max_points=max_points,
+            executor=executor,
+            scheduler=scheduler,
         )
     if plot:
         try:
