@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any
@@ -31,13 +32,31 @@ app = typer.Typer(
     name="infersave",
     help="Plan cost-efficient cloud GPU fleets for LLM inference (instance type, count, batch, KV offload, TP).",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
 out = Console()
 if not out.is_terminal:  # piped or captured: do not squeeze tables into 80 columns
     out = Console(width=200)
 err = Console(stderr=True, soft_wrap=True)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from solver import __version__
+
+        typer.echo(f"infersave {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", help="Print the version and exit.", is_eager=True, callback=_show_version),
+    ] = False,
+) -> None:
+    """Plan cost-efficient cloud GPU fleets for LLM inference (instance type, count, batch, KV offload, TP)."""
 
 
 OPTION_FLAGS: dict[str, str] = {
@@ -73,17 +92,76 @@ OPTION_FLAGS: dict[str, str] = {
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point of the console script: run the app and map library errors to exit codes."""
+    """Entry point of the console script: run the app and map library errors to exit codes.
+
+    With ``--json``, stdout always holds one JSON document, whatever the exit code: the command's own, or an
+    error object (:func:`error_payload`) when the command failed before printing one.
+    """
+    global _json_printed
+    args = list(argv) if argv is not None else sys.argv[1:]
+    json_mode = "--json" in args
+    _json_printed = False
+    tee = _Tee(sys.stderr) if json_mode else None
     try:
-        app(args=list(argv) if argv is not None else None, prog_name="infersave")
+        if tee is not None:
+            sys.stderr = tee
+        try:
+            app(args=args, prog_name="infersave")
+        finally:
+            if tee is not None:
+                sys.stderr = tee.stream
     except InfersaveError as exc:
         err.print(Text.assemble(("error:", "bold red"), f" {_message(exc)}"), highlight=False)
+        if json_mode and not _json_printed:
+            print_json(error_payload(exc.exit_code, _message(exc), exc))
         sys.exit(exc.exit_code)
     except OSError as exc:  # stdout full or closed (plan --json > /dev/full), or a file the library did not wrap
         _silence_stdout()
         where = exc.filename or "stdout"
         err.print(Text.assemble(("error:", "bold red"), f" {where}: cannot write: {exc.strerror or exc}"))
         sys.exit(InputError.exit_code)
+    except SystemExit as exc:  # a usage error (click printed it on stderr), or a command's own exit code
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if json_mode and code != 0 and not _json_printed and tee is not None:
+            print_json(error_payload(code, tee.message() or "invalid command line"))
+        raise
+
+
+_json_printed = False
+"""Whether this run printed a JSON document on stdout (then an error adds none)."""
+JSON_STATUS = {2: "error", 3: "infeasible", 4: "no_solution", 5: "check_failed"}
+"""The ``status`` of a ``--json`` error object by exit code."""
+
+
+def error_payload(code: int, message: str, exc: Exception | None = None) -> dict[str, Any]:
+    """Return the JSON object printed on stdout for a failed ``--json`` command: status, exit code and error."""
+    error: dict[str, Any] = {"type": type(exc).__name__ if exc is not None else "UsageError", "message": message}
+    if isinstance(exc, InputError):
+        error |= {"field": OPTION_FLAGS.get(exc.field, exc.field), "problem": exc.problem}
+    if isinstance(exc, SolverLimitError):
+        error |= {"option": OPTION_FLAGS.get(exc.option, exc.option)}
+    return {"status": JSON_STATUS.get(code, "error"), "exit_code": code, "error": error}
+
+
+class _Tee:
+    """A text stream that writes through to ``stream`` and keeps what was written (the usage error's text)."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.seen: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.seen.append(text)
+        return int(self.stream.write(text) or 0)
+
+    def message(self) -> str:
+        """Return the text written, without box-drawing borders, as one line."""
+        raw = "".join(self.seen)
+        words = re.sub(r"[\u2500-\u257f]", " ", raw).split()
+        return " ".join(words)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
 
 
 def _silence_stdout() -> None:
@@ -112,7 +190,9 @@ def _message(exc: InfersaveError) -> str:
 # ---- output helpers ---------------------------------------------------------------------------------
 def print_json(payload: Any) -> None:
     """Print ``payload`` as JSON on stdout (NaN becomes null)."""
+    global _json_printed
     typer.echo(json.dumps(_clean(payload), indent=2))
+    _json_printed = True
 
 
 def _gap(gap: float) -> str:
