@@ -55,9 +55,26 @@ def _root(
         bool,
         typer.Option("--version", help="Print the version and exit.", is_eager=True, callback=_show_version),
     ] = False,
+    gpus_file: Annotated[
+        str | None,
+        typer.Option(
+            "--gpus-file",
+            help="CSV of your GPU specs (the columns of instances/gpus.csv): adds or overrides GPUs for the command.",
+        ),
+    ] = None,
 ) -> None:
     """Plan cost-efficient cloud GPU fleets for LLM inference (instance type, count, batch, KV offload, TP)."""
+    if gpus_file is not None:
+        from solver.data.gpus import add_gpus, read_gpus_file
 
+        add_gpus(read_gpus_file(gpus_file))
+
+
+MODEL_HELP = (
+    "A shipped model's name (llama-3.1-8b) or Hugging Face id (meta-llama/Llama-3.1-8B; see `infersave models`), "
+    "or the path of a config.json or its folder (nothing is downloaded)."
+)
+"""Help of every --model option: exactly what get_model accepts."""
 
 OPTION_FLAGS: dict[str, str] = {
     # SolveOptions fields
@@ -309,8 +326,17 @@ def catalog(
 
 
 @app.command()
-def models(as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False) -> None:
-    """List the shipped model cards with parameter counts and KV-cache bytes per token."""
+def models(
+    config: Annotated[
+        str | None,
+        typer.Option("--config", help="A config.json (or its folder): show how it is read, with every assumption."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
+) -> None:
+    """List the shipped model cards with parameter counts and KV-cache bytes per token (or read one config.json)."""
+    if config is not None:
+        _show_config(config, as_json)
+        return
     table = models_table()
     if as_json:
         print_json({"models": table.to_dict(orient="records")})
@@ -330,6 +356,46 @@ def models(as_json: Annotated[bool, typer.Option("--json", help="Print JSON on s
     print_table(table[cols], title="shipped models", formats={"kv_bytes_per_token": lambda v: f"{v:,.0f}"})
 
 
+def _show_config(config: str, as_json: bool) -> None:
+    """Print how a config.json was read: the card's sizes, parameter counts and assumptions."""
+    from solver.apps.render import number, percent
+    from solver.data.config_report import read_config_report
+
+    report = read_config_report(config)
+    if as_json:
+        print_json(report.to_dict())
+        return
+    m = report.model
+    rows = [
+        ("family", m.family),
+        ("layers", str(m.num_layers)),
+        ("hidden size", f"{m.hidden_size:,}"),
+        ("attention / KV heads", f"{m.num_attention_heads} / {m.num_kv_heads}"),
+        ("head size", str(m.head_dim)),
+        ("intermediate size", f"{m.intermediate_size:,}"),
+        ("vocabulary", f"{m.vocab_size:,}"),
+        ("context window", f"{m.max_position_embeddings:,}" if m.max_position_embeddings else "-"),
+        ("served dtype", m.default_dtype),
+        ("tied embeddings", str(m.tie_word_embeddings)),
+        ("parameters (infersave)", f"{number(report.num_params / 1e9)} B ({report.num_params:,})"),
+        ("KV cache per token", f"{m.kv_bytes_per_token():,.0f} bytes"),
+    ]
+    if report.config_params:
+        diff = report.num_params / report.config_params - 1.0
+        sign = "+" if diff >= 0 else "-"
+        rows.append(
+            (
+                "parameters (checkpoint)",
+                f"{number(report.config_params / 1e9)} B from {report.config_params_source}; infersave "
+                f"{sign}{percent(abs(diff))}",
+            )
+        )
+    else:
+        rows.append(("parameters (checkpoint)", "not given (no parameter count or safetensors index in the folder)"))
+    rows += [("assumption", a) for a in report.assumptions]
+    print_table(pd.DataFrame(rows, columns=["quantity", "value"]), title=f"{report.path} read as {m.name}")
+
+
 @app.command()
 def schema() -> None:
     """Print the JSON schema of a scenario file."""
@@ -339,11 +405,14 @@ def schema() -> None:
 # ---- performance-model commands (predict, calibrate, validate) -------------------------------------
 @app.command()
 def predict(
-    model: Annotated[str, typer.Option("--model", help="Shipped model name, HF id, or path to a config.json.")],
+    model: Annotated[str, typer.Option("--model", help=MODEL_HELP)],
     batch_size: Annotated[int, typer.Option("--batch-size", help="Sequences in the static batch.")],
     input_len: Annotated[int, typer.Option("--input-len", help="Prompt tokens per sequence.")],
     output_len: Annotated[int, typer.Option("--output-len", help="Generated tokens per sequence.")],
-    instance: Annotated[str | None, typer.Option("--instance", help="AWS instance type (g5.xlarge).")] = None,
+    instance: Annotated[str | None, typer.Option("--instance", help="Instance type of --catalog (g5.xlarge).")] = None,
+    catalog_name: Annotated[
+        str, typer.Option("--catalog", help="Shipped catalog name or a SkyPilot-schema CSV path.")
+    ] = "aws",
     gpu: Annotated[
         str | None, typer.Option("--gpu", help="GPU name for a bare machine (instead of --instance).")
     ] = None,
@@ -382,6 +451,7 @@ def predict(
         engine=engine,
         offload_mode=offload_mode,
         profile=profile,
+        catalog=catalog_name,
     )
     payload = result.to_dict()
     if as_json:
@@ -583,7 +653,7 @@ def recommend(
     scenario_file: Annotated[
         str | None, typer.Option("--scenario", help="Scenario file with one workload and one batch size.")
     ] = None,
-    model: Annotated[str | None, typer.Option("--model", help="Model name or config.json path.")] = None,
+    model: Annotated[str | None, typer.Option("--model", help=MODEL_HELP)] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", help="Batch size.")] = None,
     input_len: Annotated[int | None, typer.Option("--input-len", help="Input tokens per request.")] = None,
     output_len: Annotated[int | None, typer.Option("--output-len", help="Output tokens per request.")] = None,

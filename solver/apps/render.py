@@ -256,7 +256,7 @@ def plan_totals(plan: Any) -> list[str]:
     offline = [r for r in plan.fleet if r.kind == "offline"]
     n = sum(r.count for r in plan.fleet)
     lines = [
-        f"cost {money(per_h, 'h')} with all {n} instance{'s' if n != 1 else ''} running: "
+        f"cost {money(per_h, 'h')} with {'its 1 instance' if n == 1 else f'all {n} instances'} running: "
         f"{money(24 * per_h)} per day, {money(720 * per_h)} per 30 days",
     ]
     parts = []

@@ -174,9 +174,11 @@ def workload_columns(scenario: Scenario) -> list[str]:
 
 def _solve_point(args: tuple[Row, Scenario, SolveOptions] | tuple[Row, Scenario, SolveOptions, list[str]]) -> Row:
     """Plan one point in a worker; never raise for a planning outcome."""
+    from solver.data.gpus import add_gpus
     from solver.planning.planner import plan  # imported here: workers start fresh
 
     values, scenario, options = args[0], args[1], args[2]
+    add_gpus(scenario.gpus)  # a worker started fresh (spawn, Dask) has not seen the scenario's GPUs
     names = list(args[3]) if len(args) > 3 else [w.name for w in scenario.workloads]
     row: Row = {k: _cell(v) for k, v in values.items()}
     try:

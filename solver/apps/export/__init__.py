@@ -9,6 +9,7 @@ configuration that was planned. Existing files in ``DIR`` are never replaced unl
 
 from __future__ import annotations
 
-from solver.apps.export.common import TARGETS, Deployment, deployment_rows, export_plan
+from solver.apps.export.common import Deployment, deployment_rows
+from solver.apps.export.write import TARGETS, export_plan
 
 __all__ = ["TARGETS", "Deployment", "deployment_rows", "export_plan"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +10,6 @@ from solver.errors import InputError
 from solver.performance.memory import engine_memory
 from solver.planning.plan import Plan
 from solver.specs import Scenario
-from solver.validation import check_output_path, write_text_atomic
 
 SERVE_PORT = 8000
 """Port of vLLM's OpenAI-compatible server (``vllm serve`` default)."""
@@ -169,38 +167,3 @@ def deployment_rows(plan: Plan, scenario: Scenario, field: str = "plan") -> list
             )
         )
     return out
-
-
-TARGETS: dict[str, Callable[[Deployment], str]] = {}
-"""Export target name -> function rendering one deployment's file text (filled by the target modules)."""
-
-
-def export_plan(
-    plan: Plan, scenario: Scenario, target: str, out_dir: str | Path, *, force: bool = False, field: str = "plan"
-) -> list[Path]:
-    """Write one file per fleet row of ``plan`` for ``target`` (``skypilot`` or ``k8s``) into ``out_dir``.
-
-    Every file is checked before any is written: an existing file is replaced only with ``force``.
-
-    Raises
-    ------
-    InputError
-        An unknown target, ``out_dir`` that is a file, an existing file without ``force``, or a plan the
-        scenario does not match.
-    """
-    from solver.apps.export import k8s, skypilot  # noqa: F401  (register the targets)
-    from solver.errors import UnknownNameError
-
-    if target not in TARGETS:
-        raise UnknownNameError("--to", "export target", target, list(TARGETS))
-    rows = deployment_rows(plan, scenario, field=field)
-    folder = Path(out_dir).expanduser()
-    if folder.exists() and not folder.is_dir():
-        raise InputError("--out", f"{str(folder)!r} is a file; give a folder")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError("--out", f"cannot create {str(folder)!r}: {exc.strerror or exc}") from None
-    paths = [check_output_path(folder / f"{d.name}.yaml", "--out", force=force) for d in rows]
-    texts = [TARGETS[target](d) for d in rows]
-    return [write_text_atomic(p, t) for p, t in zip(paths, texts, strict=True)]

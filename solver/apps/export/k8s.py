@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from solver.apps.export.common import SERVE_PORT, TARGETS, Deployment, slug
+from solver.apps.export.common import SERVE_PORT, Deployment, slug
 from solver.apps.export.yamltext import dump
 
 IMAGE = "vllm/vllm-openai:latest"
@@ -72,6 +72,3 @@ def render(d: Deployment) -> str:
         *d.notes,
     ]
     return dump(manifests(d), comments)
-
-
-TARGETS["k8s"] = render

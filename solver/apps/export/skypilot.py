@@ -12,7 +12,7 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
-from solver.apps.export.common import SERVE_PORT, TARGETS, Deployment
+from solver.apps.export.common import SERVE_PORT, Deployment
 from solver.apps.export.yamltext import dump
 
 
@@ -55,6 +55,3 @@ def render(d: Deployment) -> str:
     if d.model_is_path:
         comments.append("MODEL is a local folder: mount the weights there (file_mounts) before launching")
     return dump([service_config(d)], comments)
-
-
-TARGETS["skypilot"] = render
