@@ -74,3 +74,36 @@ def test_recommend_json_carries_every_field_the_table_shows(capsys):
         line.split()[1].rstrip(":") for line in text.splitlines() if line.strip().startswith("rejected")
     ]
     assert data["rejected"] and sorted(r["instance_type"] for r in data["rejected"]) == sorted(rejected_in_text)
+
+
+def test_progress_is_on_stderr_only_and_off_when_quiet_or_not_a_terminal():
+    import io
+    import time
+
+    from rich.console import Console
+
+    from solver.apps.progress import SweepProgress, enabled, solving
+
+    tty = Console(file=io.StringIO(), force_terminal=True, width=100)
+    pipe = Console(file=io.StringIO(), force_terminal=False, width=100)
+    assert enabled(tty, quiet=False) and not enabled(tty, quiet=True) and not enabled(pipe, quiet=False)
+    with solving(tty, "planning 2 workload(s)", show=True, after_s=0.0):
+        time.sleep(0.3)
+    assert "planning 2 workload(s)" in tty.file.getvalue()
+    quiet = Console(file=io.StringIO(), force_terminal=True, width=100)
+    with solving(quiet, "planning", show=False, after_s=0.0):
+        time.sleep(0.1)
+    assert quiet.file.getvalue() == ""
+    bar_out = Console(file=io.StringIO(), force_terminal=True, width=120)
+    with SweepProgress(bar_out, 3, show=True) as bar:
+        bar.point({"status": "optimal", "cost_usd_per_hour": 12.5})
+        bar.point({"status": "infeasible", "cost_usd_per_hour": None})
+        bar.done(2, 3)
+        bar.bar.refresh()
+    shown = bar_out.file.getvalue()
+    assert "2/3" in shown and "cheapest $12.50/h" in shown and "last infeasible" in shown
+
+
+def test_plan_quiet_flag_and_json_stdout_stays_clean(capsys):
+    code, out, err = run(["plan", "--quiet", "--json"], capsys)
+    assert code == 0 and json.loads(out)["status"] == "optimal" and err == ""

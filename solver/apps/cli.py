@@ -536,6 +536,7 @@ def plan(
         bool, typer.Option("--tie-break/--no-tie-break", help="Re-solve for the canonical optimal plan.")
     ] = True,
     wide: Annotated[bool, typer.Option("--wide", help="Show every field of a fleet row, one column each.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display on stderr.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
 ) -> None:
     """Plan the cheapest fleet meeting every workload's SLOs and demand (exit 3 infeasible, 4 no plan in time)."""
@@ -554,8 +555,12 @@ def plan(
             "tie_break": tie_break,
         }
     )
+    from solver.apps.progress import enabled as progress_enabled
+    from solver.apps.progress import solving
+
     try:
-        result = make_plan(scenario, options)
+        with solving(err, f"planning {len(scenario.workloads)} workload(s)", progress_enabled(err, quiet)):
+            result = make_plan(scenario, options)
     except InfeasibleError as exc:
         diagnosis = diagnose(scenario, options.model_copy(update={"tie_break": False}))
         if as_json:
@@ -785,14 +790,15 @@ def sweep(
         str | None,
         typer.Option("--scheduler", help="Dask scheduler address (tcp://host:8786); default a local cluster."),
     ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display on stderr.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON on stdout.")] = False,
 ) -> None:
     """Plan a scenario over a grid of field values; write a CSV as points finish (and a PNG)."""
     from pathlib import Path
 
-    from rich.progress import Progress
-
     from solver.apps import sweep as sweep_mod
+    from solver.apps.progress import SweepProgress
+    from solver.apps.progress import enabled as progress_enabled
     from solver.data.scenario import load_scenario
 
     if force and resume:
@@ -811,14 +817,14 @@ def sweep(
         if Path(plot).expanduser().resolve() == csv_path.resolve():
             raise InputError("--plot", "must be another file than --out")
         check_output_path(plot, "--plot", force=force, inputs=inputs)
-    with Progress(console=err, transient=True, disable=not err.is_terminal) as bar:
-        task = bar.add_task(f"sweeping {total} points", total=total)
+    with SweepProgress(err, total, progress_enabled(err, quiet)) as bar:
         frame = sweep_mod.sweep(
             base,
             grid,
             options,
             processes=processes,
-            progress=lambda done, _n: bar.update(task, completed=done),
+            progress=bar.done,
+            on_point=bar.point,
             out_csv=csv_path,
             resume=resume,
             max_points=max_points,

@@ -253,6 +253,7 @@ def sweep(
     max_points: int = MAX_POINTS,
     executor: str = "processes",
     scheduler: str | None = None,
+    on_point: Callable[[Row], None] | None = None,
 ) -> pd.DataFrame:
     """Plan ``scenario`` at every combination of ``over`` and return one row per point, in grid order.
 
@@ -281,6 +282,8 @@ def sweep(
         the same rows.
     scheduler
         Address of a running Dask scheduler (``tcp://host:8786``); only with ``executor="dask"``.
+    on_point
+        Called with each point's result row as it finishes (before ``progress``).
 
     Returns
     -------
@@ -325,6 +328,8 @@ def sweep(
         count += 1
         if path is not None:
             _append(path, [_text(row.get(c)) for c in columns])
+        if on_point:
+            on_point(row)
         if progress:
             progress(count, total)
 
