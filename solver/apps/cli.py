@@ -3,9 +3,9 @@
 Exit codes: 0 success, 2 bad input, 3 infeasible, 4 solver limit reached without a plan, 5 ``check`` found a
 plan that breaks its scenario. Errors print one line on stderr (``error: FIELD: PROBLEM``), never a traceback.
 ``--json`` prints one JSON document, and only that, on stdout, whatever the exit code (an error object when the
-command failed before printing its own). Tables are drawn by :mod:`solver.apps.render`; progress goes to stderr. User text (names, paths, messages) is printed literally: never read as rich
-markup. Every ``--out`` is checked before any work: an existing file is replaced only with ``--force``, and an
-input file never.
+command failed before printing its own). Tables are drawn by :mod:`solver.apps.render`; progress goes to
+stderr. User text (names, paths, messages) is printed literally: never read as rich markup. Every ``--out`` is
+checked before any work: an existing file is replaced only with ``--force``, and an input file never.
 """
 
 from __future__ import annotations
