@@ -410,6 +410,9 @@ class Scenario(Frozen):
     workloads: Annotated[list[Workload], Field(min_length=1)]
     limits: Limits = Limits()
     search: Search = Search()
+    gpus: list[GPUSpec] = []
+    """The user's GPU specs (the shipped table's columns), added to or overriding the shipped ones; in a file, a
+    list of mappings or the path of a CSV like ``instances/gpus.csv``."""
 
     @model_validator(mode="after")
     def _unique_names(self) -> Self:

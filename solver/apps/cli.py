@@ -2,9 +2,10 @@
 
 Exit codes: 0 success, 2 bad input, 3 infeasible, 4 solver limit reached without a plan, 5 ``check`` found a
 plan that breaks its scenario. Errors print one line on stderr (``error: FIELD: PROBLEM``), never a traceback.
-``--json`` prints JSON only on stdout. User text (names, paths, messages) is printed literally: never read as rich
-markup. Every ``--out`` is checked before any work: an existing file is replaced only with ``--force``, and an
-input file never.
+``--json`` prints one JSON document, and only that, on stdout, whatever the exit code (an error object when the
+command failed before printing its own). Tables are drawn by :mod:`solver.apps.render`; progress goes to
+stderr. User text (names, paths, messages) is printed literally: never read as rich markup. Every ``--out`` is
+checked before any work: an existing file is replaced only with ``--force``, and an input file never.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any
@@ -19,7 +21,6 @@ from typing import Annotated, Any
 import pandas as pd
 import typer
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from solver.data.catalog import load_catalog
@@ -32,7 +33,7 @@ app = typer.Typer(
     name="infersave",
     help="Plan cost-efficient cloud GPU fleets for LLM inference (instance type, count, batch, KV offload, TP).",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
 out = Console()
@@ -40,6 +41,41 @@ if not out.is_terminal:  # piped or captured: do not squeeze tables into 80 colu
     out = Console(width=200)
 err = Console(stderr=True, soft_wrap=True)
 
+
+def _show_version(value: bool) -> None:
+    if value:
+        from solver import __version__
+
+        typer.echo(f"infersave {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", help="Print the version and exit.", is_eager=True, callback=_show_version),
+    ] = False,
+    gpus_file: Annotated[
+        str | None,
+        typer.Option(
+            "--gpus-file",
+            help="CSV of your GPU specs (the columns of instances/gpus.csv): adds or overrides GPUs for the command.",
+        ),
+    ] = None,
+) -> None:
+    """Plan cost-efficient cloud GPU fleets for LLM inference (instance type, count, batch, KV offload, TP)."""
+    if gpus_file is not None:
+        from solver.data.gpus import add_gpus, read_gpus_file
+
+        add_gpus(read_gpus_file(gpus_file))
+
+
+MODEL_HELP = (
+    "A shipped model's name (llama-3.1-8b) or Hugging Face id (meta-llama/Llama-3.1-8B; see `infersave models`), "
+    "or the path of a config.json or its folder (nothing is downloaded)."
+)
+"""Help of every --model option: exactly what get_model accepts."""
 
 OPTION_FLAGS: dict[str, str] = {
     # SolveOptions fields
@@ -66,23 +102,84 @@ OPTION_FLAGS: dict[str, str] = {
     "over": "--over",
     "max_points": "--max-points",
     "processes": "--processes",
+    "executor": "--executor",
+    "scheduler": "--scheduler",
     "out": "--out",
 }
 """The flag that sets each library field or parameter: library errors name fields, the CLI shows its flags."""
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point of the console script: run the app and map library errors to exit codes."""
+    """Entry point of the console script: run the app and map library errors to exit codes.
+
+    With ``--json``, stdout always holds one JSON document, whatever the exit code: the command's own, or an
+    error object (:func:`error_payload`) when the command failed before printing one.
+    """
+    global _json_printed
+    args = list(argv) if argv is not None else sys.argv[1:]
+    json_mode = "--json" in args
+    _json_printed = False
+    tee = _Tee(sys.stderr) if json_mode else None
     try:
-        app(args=list(argv) if argv is not None else None, prog_name="infersave")
+        if tee is not None:
+            sys.stderr = tee
+        try:
+            app(args=args, prog_name="infersave")
+        finally:
+            if tee is not None:
+                sys.stderr = tee.stream
     except InfersaveError as exc:
         err.print(Text.assemble(("error:", "bold red"), f" {_message(exc)}"), highlight=False)
+        if json_mode and not _json_printed:
+            print_json(error_payload(exc.exit_code, _message(exc), exc))
         sys.exit(exc.exit_code)
     except OSError as exc:  # stdout full or closed (plan --json > /dev/full), or a file the library did not wrap
         _silence_stdout()
         where = exc.filename or "stdout"
         err.print(Text.assemble(("error:", "bold red"), f" {where}: cannot write: {exc.strerror or exc}"))
         sys.exit(InputError.exit_code)
+    except SystemExit as exc:  # a usage error (click printed it on stderr), or a command's own exit code
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if json_mode and code != 0 and not _json_printed and tee is not None:
+            print_json(error_payload(code, tee.message() or "invalid command line"))
+        raise
+
+
+_json_printed = False
+"""Whether this run printed a JSON document on stdout (then an error adds none)."""
+JSON_STATUS = {2: "error", 3: "infeasible", 4: "no_solution", 5: "check_failed"}
+"""The ``status`` of a ``--json`` error object by exit code."""
+
+
+def error_payload(code: int, message: str, exc: Exception | None = None) -> dict[str, Any]:
+    """Return the JSON object printed on stdout for a failed ``--json`` command: status, exit code and error."""
+    error: dict[str, Any] = {"type": type(exc).__name__ if exc is not None else "UsageError", "message": message}
+    if isinstance(exc, InputError):
+        error |= {"field": OPTION_FLAGS.get(exc.field, exc.field), "problem": exc.problem}
+    if isinstance(exc, SolverLimitError):
+        error |= {"option": OPTION_FLAGS.get(exc.option, exc.option)}
+    return {"status": JSON_STATUS.get(code, "error"), "exit_code": code, "error": error}
+
+
+class _Tee:
+    """A text stream that writes through to ``stream`` and keeps what was written (the usage error's text)."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.seen: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.seen.append(text)
+        return int(self.stream.write(text) or 0)
+
+    def message(self) -> str:
+        """Return the text written, without box-drawing borders, as one line."""
+        raw = "".join(self.seen)
+        words = re.sub(r"[\u2500-\u257f]", " ", raw).split()
+        return " ".join(words)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
 
 
 def _silence_stdout() -> None:
@@ -111,7 +208,9 @@ def _message(exc: InfersaveError) -> str:
 # ---- output helpers ---------------------------------------------------------------------------------
 def print_json(payload: Any) -> None:
     """Print ``payload`` as JSON on stdout (NaN becomes null)."""
+    global _json_printed
     typer.echo(json.dumps(_clean(payload), indent=2))
+    _json_printed = True
 
 
 def _gap(gap: float) -> str:
@@ -136,27 +235,16 @@ def print_table(
     title: str | None = None,
     formats: Mapping[str, Callable[[Any], str]] | None = None,
 ) -> None:
-    """Print a DataFrame as a rich table; ``formats`` maps a column to a cell formatter."""
-    formats = formats or {}
-    table = Table(title=Text(title) if title is not None else None, header_style="bold", show_lines=False)
-    for col in frame.columns:
-        numeric = pd.api.types.is_numeric_dtype(frame[col])
-        table.add_column(Text(str(col)), justify="right" if numeric else "left")
-    for row in frame.itertuples(index=False):
-        cells = []
-        for col, value in zip(frame.columns, row, strict=True):
-            if col in formats:
-                cells.append(formats[col](value))
-            elif isinstance(value, float):
-                cells.append("-" if math.isnan(value) else f"{value:,.4g}")
-            else:
-                cells.append(str(value))
-        table.add_row(*(Text(c) for c in cells))
-    out.print(table)
+    """Print a DataFrame as a rich table that folds to the width; ``formats`` maps a column to a cell formatter."""
+    from solver.apps.render import frame_table
+
+    out.print(frame_table(frame, title=title, formats=formats))
 
 
 def _money(v: float) -> str:
-    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"${v:,.4f}"
+    from solver.apps.render import money
+
+    return money(v)
 
 
 # ---- data commands ----------------------------------------------------------------------------------
@@ -231,13 +319,25 @@ def catalog(
     title = f"{cat.name}: {shown['instance_type'].nunique()} instance types"
     if not region:
         title += " (cheapest on-demand region of each; --region R for one region)"
-    money = {c: _money for c in shown.columns if c.endswith("usd_per_hour")}
+    from solver.apps.render import natural_sort, price
+
+    shown = natural_sort(shown, ["instance_type", "region"])
+    money = {c: price for c in shown.columns if c.endswith("usd_per_hour")}
     print_table(shown, title=title, formats=money)
 
 
 @app.command()
-def models(as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False) -> None:
-    """List the shipped model cards with parameter counts and KV-cache bytes per token."""
+def models(
+    config: Annotated[
+        str | None,
+        typer.Option("--config", help="A config.json (or its folder): show how it is read, with every assumption."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
+) -> None:
+    """List the shipped model cards with parameter counts and KV-cache bytes per token (or read one config.json)."""
+    if config is not None:
+        _show_config(config, as_json)
+        return
     table = models_table()
     if as_json:
         print_json({"models": table.to_dict(orient="records")})
@@ -257,6 +357,46 @@ def models(as_json: Annotated[bool, typer.Option("--json", help="Print JSON on s
     print_table(table[cols], title="shipped models", formats={"kv_bytes_per_token": lambda v: f"{v:,.0f}"})
 
 
+def _show_config(config: str, as_json: bool) -> None:
+    """Print how a config.json was read: the card's sizes, parameter counts and assumptions."""
+    from solver.apps.render import number, percent
+    from solver.data.config_report import read_config_report
+
+    report = read_config_report(config)
+    if as_json:
+        print_json(report.to_dict())
+        return
+    m = report.model
+    rows = [
+        ("family", m.family),
+        ("layers", str(m.num_layers)),
+        ("hidden size", f"{m.hidden_size:,}"),
+        ("attention / KV heads", f"{m.num_attention_heads} / {m.num_kv_heads}"),
+        ("head size", str(m.head_dim)),
+        ("intermediate size", f"{m.intermediate_size:,}"),
+        ("vocabulary", f"{m.vocab_size:,}"),
+        ("context window", f"{m.max_position_embeddings:,}" if m.max_position_embeddings else "-"),
+        ("served dtype", m.default_dtype),
+        ("tied embeddings", str(m.tie_word_embeddings)),
+        ("parameters (infersave)", f"{number(report.num_params / 1e9)} B ({report.num_params:,})"),
+        ("KV cache per token", f"{m.kv_bytes_per_token():,.0f} bytes"),
+    ]
+    if report.config_params:
+        diff = report.num_params / report.config_params - 1.0
+        sign = "+" if diff >= 0 else "-"
+        rows.append(
+            (
+                "parameters (checkpoint)",
+                f"{number(report.config_params / 1e9)} B from {report.config_params_source}; infersave "
+                f"{sign}{percent(abs(diff))}",
+            )
+        )
+    else:
+        rows.append(("parameters (checkpoint)", "not given (no parameter count or safetensors index in the folder)"))
+    rows += [("assumption", a) for a in report.assumptions]
+    print_table(pd.DataFrame(rows, columns=["quantity", "value"]), title=f"{report.path} read as {m.name}")
+
+
 @app.command()
 def schema() -> None:
     """Print the JSON schema of a scenario file."""
@@ -266,11 +406,14 @@ def schema() -> None:
 # ---- performance-model commands (predict, calibrate, validate) -------------------------------------
 @app.command()
 def predict(
-    model: Annotated[str, typer.Option("--model", help="Shipped model name, HF id, or path to a config.json.")],
+    model: Annotated[str, typer.Option("--model", help=MODEL_HELP)],
     batch_size: Annotated[int, typer.Option("--batch-size", help="Sequences in the static batch.")],
     input_len: Annotated[int, typer.Option("--input-len", help="Prompt tokens per sequence.")],
     output_len: Annotated[int, typer.Option("--output-len", help="Generated tokens per sequence.")],
-    instance: Annotated[str | None, typer.Option("--instance", help="AWS instance type (g5.xlarge).")] = None,
+    instance: Annotated[str | None, typer.Option("--instance", help="Instance type of --catalog (g5.xlarge).")] = None,
+    catalog_name: Annotated[
+        str, typer.Option("--catalog", help="Shipped catalog name or a SkyPilot-schema CSV path.")
+    ] = "aws",
     gpu: Annotated[
         str | None, typer.Option("--gpu", help="GPU name for a bare machine (instead of --instance).")
     ] = None,
@@ -309,6 +452,7 @@ def predict(
         engine=engine,
         offload_mode=offload_mode,
         profile=profile,
+        catalog=catalog_name,
     )
     payload = result.to_dict()
     if as_json:
@@ -392,6 +536,8 @@ def plan(
     tie_break: Annotated[
         bool, typer.Option("--tie-break/--no-tie-break", help="Re-solve for the canonical optimal plan.")
     ] = True,
+    wide: Annotated[bool, typer.Option("--wide", help="Show every field of a fleet row, one column each.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display on stderr.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
     explain: Annotated[
         bool, typer.Option("--explain", help="Binding constraint and runner-up of each row; on-demand price of spot.")
@@ -414,8 +560,12 @@ def plan(
             "tie_break": tie_break,
         }
     )
+    from solver.apps.progress import enabled as progress_enabled
+    from solver.apps.progress import solving
+
     try:
-        result = make_plan(scenario, options)
+        with solving(err, f"planning {len(scenario.workloads)} workload(s)", progress_enabled(err, quiet)):
+            result = make_plan(scenario, options)
     except InfeasibleError as exc:
         diagnosis = diagnose(scenario, options.model_copy(update={"tie_break": False}))
         if as_json:
@@ -430,36 +580,13 @@ def plan(
     if as_json:
         print_json(result.to_dict())
         return
-    fleet = result.to_frame()
-    fleet["serves"] = [serves_label(split) for split in fleet["split"]]  # shared rows: classes and rate
-    cols = [
-        *("workload", "instance_type", "market", "region", "count", "tp", "batch_size", "offload_fraction"),
-        *("usd_per_hour", "ttft_ms", "tpot_ms", "tps", "utilisation", "instance_hours", "serves"),
-    ]
-    print_table(fleet[cols], title=f"fleet plan ({result.status}, {result.backend})", formats={"usd_per_hour": _money})
-    say(
-        f"cost {_money(result.cost_usd_per_hour)}/h; total {_money(result.total_cost_usd)} over "
-        f"{result.horizon_h:g} h; gap {_gap(result.gap)}; solved in {result.solve_seconds:.2f} s"
-    )
+    from solver.apps.render import print_plan
+
+    print_plan(out, result, scenario, wide=wide)
     from solver.planning.explain import explanation_lines
 
     for line in explanation_lines(result.explanation):
         say(line)
-
-
-def serves_label(split: object) -> str:
-    """Return a shared row's classes and rate, short (``chat#0,2,5 + api: 7.2 req/s``); empty for one class."""
-    pairs = list(split) if isinstance(split, list | tuple) else []
-    if len(pairs) < 2:
-        return ""
-    by_workload: dict[str, list[str]] = {}
-    for name, _rate in pairs:
-        head, _sep, bucket = str(name).partition("#")
-        by_workload.setdefault(head, [])
-        if bucket:
-            by_workload[head].append(bucket)
-    parts = [f"{w}#{','.join(sorted(b, key=lambda x: (len(x), x)))}" if b else w for w, b in by_workload.items()]
-    return f"{' + '.join(parts)}: {sum(float(r) for _n, r in pairs):.3g} req/s"
 
 
 CHECK_FAILED_EXIT = 5
@@ -501,11 +628,51 @@ def check(
 
 
 @app.command()
+def export(
+    plan_file: Annotated[str, typer.Argument(metavar="PLAN.json", help="A plan as `plan --json` writes it.")],
+    to: Annotated[str, typer.Option("--to", help="skypilot (SkyServe YAML) or k8s (Deployment + Service).")],
+    out_dir: Annotated[str, typer.Option("--out", help="Folder for the files, one per fleet row (created).")],
+    scenario_file: Annotated[
+        str | None, typer.Option("--scenario", help="The plan's scenario: model, dtype, lengths (default: embedded).")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace existing files in --out.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the written paths as JSON on stdout.")] = False,
+) -> None:
+    """Write deployment files for a saved plan: a SkyServe service or a k8s Deployment+Service per fleet row."""
+    from solver.apps.export import export_plan
+    from solver.data.scenario import load_scenario
+
+    scenario = load_scenario(scenario_file)
+    saved = _read_plan(plan_file)
+    paths = export_plan(saved, scenario, to, out_dir, force=force, field=plan_file)
+    if as_json:
+        print_json({"target": to, "files": [str(p) for p in paths]})
+        return
+    for p in paths:
+        say(f"wrote {p}")
+
+
+def _read_plan(plan_file: str) -> Any:
+    """Read a ``plan --json`` file into a Plan (errors name the file)."""
+    from pathlib import Path
+
+    from solver.planning.plan import Plan
+
+    try:
+        payload = json.loads(Path(plan_file).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(plan_file, f"cannot read: {exc.__class__.__name__}") from None
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise InputError(plan_file, f"not valid JSON ({str(exc)[:80]})") from None
+    return Plan.from_dict(payload, field=plan_file)
+
+
+@app.command()
 def recommend(
     scenario_file: Annotated[
         str | None, typer.Option("--scenario", help="Scenario file with one workload and one batch size.")
     ] = None,
-    model: Annotated[str | None, typer.Option("--model", help="Model name or config.json path.")] = None,
+    model: Annotated[str | None, typer.Option("--model", help=MODEL_HELP)] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", help="Batch size.")] = None,
     input_len: Annotated[int | None, typer.Option("--input-len", help="Input tokens per request.")] = None,
     output_len: Annotated[int | None, typer.Option("--output-len", help="Output tokens per request.")] = None,
@@ -557,8 +724,9 @@ def recommend(
             f"{rec.requests:,} requests, billed {rec.billing.replace('_', ' ')}; policy {rec.policy}"
         )
         if rec.choices:
-            money = {"usd_per_hour": _money, "task_cost_usd": _money, "offload_fraction": lambda v: f"{v:.1%}"}
-            print_table(rec.choices_frame(), title="choices, best first", formats=money)
+            from solver.apps.render import recommend_table
+
+            out.print(recommend_table(rec))
         for line in rec.tradeoffs():
             say(f"  trade-off {line}")
         for r in rec.rejected:
@@ -629,14 +797,22 @@ def sweep(
     max_points: Annotated[
         int, typer.Option("--max-points", help="Refuse a larger grid before any work (default 10,000).")
     ] = 10_000,
+    executor: Annotated[
+        str, typer.Option("--executor", help="processes (local, default) or dask (the [dask] extra).")
+    ] = "processes",
+    scheduler: Annotated[
+        str | None,
+        typer.Option("--scheduler", help="Dask scheduler address (tcp://host:8786); default a local cluster."),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display on stderr.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON on stdout.")] = False,
 ) -> None:
     """Plan a scenario over a grid of field values; write a CSV as points finish (and a PNG)."""
     from pathlib import Path
 
-    from rich.progress import Progress
-
     from solver.apps import sweep as sweep_mod
+    from solver.apps.progress import SweepProgress
+    from solver.apps.progress import enabled as progress_enabled
     from solver.data.scenario import load_scenario
 
     if force and resume:
@@ -655,17 +831,19 @@ def sweep(
         if Path(plot).expanduser().resolve() == csv_path.resolve():
             raise InputError("--plot", "must be another file than --out")
         check_output_path(plot, "--plot", force=force, inputs=inputs)
-    with Progress(console=err, transient=True, disable=not err.is_terminal) as bar:
-        task = bar.add_task(f"sweeping {total} points", total=total)
+    with SweepProgress(err, total, progress_enabled(err, quiet)) as bar:
         frame = sweep_mod.sweep(
             base,
             grid,
             options,
             processes=processes,
-            progress=lambda done, _n: bar.update(task, completed=done),
+            progress=bar.done,
+            on_point=bar.point,
             out_csv=csv_path,
             resume=resume,
             max_points=max_points,
+            executor=executor,
+            scheduler=scheduler,
         )
     if plot:
         try:
@@ -675,8 +853,9 @@ def sweep(
     if as_json:
         print_json({"points": frame.to_dict(orient="records")})
         return
-    shown = [c for c in [*grid, "status", "cost_usd_per_hour", "n_instances", "composition"] if c in frame]
-    print_table(frame[shown], title=f"sweep: {len(frame)} points -> {out_csv}", formats={"cost_usd_per_hour": _money})
+    from solver.apps.render import sweep_table
+
+    out.print(sweep_table(frame, grid, out_csv))
 
 
 # ---- option helpers ---------------------------------------------------------------------------------

@@ -45,7 +45,14 @@ SUMMARY_COLUMNS = [
     *("n_instances", "composition", "max_ttft_ms", "max_tpot_ms", "max_tps", "max_offload_fraction"),
     "max_batch_size",
 ]
-"""Columns of a result row after the point index and the swept paths (the CSV header, in order)."""
+"""Columns of a result row after the point index and the swept paths (the CSV header, in order); the ``max_*``
+columns are over every workload of the fleet; :data:`WORKLOAD_COLUMNS` follow, per workload."""
+WORKLOAD_COLUMNS = ("instances", "usd_per_hour", "max_ttft_ms", "max_tpot_ms", "max_e2e_s", "min_tps")
+"""Per-workload columns, named ``{workload}.{column}`` after the base scenario's workload names, in its order: the
+workload's instances and $/h, its slowest TTFT, TPOT and end-to-end time and its lowest TPS over its fleet rows.
+A point's workloads are matched by position, so the columns stay the same when a sweep renames one."""
+EXECUTORS = ("processes", "dask")
+"""Where points are solved: local worker processes (the default), or a Dask cluster."""
 
 
 def parse_over(spec: str) -> tuple[str, list[Any]]:
@@ -160,11 +167,19 @@ def sweep_points(scenario: Scenario, over: Mapping[str, Sequence[Any]]) -> list[
     return points
 
 
-def _solve_point(args: tuple[Row, Scenario, SolveOptions]) -> Row:
+def workload_columns(scenario: Scenario) -> list[str]:
+    """Return the per-workload column names of a sweep over ``scenario`` (:data:`WORKLOAD_COLUMNS`)."""
+    return [f"{w.name}.{c}" for w in scenario.workloads for c in WORKLOAD_COLUMNS]
+
+
+def _solve_point(args: tuple[Row, Scenario, SolveOptions] | tuple[Row, Scenario, SolveOptions, list[str]]) -> Row:
     """Plan one point in a worker; never raise for a planning outcome."""
+    from solver.data.gpus import add_gpus
     from solver.planning.planner import plan  # imported here: workers start fresh
 
-    values, scenario, options = args
+    values, scenario, options = args[0], args[1], args[2]
+    add_gpus(scenario.gpus)  # a worker started fresh (spawn, Dask) has not seen the scenario's GPUs
+    names = list(args[3]) if len(args) > 3 else [w.name for w in scenario.workloads]
     row: Row = {k: _cell(v) for k, v in values.items()}
     try:
         result = plan(scenario, options)
@@ -172,13 +187,30 @@ def _solve_point(args: tuple[Row, Scenario, SolveOptions]) -> Row:
         status = {3: "infeasible", 4: "no_solution"}.get(exc.exit_code, "error")
         row.update(status=status, message=str(exc))
         return row
-    row.update(plan_summary(result))
+    row.update(plan_summary(result, scenario, names))
     return row
 
 
-def plan_summary(result: Any) -> Row:
-    """Summarise a Plan as flat columns: status, costs, gap, composition and predicted latencies."""
+def plan_summary(result: Any, scenario: Scenario | None = None, names: Sequence[str] | None = None) -> Row:
+    """Summarise a Plan as flat columns: status, costs, gap, composition and predicted latencies.
+
+    With ``scenario``, also the per-workload columns (:data:`WORKLOAD_COLUMNS`), named after ``names`` (the base
+    scenario's workload names, by position; default the scenario's own).
+    """
     fleet = result.to_frame()
+    per_workload: Row = {}
+    if scenario is not None:
+        labels = list(names) if names is not None else [w.name for w in scenario.workloads]
+        for label, w in zip(labels, scenario.workloads, strict=False):
+            rows = fleet[fleet["workload"] == w.name] if not fleet.empty else fleet
+            if rows.empty:
+                continue
+            per_workload[f"{label}.instances"] = int(rows["count"].sum())
+            per_workload[f"{label}.usd_per_hour"] = float((rows["usd_per_hour"] * rows["count"]).sum())
+            per_workload[f"{label}.max_ttft_ms"] = float(rows["ttft_ms"].max())
+            per_workload[f"{label}.max_tpot_ms"] = float(rows["tpot_ms"].max())
+            per_workload[f"{label}.max_e2e_s"] = float(rows["e2e_s"].max())
+            per_workload[f"{label}.min_tps"] = float(rows["tps"].min())
     row: Row = {
         "status": result.status,
         "cost_usd_per_hour": result.cost_usd_per_hour,
@@ -191,6 +223,7 @@ def plan_summary(result: Any) -> Row:
     if fleet.empty:
         row.update(n_instances=0, composition="")
         return row
+    row.update(per_workload)
     row["n_instances"] = int(fleet["count"].sum())
     comp = fleet.groupby(["instance_type", "market"], sort=True)["count"].sum()
     row["composition"] = " + ".join(f"{int(n)}x {t} ({m})" for (t, m), n in comp.items())
@@ -218,6 +251,9 @@ def sweep(
     out_csv: str | Path | None = None,
     resume: bool = False,
     max_points: int = MAX_POINTS,
+    executor: str = "processes",
+    scheduler: str | None = None,
+    on_point: Callable[[Row], None] | None = None,
 ) -> pd.DataFrame:
     """Plan ``scenario`` at every combination of ``over`` and return one row per point, in grid order.
 
@@ -240,6 +276,14 @@ def sweep(
         Keep the rows already in ``out_csv`` (they must be this grid's) and solve only the missing points.
     max_points
         Refuse a larger grid before building it (:data:`MAX_POINTS` by default).
+    executor
+        ``processes`` (local worker processes) or ``dask`` (the ``[dask]`` extra): the points run as tasks on
+        the Dask scheduler at ``scheduler``, or on a local cluster of ``processes`` workers without one. Both give
+        the same rows.
+    scheduler
+        Address of a running Dask scheduler (``tcp://host:8786``); only with ``executor="dask"``.
+    on_point
+        Called with each point's result row as it finishes (before ``progress``).
 
     Returns
     -------
@@ -247,7 +291,9 @@ def sweep(
         Columns: ``point`` (grid index), one per swept path, then ``status``, ``cost_usd_per_hour``,
         ``total_cost_usd``, ``gap``, ``backend``, ``solve_seconds``, ``message``, ``n_instances``,
         ``composition`` and the largest predicted ``ttft_ms``, ``tpot_ms``, ``tps``, offload fraction and batch
-        size in the fleet (empty where a point has no plan).
+        size in the fleet, then per workload its instances, $/h, slowest TTFT, TPOT and end-to-end time and lowest
+        TPS (:data:`WORKLOAD_COLUMNS`); cells are empty where a point has no plan. The columns are the same
+        whatever the points' outcomes.
 
     Raises
     ------
@@ -256,10 +302,15 @@ def sweep(
     """
     if processes is not None and processes < 1:
         raise InputError("processes", f"must be at least 1, got {processes}")
+    if executor not in EXECUTORS:
+        raise InputError("executor", f"must be one of {', '.join(EXECUTORS)}, got {executor!r}")
+    if scheduler is not None and executor != "dask":
+        raise InputError("scheduler", "a scheduler address needs executor dask")
     options = options or SolveOptions()
     total = grid_size(over, max_points)
     points = sweep_points(scenario, over)
-    columns = ["point", *over, *SUMMARY_COLUMNS]
+    names = [w.name for w in scenario.workloads]
+    columns = ["point", *over, *SUMMARY_COLUMNS, *workload_columns(scenario)]
     done: dict[int, list[str]] = {}
     path = Path(out_csv).expanduser() if out_csv is not None else None
     if path is not None and resume and path.is_file():
@@ -277,11 +328,15 @@ def sweep(
         count += 1
         if path is not None:
             _append(path, [_text(row.get(c)) for c in columns])
+        if on_point:
+            on_point(row)
         if progress:
             progress(count, total)
 
-    jobs = {i: (points[i][0], points[i][1], options) for i in todo}
-    if workers <= 1:
+    jobs = {i: (points[i][0], points[i][1], options, names) for i in todo}
+    if executor == "dask":
+        _run_dask(jobs, todo, finished, workers, scheduler)
+    elif workers <= 1:
         for i in todo:
             finished(i, {"point": i} | _solve_point(jobs[i]))
     else:
@@ -297,12 +352,47 @@ def sweep(
                 pool.shutdown(wait=True, cancel_futures=True)
                 raise
     if path is None:
-        return pd.DataFrame([rows[i] for i in sorted(rows)], columns=columns)
+        return pd.DataFrame([{c: rows[i].get(c) for c in columns} for i in sorted(rows)], columns=columns)
     with open(path, encoding="utf-8", newline="") as fh:
         lines = list(csv.reader(fh))[1:]
     lines.sort(key=lambda r: int(r[0]))
     write_text_atomic(path, _csv_text([columns, *lines]))
     return pd.read_csv(path)
+
+
+def _run_dask(
+    jobs: Mapping[int, Any],
+    todo: Sequence[int],
+    finished: Callable[[int, Row], None],
+    workers: int,
+    scheduler: str | None,
+) -> None:
+    """Solve ``jobs`` as Dask tasks and call ``finished`` as each completes (a local cluster without ``scheduler``)."""
+    try:
+        from distributed import Client, LocalCluster, as_completed
+    except ImportError:
+        raise InputError("executor", "dask needs the [dask] extra: pip install 'infersave[dask]'") from None
+    cluster = None
+    try:
+        if scheduler is None:
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+            client = Client(cluster)
+        else:
+            client = Client(scheduler, timeout="10s")
+    except (OSError, TimeoutError, ValueError) as exc:
+        if cluster is not None:
+            cluster.close()
+        raise InputError("scheduler", f"cannot reach the Dask scheduler {scheduler!r}: {exc}") from None
+    try:
+        futures = {
+            client.submit(_solve_point, jobs[i], key=f"infersave-point-{i}-{id(jobs)}", pure=False): i for i in todo
+        }
+        for fut in as_completed(list(futures)):
+            finished(futures[fut], {"point": futures[fut]} | fut.result())
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
 
 
 def _read_done(path: Path, columns: list[str], points: Sequence[tuple[Row, Scenario]]) -> dict[int, list[str]]:

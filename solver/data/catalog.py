@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +19,7 @@ import pandas as pd
 from solver.data.gpus import get_gpu, load_gpus
 from solver.data.resources import data_path
 from solver.errors import InputError, UnknownNameError
-from solver.specs import InstanceType
+from solver.specs import GPUSpec, InstanceType
 
 SHIPPED = {"aws": ("catalogs", "aws.csv")}
 """Shipped catalogs by name; sources in ``instances/catalogs/PROVENANCE.md``."""
@@ -264,15 +264,48 @@ def read_skypilot_csv(path: str | Path, name: str | None = None, field: str = "c
         i = int(np.flatnonzero(canon.isna().to_numpy())[0])
         bad = z["gpu"].iloc[i]
         err = UnknownNameError(f"{field} row {i + 2} AcceleratorName", "GPU", bad, known)
-        raise InputError(err.field, f"{err.problem} (add it to the GPU spec table to use it)")
+        raise InputError(err.field, f"{err.problem} (add its specs with --gpus-file or gpus: in the scenario)")
     z["gpu"] = canon
     both_empty = z["on_demand_usd_per_hour"].isna() & z["spot_usd_per_hour"].isna()
     z = z[~both_empty]
     z["family"] = z["instance_type"].str.split(".").str[0]
     _check_consistent_hardware(z, path.name, field)
+    _check_gpu_memory(z, known, path.name, field)
     cols = [*HARDWARE_COLUMNS, "region", "availability_zone", "on_demand_usd_per_hour", "spot_usd_per_hour"]
     z = z[cols].drop_duplicates(["instance_type", "region", "availability_zone"])
     return Catalog(label, z.reset_index(drop=True))
+
+
+MEMORY_ABOVE_SPEC = 1.12
+"""Largest per-GPU memory a catalog row may give over its GPU's datasheet memory (as a ratio of bytes). Clouds
+report memory in MiB of a datasheet's decimal GB: 16 GB parts show 16,384 MiB (1.074 of 16e9 bytes), a B200's
+180 GB shows 183,359 MiB (1.068) in the shipped catalog. Less memory than the datasheet is allowed (fractional
+GPUs such as g6f's 1/8 L4, MIG slices); more is another GPU."""
+
+
+def _check_gpu_memory(z: pd.DataFrame, known: Mapping[str, GPUSpec], fname: str, field: str) -> None:
+    """Refuse a row whose per-GPU memory is more than its named GPU has; name the GPU that memory matches."""
+    pairs = z.drop_duplicates(["gpu", "gpu_memory_mib"])
+    for gpu, memory in zip(pairs["gpu"].tolist(), pairs["gpu_memory_mib"].tolist(), strict=True):
+        spec = known[str(gpu)]
+        mib = float(memory)
+        ratio = mib * 2**20 / (spec.memory_gb * 1e9)
+        if ratio <= MEMORY_ABOVE_SPEC:
+            continue
+        family = str(gpu).split("-")[0].lower()
+        matches = sorted(
+            (abs(mib * 2**20 / (g.memory_gb * 1e9) - 1.0), name)
+            for name, g in known.items()
+            if name.split("-")[0].lower() == family and 0.9 <= mib * 2**20 / (g.memory_gb * 1e9) <= MEMORY_ABOVE_SPEC
+        )
+        i = int(np.flatnonzero(((z["gpu"] == gpu) & (z["gpu_memory_mib"] == mib)).to_numpy())[0])
+        said = f"{mib:,.0f} MiB ({mib / 1024:,.4g} GiB) per GPU, more than the {spec.memory_gb:g} GB of {spec.name}"
+        fix = (
+            f"that is {matches[0][1]}: name it AcceleratorName {matches[0][1]}"
+            if matches
+            else "add your GPU's specs with --gpus-file (or gpus: in the scenario)"
+        )
+        raise InputError(f"{field} row {i + 2} AcceleratorName", f"{fname} gives {said}; {fix}")
 
 
 def _check_consistent_hardware(z: pd.DataFrame, fname: str, field: str) -> None:

@@ -68,7 +68,17 @@ def get_model(name_or_path: str, field: str = "model", base_dir: Path | None = N
     if path.is_file():
         return from_hf_config(path, field=field)
     if looks_like_path:
-        raise InputError(field, f"no config.json file at {str(path)!r}")
+        hint = ""
+        if (
+            name_or_path.count("/") == 1
+            and not name_or_path.endswith(".json")
+            and not name_or_path.startswith((".", "/", "~"))
+        ):
+            hint = (
+                f"; {name_or_path!r} is not the Hugging Face id of a shipped model (see `infersave models`) and "
+                "nothing is downloaded: save its config.json and give that path"
+            )
+        raise InputError(field, f"no config.json file at {str(path)!r}{hint}")
     raise UnknownNameError(field, "model", name_or_path, models)
 
 
@@ -197,10 +207,16 @@ def _parse(model_type: str, cfg: dict[str, Any]) -> dict[str, Any]:
         vocab_size=cfg["vocab_size"],
         max_position_embeddings=cfg.get("max_position_embeddings"),
         mlp="gated",
-        tie_word_embeddings=cfg.get("tie_word_embeddings", False),
+        tie_word_embeddings=cfg.get("tie_word_embeddings", model_type in TIED_BY_DEFAULT),
         attention_bias=bias,
         mlp_bias=cfg.get("mlp_bias", False),
     )
+
+
+TIED_BY_DEFAULT = frozenset({"gemma", "gemma2", "gemma3", "gemma3_text"})
+"""Llama-style model types whose transformers config class defaults ``tie_word_embeddings`` to True (GemmaConfig,
+Gemma2Config, Gemma3TextConfig), so a config.json of theirs that omits the key has tied embeddings; LlamaConfig,
+MistralConfig, Qwen2Config, Qwen3Config and Phi3Config default it to False."""
 
 
 def models_table() -> pd.DataFrame:

@@ -55,9 +55,31 @@ def parse_scenario(text: str, base_dir: Path | None = None, source: str = "scena
 
 def scenario_from_dict(data: dict[str, Any], base_dir: Path | None = None) -> Scenario:
     """Validate a scenario given as a dict; relative paths are resolved against ``base_dir``."""
+    from solver.data.gpus import add_gpus
+
     if base_dir is not None:
         data = _resolve_paths(data, base_dir)
-    return validate(Scenario, data)
+    if "gpus" in data:
+        data = {**data, "gpus": _gpu_records(data["gpus"], base_dir)}
+    scenario = validate(Scenario, data)
+    add_gpus(scenario.gpus)  # catalogs and the performance model look GPUs up by name
+    return scenario
+
+
+def _gpu_records(value: Any, base_dir: Path | None) -> Any:
+    """``gpus:`` as GPUSpec records: a CSV path is read, mappings may use the table's ``gpu`` and ``a;b`` forms."""
+    from solver.data.gpus import gpus_from_records, read_gpus_file
+
+    if isinstance(value, str):
+        path = Path(value).expanduser()
+        if not path.is_absolute() and base_dir is not None:
+            path = base_dir / path
+        if not path.is_file():
+            raise InputError("gpus", f"no GPU spec file at {str(path)!r}")
+        return [g.model_dump() for g in read_gpus_file(path, field="gpus")]
+    if isinstance(value, list):
+        return [g.model_dump() for g in gpus_from_records(value, field="gpus")]
+    return value
 
 
 def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:

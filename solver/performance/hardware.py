@@ -97,21 +97,23 @@ def bare_instance(gpu: str, gpus: int = 1, host_memory_gib: float | None = None)
     return record, notes
 
 
-def instance_hardware(instance: str) -> dict[str, Any]:
-    """Hardware record of an AWS instance type (hardware is region-independent).
+def instance_hardware(instance: str, catalog: str = "aws") -> dict[str, Any]:
+    """Hardware record of an instance type of ``catalog`` (hardware is region-independent).
 
     Parameters
     ----------
     instance
-        AWS instance type, e.g. ``p4d.24xlarge``.
+        Instance type, e.g. ``p4d.24xlarge``.
+    catalog
+        Shipped catalog name or a SkyPilot-schema CSV path (default the AWS catalog).
 
     Returns
     -------
     dict
         The hardware record (module docstring).
     """
-    catalog = load_catalog("aws").filter(instances=[instance])
-    row = catalog.zones.iloc[0]
+    cat = load_catalog(catalog, field="catalog").filter(instances=[instance])
+    row = cat.zones.iloc[0]
     return {
         "instance_type": str(row["instance_type"]),
         "gpu": str(row["gpu"]),

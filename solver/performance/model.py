@@ -302,8 +302,9 @@ def predict(
     engine: str = DEFAULT_ENGINE,
     offload_mode: str = "copy",
     profile: CalibrationProfile | str | None = None,
+    catalog: str = "aws",
 ) -> Prediction:
-    """Predict one configuration: an AWS ``instance`` type or a bare ``gpus`` x ``gpu`` machine.
+    """Predict one configuration: an ``instance`` type of ``catalog`` or a bare ``gpus`` x ``gpu`` machine.
 
     Parameters
     ----------
@@ -319,6 +320,8 @@ def predict(
         KV offload fraction; default the smallest that fits.
     dtype, kv_dtype, engine, offload_mode, profile
         As in :func:`predict_frame`; ``profile`` may be a path to a profile YAML.
+    catalog
+        Where ``instance`` is looked up: a shipped catalog name or a SkyPilot-schema CSV path.
 
     Returns
     -------
@@ -331,7 +334,7 @@ def predict(
     spec = model if isinstance(model, ModelSpec) else get_model(model, field="model")
     assumptions: list[str] = []
     if instance is not None:
-        hw = instance_hardware(instance)
+        hw = instance_hardware(instance, catalog)
     else:
         hw, assumptions = bare_instance(str(gpu), gpus, host_memory_gib)
     if not 1 <= batch_size <= MAX_BATCH:

@@ -61,7 +61,15 @@ dividing the GPU count; 1 on a GPU slice); the ``milp`` policy considers every T
 from __future__ import annotations
 
 from solver.apps.recommend.policies import DEFAULT_POLICY, POLICIES, Context, Policy, get_policy
-from solver.apps.recommend.result import CHOICE_KEYS, REJECTED_KEYS, Choice, Recommendation, Rejection
+from solver.apps.recommend.result import (
+    CHOICE_EXTRA_KEYS,
+    CHOICE_KEYS,
+    QUESTION_KEYS,
+    REJECTED_KEYS,
+    Choice,
+    Recommendation,
+    Rejection,
+)
 from solver.apps.recommend.screen import screen
 from solver.apps.recommend.task import recommend_scenario, task_costs, task_of
 from solver.errors import InputError
@@ -125,9 +133,11 @@ def recommend(
 
 
 __all__ = [
+    "CHOICE_EXTRA_KEYS",
     "CHOICE_KEYS",
     "DEFAULT_POLICY",
     "POLICIES",
+    "QUESTION_KEYS",
     "REJECTED_KEYS",
     "Choice",
     "Policy",

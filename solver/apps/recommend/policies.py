@@ -128,16 +128,17 @@ def _milp(ctx: Context) -> PolicyResult:
         )
         remaining.remove(row.instance_type)
     rejected = []
-    if len(choices) < wanted:
-        for name in remaining:
-            r = by_type[name]
-            if r["reason"]:
-                reason = str(r["reason"])
-            elif not r["meets_slo"]:
-                reason = slo_reason(r, task.tps_slo)
-            else:
-                reason = f"no one-instance plan: {blocked}" if blocked else "no one-instance plan"
-            rejected.append(Rejection(name, reason))
+    for name in remaining:  # screened out or below the SLO: rejected even when top_k choices were found
+        r = by_type[name]
+        if r["reason"]:
+            reason = str(r["reason"])
+        elif not r["meets_slo"]:
+            reason = slo_reason(r, task.tps_slo)
+        elif len(choices) < wanted:
+            reason = f"no one-instance plan: {blocked}" if blocked else "no one-instance plan"
+        else:
+            continue  # qualifies, but top_k choices were found before it
+        rejected.append(Rejection(name, reason))
     return choices, rejected
 
 

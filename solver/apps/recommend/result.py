@@ -13,7 +13,11 @@ import pandas as pd
 from solver.apps.recommend.task import DEFAULT_BILLING
 
 CHOICE_KEYS = ("instance_type", "offload_fraction", "predicted_tps", "usd_per_hour", "cost_efficiency", "meets_slo")
-"""Keys of one choice in the JSON output, exactly (issue 5)."""
+"""Keys of one choice in the JSON output, first and in this order (issue 5); :data:`CHOICE_EXTRA_KEYS` follow."""
+CHOICE_EXTRA_KEYS = ("rank", "gpu", "region", "market", "effective_tps", "task_hours", "billed_hours", "task_cost_usd")
+"""The other fields the human table shows, after :data:`CHOICE_KEYS` (issue 16: JSON carries every field)."""
+QUESTION_KEYS = (*("policy", "model", "batch_size", "input_tokens", "output_tokens", "tps_slo", "requests", "billing"),)
+"""The question a recommendation answers, as the human output's first line states it."""
 REJECTED_KEYS = ("instance_type", "reason")
 """Keys of one rejected instance in the JSON output, exactly."""
 
@@ -37,8 +41,8 @@ class Choice:
     billed_hours: float = math.nan
     task_cost_usd: float = math.nan
 
-    def to_dict(self) -> dict[str, Any]:
-        """Return the JSON object of one choice: exactly :data:`CHOICE_KEYS`."""
+    def to_dict(self, rank: int = 1) -> dict[str, Any]:
+        """Return the JSON object of one choice: :data:`CHOICE_KEYS`, then :data:`CHOICE_EXTRA_KEYS`."""
         return {
             "instance_type": self.instance_type,
             "offload_fraction": float(self.offload_fraction),
@@ -46,6 +50,14 @@ class Choice:
             "usd_per_hour": float(self.usd_per_hour),
             "cost_efficiency": float(self.cost_efficiency),
             "meets_slo": bool(self.meets_slo),
+            "rank": rank,
+            "gpu": self.gpu,
+            "region": self.region,
+            "market": self.market,
+            "effective_tps": float(self.effective_tps),
+            "task_hours": float(self.task_hours),
+            "billed_hours": float(self.billed_hours),
+            "task_cost_usd": float(self.task_cost_usd),
         }
 
 
@@ -95,10 +107,17 @@ class Recommendation:
         return self.choices[0] if self.choices else None
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the JSON of ``infersave recommend --json``: ``{"choices": [...], "rejected": [...]}``."""
+        """Return the JSON of ``infersave recommend --json``: the question, choices, rejected and trade-offs.
+
+        Every field the human output shows is here: the question (:data:`QUESTION_KEYS`), each choice's
+        region, market, hours and task cost, every rejected instance with its reason, the trade-off lines.
+        """
+        question = {k: getattr(self, k) for k in QUESTION_KEYS}
         return {
-            "choices": [c.to_dict() for c in self.choices],
+            **question,
+            "choices": [c.to_dict(rank=i + 1) for i, c in enumerate(self.choices)],
             "rejected": [r.to_dict() for r in self.rejected],
+            "tradeoffs": self.tradeoffs(),
         }
 
     def choices_frame(self) -> pd.DataFrame:
