@@ -237,7 +237,7 @@ def catalog(
 
 @app.command()
 def models(as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False) -> None:
-    """List the shipped model cards with parameter counts and KV-cache bytes per token."""
+    """List the shipped model cards with total and active parameter counts and KV-cache bytes per token."""
     table = models_table()
     if as_json:
         print_json({"models": table.to_dict(orient="records")})
@@ -247,6 +247,11 @@ def models(as_json: Annotated[bool, typer.Option("--json", help="Print JSON on s
         "hf_id",
         "params_b",
         "params_b_published",
+        "active_params_b",
+        "params_active_b_published",
+        "num_experts",
+        "experts_per_token",
+        "attention_type",
         "num_layers",
         "hidden_size",
         "num_attention_heads",
