@@ -167,6 +167,9 @@ class ModelSpec(Frozen):
     moe_layer_step: PosInt = 1
     expert_dtype: ExpertDtype | None = None
     """Format of the routed experts' weights when the checkpoint declares one apart (None = the served dtype)."""
+    expert_routing: Literal["uniform", "same_experts"] = "uniform"
+    """How a batch's tokens spread over the routed experts: ``uniform`` (independent uniform top-k, the planning
+    default) or ``same_experts`` (every token picks the same k, as a router with random benchmark weights does)."""
     q_lora_rank: PosInt | None = None
     kv_lora_rank: PosInt | None = None
     qk_rope_head_dim: PosInt | None = None

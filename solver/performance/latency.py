@@ -21,7 +21,8 @@ bandwidths bytes per second. Each phase is a roofline on the ``tp`` GPUs of the 
     the distinct routed experts the T tokens touch. Under uniform, independent top-k routing over E experts the
     expected number is E_T = E · (1 - (1 - k/E)^T) (expected_experts_touched), so
         W(T) = W - L_moe · E · W_exp + L_moe · E_T · W_exp     (W_exp: bytes of one expert of one layer)
-    with T = b·s in prefill and T = b in a decode step (W(T) replaces W below). Real routers are not uniform:
+    with T = b·s in prefill and T = b in a decode step (W(T) replaces W below); a card with
+    expert_routing = same_experts (every token to the same k experts) has E_T = k. Real routers are not uniform:
     popular experts concentrate the load (fewer distinct experts at a given batch, so W(T) is an upper bound
     on bytes) while the busiest expert's GEMM sets the step time (not modelled); DeepSeek-V3's group-limited
     routing restricts each token to 4 of 8 expert groups, which also lowers E_T below the uniform value.
@@ -116,6 +117,8 @@ class ModelCosts:
     moe_layers: int = 0
     expert_bytes: float = 0.0
     """Bytes of one routed expert of one layer."""
+    same_experts: bool = False
+    """Every token routes to the same k experts (``ModelSpec.expert_routing``): a pass reads k experts per layer."""
 
     @classmethod
     def of(cls, model: ModelSpec, dtype: str, kv_dtype: str) -> ModelCosts:
@@ -138,6 +141,7 @@ class ModelCosts:
             experts_per_token=model.experts_per_token,
             moe_layers=model.num_moe_layers,
             expert_bytes=model.expert_bytes(dtype) if not dense else 0.0,
+            same_experts=model.expert_routing == "same_experts",
         )
 
     def weights_read(self, tokens: FloatArray) -> FloatArray | float:
@@ -147,7 +151,10 @@ class ModelCosts:
         """
         if not self.num_experts:
             return self.weight_bytes
-        touched = expected_experts_touched(self.num_experts, self.experts_per_token, tokens)
+        if self.same_experts:
+            touched: FloatArray | float = float(self.experts_per_token)
+        else:
+            touched = expected_experts_touched(self.num_experts, self.experts_per_token, tokens)
         all_routed = self.moe_layers * self.num_experts * self.expert_bytes
         return self.weight_bytes - all_routed + self.moe_layers * touched * self.expert_bytes
 
