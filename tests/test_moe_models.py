@@ -196,3 +196,30 @@ def test_gpt_oss_120b_weights_memory_at_mxfp4():
     assert gib[0] == pytest.approx(60.8, rel=0.005)
     # all bf16 would be 217.6 GiB: the experts' format, not the active count, sets the memory
     assert oss.num_params * 2 / GIB == pytest.approx(217.6, abs=0.1)
+
+
+def test_moe_validation_rows_are_held_out_of_the_shipped_calibration():
+    from solver.data.resources import data_path
+    from solver.performance.accuracy import shipped_measurements
+    from solver.performance.calibration import read_measurements
+
+    shipped = shipped_measurements()
+    assert not shipped["model"].isin(MOE_CARDS).any()
+    for name in ("dli_trtllm_mixtral.csv", "aiconfigurator_moe.csv"):
+        rows = read_measurements(data_path("measurements", "holdout", name))
+        assert len(rows) > 100 and rows["model"].isin(MOE_CARDS).all()
+
+
+def test_moe_card_rejects_inconsistent_expert_fields():
+    base = get_model("mixtral-8x7b").model_dump()
+    with pytest.raises(ValueError, match="experts_per_token"):
+        ModelSpec.model_validate({**base, "experts_per_token": 9})
+    with pytest.raises(ValueError, match="expert_intermediate_size"):
+        ModelSpec.model_validate({**base, "expert_intermediate_size": None})
+    with pytest.raises(ValueError, match="no mixture-of-experts layer"):
+        ModelSpec.model_validate({**base, "first_k_dense_replace": 32})
+    dense = get_model("llama-3.1-8b").model_dump()
+    with pytest.raises(ValueError, match="num_experts > 0"):
+        ModelSpec.model_validate({**dense, "expert_dtype": "mxfp4"})
+    with pytest.raises(ValueError, match="qk_rope_head_dim"):
+        ModelSpec.model_validate({**dense, "kv_lora_rank": 512})
