@@ -254,6 +254,17 @@ def report() -> str:
     f = pd.Series(fit, index=rows.index)
     lomo_fit, raw_fit, ins_fit = lomo[f], raw[f], in_sample[f]
     big = rows["batch"] * (rows["input"] + rows["output"])
+    if (~f).any():
+        fit_note = (
+            f"**{int(f.sum())} rows whose batch fits GPU memory** (static batch; {int((~f).sum())} rows do not fit "
+            f"without offload - batch x (input + output) up to {int(big[~f].max()):,} tokens - and ran in waves "
+            "under TensorRT-LLM's paged KV cap; they are scored separately below):"
+        )
+    else:
+        fit_note = (
+            f"**All {int(f.sum())} rows** fit GPU memory as a static batch (the source's runs without a result, out of memory "
+            "or timed out, are not in the file):"
+        )
     h100 = rows[(rows["gpu"] == "H100") & (rows["input"] == 128) & (rows["output"] == 128)].set_index("batch")
     all_w = card.weight_bytes("fp16") / 2 / (get_gpu("H100").memory_bandwidth_gb_per_s * 1e9 * MEMORY_BW_EFFICIENCY)
     k_w = all_w * (card.weight_bytes("fp16") - 6 * card.num_moe_layers * card.expert_bytes("fp16"))
@@ -276,10 +287,7 @@ def report() -> str:
         "",
         "CTCF source per GPU: " + "; ".join(f"{g}: {s}" for g, s in sources.items()) + ".",
         "",
-        f"**{int(f.sum())} rows whose batch fits GPU memory** (static batch; {int((~f).sum())} rows do not fit "
-        "without offload - batch x (input + output) up to "
-        f"{int(big[~f].max()) if (~f).any() else 0:,} tokens - and ran in waves under TensorRT-LLM's paged KV "
-        "cap; they are scored separately below):",
+        fit_note,
         "",
         table(rows[f], lomo_fit, ["gpu", "tp"]),
         "",
