@@ -262,8 +262,8 @@ def report() -> str:
         )
     else:
         fit_note = (
-            f"**All {int(f.sum())} rows** fit GPU memory as a static batch (the source's runs without a result, out of memory "
-            "or timed out, are not in the file):"
+            f"**All {int(f.sum())} rows** fit GPU memory as a static batch (the source's runs without a result, "
+            "out of memory or timed out, are not in the file):"
         )
     h100 = rows[(rows["gpu"] == "H100") & (rows["input"] == 128) & (rows["output"] == 128)].set_index("batch")
     all_w = card.weight_bytes("fp16") / 2 / (get_gpu("H100").memory_bandwidth_gb_per_s * 1e9 * MEMORY_BW_EFFICIENCY)
