@@ -120,8 +120,25 @@ class InstanceType(Frozen):
 # --------------------------------------------------------------------------------------------------
 # Models
 # --------------------------------------------------------------------------------------------------
+ExpertDtype = Literal["fp16", "bf16", "fp8", "int8", "int4", "mxfp4"]
+"""Numeric formats of routed-expert weights when a checkpoint stores them apart from the rest (gpt-oss: MXFP4)."""
+
+EXPERT_DTYPE_BYTES: dict[str, float] = {**DTYPE_BYTES, "mxfp4": 4.25 / 8.0}
+"""Bytes per expert weight. MXFP4 (OCP Microscaling Formats spec v1.0): 4-bit E2M1 elements in blocks of 32
+sharing one 8-bit E8M0 scale, i.e. (32·4 + 8) / 32 = 4.25 bits per weight."""
+
+
 class ModelSpec(Frozen):
-    """A dense decoder-only transformer's architecture, as in its Hugging Face ``config.json``."""
+    """A decoder-only transformer's architecture, as in its Hugging Face ``config.json``.
+
+    Dense models leave the mixture-of-experts fields at their defaults (``num_experts = 0``). A MoE model has
+    ``num_experts`` routed experts (each a gated or standard MLP of ``expert_intermediate_size``) in each MoE
+    layer, of which ``experts_per_token`` are used per token, plus ``num_shared_experts`` always-on experts of
+    the same size. Layer ``i`` (0-based) is a MoE layer when ``i >= first_k_dense_replace`` and
+    ``(i + 1) % moe_layer_step == 0``; the other layers have a dense MLP of ``intermediate_size``.
+    Multi-head latent attention (DeepSeek MLA) is given by ``kv_lora_rank`` with ``qk_rope_head_dim``,
+    ``qk_nope_head_dim`` and ``v_head_dim`` (and ``q_lora_rank`` when the query is low-rank too).
+    """
 
     name: str
     hf_id: str | None = None
@@ -141,7 +158,27 @@ class ModelSpec(Frozen):
     learned_pos_embeddings: NonNegInt = 0
     parallel_attn_mlp: bool = False
     default_dtype: Dtype = "fp16"
+    num_experts: NonNegInt = 0
+    """Routed experts per MoE layer (0 = dense model)."""
+    experts_per_token: NonNegInt = 0
+    num_shared_experts: NonNegInt = 0
+    expert_intermediate_size: PosInt | None = None
+    first_k_dense_replace: NonNegInt = 0
+    moe_layer_step: PosInt = 1
+    expert_dtype: ExpertDtype | None = None
+    """Format of the routed experts' weights when the checkpoint declares one apart (None = the served dtype)."""
+    expert_routing: Literal["uniform", "same_experts"] = "uniform"
+    """How a batch's tokens spread over the routed experts: ``uniform`` (independent uniform top-k, the planning
+    default) or ``same_experts`` (every token picks the same k, as a router with random benchmark weights does)."""
+    q_lora_rank: PosInt | None = None
+    kv_lora_rank: PosInt | None = None
+    qk_rope_head_dim: PosInt | None = None
+    qk_nope_head_dim: PosInt | None = None
+    v_head_dim: PosInt | None = None
     params_b_published: PosFloat | None = None
+    params_active_b_published: PosFloat | None = None
+    published_active_excludes_input_embedding: bool = False
+    """The publisher counts active parameters without the input embedding table (a lookup, no matmul)."""
     source: str = ""
 
     @model_validator(mode="after")
@@ -150,40 +187,174 @@ class ModelSpec(Frozen):
             raise ValueError(
                 f"num_kv_heads ({self.num_kv_heads}) must divide num_attention_heads ({self.num_attention_heads})"
             )
+        if self.num_experts:
+            if not 1 <= self.experts_per_token <= self.num_experts:
+                raise ValueError(
+                    f"experts_per_token ({self.experts_per_token}) must be between 1 and num_experts "
+                    f"({self.num_experts})"
+                )
+            if self.expert_intermediate_size is None:
+                raise ValueError("a mixture-of-experts model needs expert_intermediate_size")
+            if self.num_moe_layers == 0:
+                raise ValueError("first_k_dense_replace and moe_layer_step leave no mixture-of-experts layer")
+        elif self.experts_per_token or self.num_shared_experts or self.expert_dtype:
+            raise ValueError("experts_per_token, num_shared_experts and expert_dtype need num_experts > 0")
+        mla = (self.qk_rope_head_dim, self.qk_nope_head_dim, self.v_head_dim)
+        if self.kv_lora_rank is not None and None in mla:
+            raise ValueError(
+                "multi-head latent attention (kv_lora_rank) needs qk_rope_head_dim, qk_nope_head_dim and v_head_dim"
+            )
+        if self.kv_lora_rank is None and self.q_lora_rank is not None:
+            raise ValueError("q_lora_rank is only modelled with multi-head latent attention (kv_lora_rank)")
         return self
 
+    # ---- structure -----------------------------------------------------------------------------------
     @property
-    def layer_params(self) -> int:
-        """Parameters of one transformer layer (attention, MLP, norms, biases)."""
-        h, nh, nkv, hd, inter = (
-            self.hidden_size,
-            self.num_attention_heads,
-            self.num_kv_heads,
-            self.head_dim,
-            self.intermediate_size,
-        )
+    def is_moe(self) -> bool:
+        """True for a mixture-of-experts model."""
+        return self.num_experts > 0
+
+    @property
+    def attention_type(self) -> str:
+        """``mla`` (latent KV), ``mha`` (a KV head per query head), ``mqa`` (one KV head) or ``gqa``."""
+        if self.kv_lora_rank is not None:
+            return "mla"
+        if self.num_kv_heads == self.num_attention_heads:
+            return "mha"
+        return "mqa" if self.num_kv_heads == 1 else "gqa"
+
+    @property
+    def num_moe_layers(self) -> int:
+        """Layers whose MLP is a mixture of experts (0 for a dense model)."""
+        if not self.num_experts:
+            return 0
+        step = self.moe_layer_step
+        return sum(1 for i in range(self.first_k_dense_replace, self.num_layers) if (i + 1) % step == 0)
+
+    @property
+    def num_dense_layers(self) -> int:
+        """Layers with a dense MLP of ``intermediate_size``."""
+        return self.num_layers - self.num_moe_layers
+
+    @property
+    def qk_head_dim(self) -> int:
+        """Width of one head's query/key (MLA: nope + rope parts)."""
+        if self.kv_lora_rank is not None:
+            return int(self.qk_nope_head_dim or 0) + int(self.qk_rope_head_dim or 0)
+        return self.head_dim
+
+    @property
+    def value_head_dim(self) -> int:
+        """Width of one head's value."""
+        return int(self.v_head_dim) if self.kv_lora_rank is not None and self.v_head_dim else self.head_dim
+
+    @property
+    def attention_params(self) -> int:
+        """Parameters of one layer's attention block (projections and biases; MLA's low-rank factors and norms)."""
+        h, nh, nkv, hd = self.hidden_size, self.num_attention_heads, self.num_kv_heads, self.head_dim
+        if self.kv_lora_rank is not None:
+            qk, rope, v, r = self.qk_head_dim, int(self.qk_rope_head_dim or 0), self.value_head_dim, self.kv_lora_rank
+            nope = qk - rope
+            q = (
+                h * nh * qk
+                if self.q_lora_rank is None
+                else h * self.q_lora_rank + self.q_lora_rank + self.q_lora_rank * nh * qk
+            )
+            kv = h * (r + rope) + r + r * nh * (nope + v)
+            return q + kv + nh * v * h
         q, kv, o = h * nh * hd, 2 * h * nkv * hd, nh * hd * h
         attn = q + kv + o
         if self.attention_bias is True:
             attn += nh * hd + 2 * nkv * hd + h
         elif self.attention_bias == "qkv":
             attn += nh * hd + 2 * nkv * hd
+        return attn
+
+    def _mlp_params(self, inter: int) -> int:
+        h = self.hidden_size
         mlp = (3 if self.mlp == "gated" else 2) * h * inter
         if self.mlp_bias:
             mlp += inter + h if self.mlp == "standard" else 2 * inter + h
-        norms = (1 if self.parallel_attn_mlp else 2) * 2 * h  # weight + bias (upper bound for RMSNorm)
-        return attn + mlp + norms
+        return mlp
+
+    @property
+    def _norm_params(self) -> int:
+        return (1 if self.parallel_attn_mlp else 2) * 2 * self.hidden_size  # weight + bias (upper bound for RMSNorm)
+
+    @property
+    def layer_params(self) -> int:
+        """Parameters of one dense transformer layer (attention, MLP of ``intermediate_size``, norms, biases)."""
+        return self.attention_params + self._mlp_params(self.intermediate_size) + self._norm_params
+
+    @property
+    def expert_params(self) -> int:
+        """Parameters of one expert (routed or shared) in one layer (0 for a dense model)."""
+        return self._mlp_params(self.expert_intermediate_size) if self.expert_intermediate_size else 0
+
+    @property
+    def router_params(self) -> int:
+        """Router (gate) parameters of one MoE layer: hidden · experts (+ a bias per expert with MLP biases)."""
+        return self.hidden_size * self.num_experts + (self.num_experts if self.mlp_bias else 0)
+
+    def _moe_layer_params(self, experts: int) -> int:
+        """One MoE layer with ``experts`` routed experts counted, plus shared experts, router, attention, norms."""
+        per = self.expert_params
+        return (
+            self.attention_params + self.router_params + (experts + self.num_shared_experts) * per + self._norm_params
+        )
+
+    @property
+    def _embedding_params(self) -> int:
+        return self.vocab_size * self.hidden_size + self.learned_pos_embeddings * self.hidden_size
+
+    @property
+    def _head_params(self) -> int:
+        return 0 if self.tie_word_embeddings else self.vocab_size * self.hidden_size
+
+    @property
+    def routed_expert_params(self) -> int:
+        """Parameters of every routed expert of every MoE layer (0 for a dense model)."""
+        return self.num_moe_layers * self.num_experts * self.expert_params
 
     @property
     def num_params(self) -> int:
-        """Total parameters computed from the architecture (embeddings, layers, head, final norm)."""
-        emb = self.vocab_size * self.hidden_size + self.learned_pos_embeddings * self.hidden_size
-        head = 0 if self.tie_word_embeddings else self.vocab_size * self.hidden_size
-        return emb + head + self.num_layers * self.layer_params + 2 * self.hidden_size
+        """Total parameters computed from the architecture (embeddings, layers with all experts, head, final norm)."""
+        layers = self.num_dense_layers * self.layer_params + self.num_moe_layers * self._moe_layer_params(
+            self.num_experts
+        )
+        return self._embedding_params + self._head_params + layers + 2 * self.hidden_size
+
+    @property
+    def active_layer_params(self) -> int:
+        """Layer parameters one token goes through: dense layers, and in MoE layers the routed top-k plus shared."""
+        dense = self.num_dense_layers * self.layer_params
+        return dense + self.num_moe_layers * self._moe_layer_params(self.experts_per_token)
+
+    @property
+    def active_params(self) -> int:
+        """Parameters used per token: all but the routed experts a token skips (embeddings included)."""
+        skipped = self.num_moe_layers * (self.num_experts - self.experts_per_token) * self.expert_params
+        return self.num_params - skipped
+
+    def weight_bytes(self, dtype: str) -> float:
+        """Bytes of all weights served in ``dtype``, routed experts in ``expert_dtype`` when the card declares one."""
+        routed = self.routed_expert_params
+        expert_b = EXPERT_DTYPE_BYTES[self.expert_dtype or dtype]
+        return (self.num_params - routed) * DTYPE_BYTES[dtype] + routed * expert_b
+
+    def expert_bytes(self, dtype: str) -> float:
+        """Bytes of one routed expert of one layer (at ``expert_dtype`` when declared, else ``dtype``)."""
+        return self.expert_params * EXPERT_DTYPE_BYTES[self.expert_dtype or dtype]
 
     def kv_bytes_per_token(self, kv_dtype: str | None = None) -> float:
-        """KV-cache bytes per token: 2 (K and V) · layers · kv_heads · head_dim · bytes per element."""
+        """KV-cache bytes per token of the whole replica.
+
+        MHA, GQA, MQA: 2 (K and V) · layers · kv_heads · head_dim · bytes per element.
+        MLA: layers · (kv_lora_rank + qk_rope_head_dim) · bytes (the latent and the shared rope key are cached).
+        """
         dtype = kv_dtype or self.default_dtype
+        if self.kv_lora_rank is not None:
+            return float(self.num_layers * (self.kv_lora_rank + int(self.qk_rope_head_dim or 0))) * DTYPE_BYTES[dtype]
         return 2.0 * self.num_layers * self.num_kv_heads * self.head_dim * DTYPE_BYTES[dtype]
 
 

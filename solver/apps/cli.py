@@ -334,7 +334,7 @@ def models(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
 ) -> None:
-    """List the shipped model cards with parameter counts and KV-cache bytes per token (or read one config.json)."""
+    """List the model cards: total and active parameters, KV-cache bytes per token (or read one config.json)."""
     if config is not None:
         _show_config(config, as_json)
         return
@@ -347,6 +347,11 @@ def models(
         "hf_id",
         "params_b",
         "params_b_published",
+        "active_params_b",
+        "params_active_b_published",
+        "num_experts",
+        "experts_per_token",
+        "attention_type",
         "num_layers",
         "hidden_size",
         "num_attention_heads",

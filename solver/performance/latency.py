@@ -7,21 +7,34 @@ bandwidths bytes per second. Each phase is a roofline on the ``tp`` GPUs of the 
     BW_eff = memory_bandwidth_gb_per_s · 1e9 · MEMORY_BW_EFFICIENCY · q  (B/s per GPU)
     H_eff  = host_link_gb_per_s · 1e9 · HOST_LINK_EFFICIENCY              (B/s per GPU, each direction)
 
-    P_mm   = L · layer_params                     (matmul weights of the layers)
+    P_mm   = L · layer_params                     (matmul weights of the layers; MoE: the ACTIVE ones, i.e.
+                                                   dense layers + per MoE layer attention, router, top-k routed
+                                                   and shared experts: ModelSpec.active_layer_params)
     F_tok  = 2 · P_mm                              (FLOPs per token through the layers)
     F_head = 2 · V · h                             (lm-head FLOPs per sampled position)
-    F_att  = 4 · L · n_q · d                       (attention FLOPs per (query, cached token) pair: QKᵀ and AV)
+    F_att  = 2 · L · n_q · (d_qk + d_v)            (attention FLOPs per (query, cached token) pair: QKᵀ and AV;
+                                                   4 · L · n_q · d without MLA)
     W      = P · B_w                                (weight bytes, read once per forward pass)
-    K      = kv_bytes_per_token                     (2 · L · n_kv · d · B_kv)
+    K      = kv_bytes_per_token                     (2 · L · n_kv · d · B_kv; MLA: L · (r_kv + d_rope) · B_kv)
+
+    mixture of experts: a pass over T tokens reads the non-routed weights and, in each of the L_moe MoE layers,
+    the distinct routed experts the T tokens touch. Under uniform, independent top-k routing over E experts the
+    expected number is E_T = E · (1 - (1 - k/E)^T) (expected_experts_touched), so
+        W(T) = W - L_moe · E · W_exp + L_moe · E_T · W_exp     (W_exp: bytes of one expert of one layer)
+    with T = b·s in prefill and T = b in a decode step (W(T) replaces W below); a card with
+    expert_routing = same_experts (every token to the same k experts) has E_T = k. Real routers are not uniform:
+    popular experts concentrate the load (fewer distinct experts at a given batch, so W(T) is an upper bound
+    on bytes) while the busiest expert's GEMM sets the step time (not modelled); DeepSeek-V3's group-limited
+    routing restricts each token to 4 of 8 expert groups, which also lowers E_T below the uniform value.
 
     prefill, b sequences of s tokens (causal attention: s(s+1)/2 pairs):
         F_pf = b·s·F_tok + b·F_head + b·F_att·s(s+1)/2
-        M_pf = W + b·s·K
+        M_pf = W(b·s) + b·s·K
         t_pf = max(F_pf / (tp·F_eff), M_pf / (tp·BW_eff)) + 2L·AR(b·s·h·2) + f·b·s·K / (tp·H_eff) + T_pass
 
     decode step with c cached tokens per sequence:
         F_dec(c) = b·(F_tok + F_head) + b·F_att·c · (1 - f·[cpu_attention])
-        M_dec(c) = W + b·c·K · (1 - f·[cpu_attention])
+        M_dec(c) = W(b) + b·c·K · (1 - f·[cpu_attention])
         copy mode          (InferSave): + f·b·c·K / (tp·H_eff)          offloaded KV streamed back every step
         cpu_attention mode (FlexGen):   + f·b·c·K / CPU_ATTENTION_BYTES_PER_S
                                         + f·2L·b·n_q·d·2 / (tp·H_eff)   query out, attention output back
@@ -68,6 +81,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from solver.errors import InputError
 from solver.performance.memory import ACTIVATION_BYTES, FloatArray
@@ -97,21 +111,75 @@ class ModelCosts:
     q_width: int
     pass_overhead_s: float = 0.0
     """Fixed time of one forward pass: L · KERNELS_PER_LAYER · KERNEL_LATENCY_S (seconds)."""
+    num_experts: int = 0
+    """Routed experts per MoE layer (0: dense, ``weight_bytes`` is read whole every pass)."""
+    experts_per_token: int = 0
+    moe_layers: int = 0
+    expert_bytes: float = 0.0
+    """Bytes of one routed expert of one layer."""
+    same_experts: bool = False
+    """Every token routes to the same k experts (``ModelSpec.expert_routing``): a pass reads k experts per layer."""
 
     @classmethod
     def of(cls, model: ModelSpec, dtype: str, kv_dtype: str) -> ModelCosts:
         """Compute the counts of the module docstring for ``model`` in ``dtype`` with a ``kv_dtype`` cache."""
+        dense = not model.is_moe
         return cls(
-            flops_per_token=2.0 * model.num_layers * model.layer_params,
+            flops_per_token=2.0 * (model.num_layers * model.layer_params if dense else model.active_layer_params),
             head_flops=2.0 * model.vocab_size * model.hidden_size,
-            attn_flops_per_pair=4.0 * model.num_layers * model.num_attention_heads * model.head_dim,
-            weight_bytes=model.num_params * DTYPE_BYTES[dtype],
+            attn_flops_per_pair=2.0
+            * model.num_layers
+            * model.num_attention_heads
+            * (model.qk_head_dim + model.value_head_dim),
+            weight_bytes=model.num_params * DTYPE_BYTES[dtype] if dense else model.weight_bytes(dtype),
             kv_bytes_per_token=model.kv_bytes_per_token(kv_dtype),
             num_layers=model.num_layers,
             hidden_size=model.hidden_size,
             q_width=model.num_attention_heads * model.head_dim,
             pass_overhead_s=model.num_layers * KERNELS_PER_LAYER * KERNEL_LATENCY_S,
+            num_experts=model.num_experts,
+            experts_per_token=model.experts_per_token,
+            moe_layers=model.num_moe_layers,
+            expert_bytes=model.expert_bytes(dtype) if not dense else 0.0,
+            same_experts=model.expert_routing == "same_experts",
         )
+
+    def weights_read(self, tokens: FloatArray) -> FloatArray | float:
+        """Weight bytes one forward pass over ``tokens`` tokens reads: ``W(T)`` of the module docstring.
+
+        A dense model reads all its weights (the scalar ``weight_bytes``, whatever ``tokens``).
+        """
+        if not self.num_experts:
+            return self.weight_bytes
+        if self.same_experts:
+            touched: FloatArray | float = float(self.experts_per_token)
+        else:
+            touched = expected_experts_touched(self.num_experts, self.experts_per_token, tokens)
+        all_routed = self.moe_layers * self.num_experts * self.expert_bytes
+        return self.weight_bytes - all_routed + self.moe_layers * touched * self.expert_bytes
+
+
+def expected_experts_touched(num_experts: int, experts_per_token: int, tokens: npt.ArrayLike) -> FloatArray:
+    """Return the expected distinct experts of one layer that ``tokens`` tokens route to: ``E·(1 - (1 - k/E)^T)``.
+
+    Each token picks ``k`` of ``E`` experts uniformly at random and independently of the others, so an expert is
+    missed by one token with probability ``1 - k/E`` and by all ``T`` with ``(1 - k/E)^T``.
+
+    Parameters
+    ----------
+    num_experts, experts_per_token
+        ``E`` and ``k``.
+    tokens
+        Tokens in the forward pass (``T``; the batch in a decode step, batch · prompt in prefill).
+
+    Returns
+    -------
+    numpy.ndarray
+        Expected experts touched, in [k, E] for T >= 1.
+    """
+    e = float(num_experts)
+    t = np.asarray(tokens, dtype=np.float64)
+    return np.asarray(e * (1.0 - np.power(1.0 - experts_per_token / e, t)), dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -211,7 +279,7 @@ def prefill_s(
         + batch * costs.attn_flops_per_pair * s * (s + 1.0) / 2.0
     )
     kv_written = batch * s * costs.kv_bytes_per_token
-    mem = costs.weight_bytes + kv_written
+    mem = costs.weights_read(batch * s) + kv_written
     roof = np.maximum(flops / (tp * hw.flops_per_s), mem / (tp * hw.bytes_per_s))
     comm = (
         2.0 * costs.num_layers * allreduce_s(batch * s * costs.hidden_size * ACTIVATION_BYTES, tp, hw.link_bytes_per_s)
@@ -232,7 +300,7 @@ def _step_lines(
     on_gpu = 1.0 - f if mode == "cpu_attention" else np.ones_like(f)
     a1 = batch * (costs.flops_per_token + costs.head_flops) / (tp * hw.flops_per_s)
     b1 = batch * costs.attn_flops_per_pair * on_gpu / (tp * hw.flops_per_s)
-    a2 = costs.weight_bytes / (tp * hw.bytes_per_s)
+    a2 = costs.weights_read(batch) / (tp * hw.bytes_per_s)
     b2 = batch * costs.kv_bytes_per_token * on_gpu / (tp * hw.bytes_per_s)
     a3 = 2.0 * costs.num_layers * allreduce_s(batch * costs.hidden_size * ACTIVATION_BYTES, tp, hw.link_bytes_per_s)
     a3 = a3 + costs.pass_overhead_s

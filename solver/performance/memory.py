@@ -6,14 +6,19 @@ below is in GiB (2**30 bytes) and, unless the name says ``_total``, per GPU.
 Formulas (``P`` parameters, ``B_w`` bytes per weight, ``B_kv`` bytes per KV element, ``L`` layers,
 ``n_kv`` KV heads, ``d`` head dim, ``b`` batch, ``s`` input tokens, ``n`` output tokens, ``f`` offload fraction)::
 
-    weights_gib        = P · B_w / tp / 2**30
-    kv_bytes_per_token = 2 · L · n_kv · d · B_kv                         (whole replica; K and V)
+    weights_gib        = (P - P_exp) · B_w / tp / 2**30 + P_exp · B_exp / tp / 2**30
+                         P_exp = routed-expert parameters of all MoE layers (0 for a dense model), B_exp the
+                         experts' bytes per weight (ModelSpec.expert_dtype, e.g. MXFP4 4.25 bits; else B_w)
+    kv_bytes_per_token = 2 · L · n_kv · d · B_kv                         (MHA, GQA, MQA; whole replica; K and V)
+                       = L · (r_kv + d_rope) · B_kv                      (MLA: the latent and the rope key)
     kv_total_gib       = b · (s + n) · kv_bytes_per_token / 2**30      (whole replica)
-    kv_share           = ceil(n_kv / tp) / n_kv                          (heads are replicated when tp > n_kv)
+    kv_share           = ceil(n_kv / tp) / n_kv                          (heads are replicated when tp > n_kv;
+                                                                         1 for MLA: every GPU holds the latent)
     kv_gib             = (1 - f) · kv_total_gib · kv_share               (resident on each GPU)
     staging_gib        = f · kv_total_gib · kv_share · 2 / L             (double buffer of one layer's offloaded KV)
     activations_gib    = T · (h + (n_q + 2 n_kv) · d / tp + m · I / tp) · 2 / 2**30 + b · V · 4 / 2**30
                          T = min(b · s, max_prefill_tokens), m = 2 (gated MLP) or 1; fp16 activations,
+                         I = the widest MLP a token passes: the dense one, or (k + shared) · I_exp of MoE layers,
                          fp32 logits of the last position of each sequence
     total_gpu_gib      = weights_gib + kv_gib + staging_gib + activations_gib
     available_gpu_gib  = usable_gib · utilisation - fixed_reserve_gib - nccl_gib(tp)
@@ -213,7 +218,9 @@ def weights_gib(model: ModelSpec, dtype: str, tp: npt.ArrayLike) -> FloatArray:
         GiB per GPU, one per degree.
     """
     tp_arr = np.asarray(tp, dtype=np.float64)
-    return model.num_params * DTYPE_BYTES[dtype] / tp_arr / GIB
+    if not model.is_moe:
+        return model.num_params * DTYPE_BYTES[dtype] / tp_arr / GIB
+    return model.weight_bytes(dtype) / tp_arr / GIB
 
 
 def tp_shardable(model: ModelSpec, tp: npt.ArrayLike) -> npt.NDArray[np.bool_]:
@@ -243,6 +250,9 @@ def tp_shardable(model: ModelSpec, tp: npt.ArrayLike) -> npt.NDArray[np.bool_]:
 def kv_head_share(model: ModelSpec, tp: npt.ArrayLike) -> FloatArray:
     """Share of the replica's KV cache held by each GPU: ceil(n_kv / tp) / n_kv (KV heads replicate past n_kv).
 
+    With multi-head latent attention the cached latent is shared by all heads, so every GPU holds all of it
+    (vLLM and SGLang replicate the MLA cache across tensor-parallel ranks): the share is 1.
+
     Parameters
     ----------
     model
@@ -256,6 +266,8 @@ def kv_head_share(model: ModelSpec, tp: npt.ArrayLike) -> FloatArray:
         The share, in (0, 1], one per degree.
     """
     tp_arr = np.asarray(tp, dtype=np.float64)
+    if model.attention_type == "mla":
+        return np.ones_like(tp_arr)
     return np.ceil(model.num_kv_heads / tp_arr) / model.num_kv_heads
 
 
@@ -309,13 +321,26 @@ def activations_gib(
     if eng.max_prefill_tokens is not None:
         tokens = np.minimum(tokens, float(eng.max_prefill_tokens))
     m = 2.0 if model.mlp == "gated" else 1.0
+    inter = mlp_width(model)
     width = (
         model.hidden_size
         + (model.num_attention_heads + 2 * model.num_kv_heads) * model.head_dim / tp_arr
-        + m * model.intermediate_size / tp_arr
+        + m * inter / tp_arr
     )
     act = tokens * width * ACTIVATION_BYTES + b * model.vocab_size * LOGIT_BYTES
     return np.asarray(act / GIB, dtype=np.float64)
+
+
+def mlp_width(model: ModelSpec) -> int:
+    """Intermediate width a token's activations reach in the widest MLP.
+
+    The dense MLP's, or in a MoE layer the ``experts_per_token`` routed plus the shared experts' (each
+    ``expert_intermediate_size`` wide).
+    """
+    if not model.is_moe:
+        return model.intermediate_size
+    moe = (model.experts_per_token + model.num_shared_experts) * int(model.expert_intermediate_size or 0)
+    return max(moe, model.intermediate_size if model.num_dense_layers else 0)
 
 
 def available_gpu_gib(gpu_memory_mib: npt.ArrayLike, tp: npt.ArrayLike, engine: str) -> FloatArray:
