@@ -352,6 +352,11 @@ def _tie_ranks(fm: FleetModel, compiled: CompiledModel) -> np.ndarray:
     rank[order] = 1.0 + (np.arange(1, len(order) + 1, dtype=float) / (len(order) + 1)) ** 2
     coef = np.zeros(compiled.n_vars)
     coef[fm.family("n").index] = rank
+    if fm.pool_n is not None and fm.pool_of is not None:  # shared pools: N_p weighted like its first row
+        pooled = np.flatnonzero(fm.pool_of >= 0)
+        first = np.full(fm.pool_n.size, np.inf)
+        np.minimum.at(first, fm.pool_of[pooled], rank[pooled])
+        coef[fm.pool_n.index] = first
     h = fm.family("h")
     coef[h.index] = rank[fm.offline_idx]
     return coef
