@@ -290,7 +290,10 @@ def _repair_demand(compiled: CompiledModel, x: np.ndarray) -> np.ndarray:
             step = deficit / c
             trial[j] = math.ceil(trial[j] + step - ROUNDING_TOL) if compiled.integer[j] else trial[j] + step
             worse = compiled.row_violation(trial, every) > compiled.row_violation(out, every) + ACTIVITY_NOISE
-            if not worse[np.setdiff1d(every, [r])].any() and not compiled.violations(trial, SOLUTION_TOL):
+            # a pool's share raised by the solver's tolerance may leave its row (20) within that tolerance
+            # (as every row but demand may): the raise costs nothing and serves the class exactly
+            within = online and not compiled.violations(trial, SOLUTION_TOL)
+            if within or (not worse[np.setdiff1d(every, [r])].any() and not compiled.violations(trial, SOLUTION_TOL)):
                 out = trial
                 break
     return out
