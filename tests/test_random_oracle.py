@@ -65,7 +65,8 @@ def check_seed(seed: int) -> list[str]:
         ev = evaluate(p, sc)
         if not ev.ok:
             out.append(f"seed {seed}: {b} plan fails the evaluator: {ev}")
-        missing = {w.name for w in sc.workloads} - {r.workload for r in p.fleet}
+        served = {r.workload for r in p.fleet} | {k for r in p.fleet for k, _rate in r.split}  # shared rows: split
+        missing = {w.name for w in sc.workloads} - served
         if missing:
             out.append(f"seed {seed}: {b} plan serves no {sorted(missing)}")
     a, c = plans["ortools"], plans["cbc"]

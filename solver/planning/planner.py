@@ -294,7 +294,10 @@ def _repair_demand(compiled: CompiledModel, x: np.ndarray) -> np.ndarray:
             step = deficit / c
             trial[j] = math.ceil(trial[j] + step - ROUNDING_TOL) if compiled.integer[j] else trial[j] + step
             worse = compiled.row_violation(trial, every) > compiled.row_violation(out, every) + ACTIVITY_NOISE
-            if not worse[np.setdiff1d(every, [r])].any() and not compiled.violations(trial, SOLUTION_TOL):
+            # a pool's share raised by the solver's tolerance may leave its row (20) within that tolerance
+            # (as every row but demand may): the raise costs nothing and serves the class exactly
+            within = online and not compiled.violations(trial, SOLUTION_TOL)
+            if within or (not worse[np.setdiff1d(every, [r])].any() and not compiled.violations(trial, SOLUTION_TOL)):
                 out = trial
                 break
     return out
@@ -356,6 +359,11 @@ def _tie_ranks(fm: FleetModel, compiled: CompiledModel) -> np.ndarray:
     rank[order] = 1.0 + (np.arange(1, len(order) + 1, dtype=float) / (len(order) + 1)) ** 2
     coef = np.zeros(compiled.n_vars)
     coef[fm.family("n").index] = rank
+    if fm.pool_n is not None and fm.pool_of is not None:  # shared pools: N_p weighted like its first row
+        pooled = np.flatnonzero(fm.pool_of >= 0)
+        first = np.full(fm.pool_n.size, np.inf)
+        np.minimum.at(first, fm.pool_of[pooled], rank[pooled])
+        coef[fm.pool_n.index] = first
     h = fm.family("h")
     coef[h.index] = rank[fm.offline_idx]
     return coef
