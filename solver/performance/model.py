@@ -90,6 +90,7 @@ def _gpu_arrays(names: pd.Series, dtype: str) -> dict[str, np.ndarray]:
         "bw": np.array([s.memory_bandwidth_gb_per_s for s in specs], dtype=float),
         "host": np.array([s.host_link_gb_per_s for s in specs], dtype=float),
         "link": np.array([s.gpu_link_gb_per_s for s in specs], dtype=float),
+        "pcie": np.array([s.gpu_link == "pcie" for s in specs], dtype=bool),
     }
     out = {k: v[codes] for k, v in table.items()}
     out["canonical"] = np.array([s.name for s in specs], dtype=object)[codes]
@@ -176,7 +177,7 @@ def predict_frame(
         offload_fraction=offload,
     )
     costs = ModelCosts.of(model, w_dtype, kv)
-    hw = hardware(g["tflops"], g["bw"], g["host"], g["link"], gpu_count)
+    hw = hardware(g["tflops"], g["bw"], g["host"], g["link"], gpu_count, g["pcie"])
     f = mem.offload_fraction
     t_dec0 = mean_decode_step_s(
         costs,
@@ -198,7 +199,7 @@ def predict_frame(
         t_dec = t_dec0 + (batch - 1.0) * t_pf1 / float(output_tokens)
     ttft_model_ms = t_pf * 1e3
     tpot_model_ms = t_dec * 1e3
-    ttft_ms, tpot_ms = ctcf.apply_ctcf(prof, g["canonical"], ttft_model_ms, tpot_model_ms)
+    ttft_ms, tpot_ms = ctcf.apply_ctcf(prof, g["canonical"], ttft_model_ms, tpot_model_ms, model.num_layers)
     e2e_s = ttft_ms / 1e3 + output_tokens * tpot_ms / 1e3
     values: dict[str, np.ndarray] = {
         "weights_gib": mem.weights_gib,
