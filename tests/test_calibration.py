@@ -71,9 +71,11 @@ def test_nearest_measured_gpu_by_spec():
 
 def test_profile_lookup_fallback_and_shipped_profiles():
     prof = shipped_profile("vllm")
-    assert prof.gpus, "the shipped vllm profile has measured GPUs"
-    _cal, source = prof.lookup("L40S")
-    assert "nearest measured GPU" in source
+    assert prof.gpus["H100"].rows > 0, "the shipped vllm profile has measured GPUs"
+    cal, source = prof.lookup("L40S")  # no vllm L40S rows: the pooled value, and the profile says so
+    assert cal.rows == 0 and cal.pooled == ["decode", "prefill"] and "pooled" in source
+    partial = CalibrationProfile(name="p", gpus={"H100": prof.gpus["H100"]})
+    assert "nearest measured GPU" in partial.lookup("H200")[1]
     assert CalibrationProfile(name="x").lookup("T4")[1].endswith("uncalibrated roofline)")
     for engine in ("tgi", "trtllm", "flexgen", "generic"):
         assert shipped_profile(engine).rows_used

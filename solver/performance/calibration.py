@@ -559,14 +559,58 @@ def _alpha_for(fit: dict[str, Any], engine: str, gpu: str, phase: str) -> tuple[
     return fit["global_alpha"][phase], "pooled (all engines)"
 
 
+def _make_monotone(
+    alpha: dict[tuple[str, str], float],
+    notes: dict[tuple[str, str], str],
+    gpus: list[str],
+    measured: set[str],
+    dominates: Any,
+) -> None:
+    """Order alpha by datasheet dominance, per phase, in place: ``dominates(a, b)`` implies alpha[a] <= alpha[b].
+
+    Measured GPUs keep their fit where they can: (1) a measured GPU is capped at the alpha of any measured GPU it
+    dominates; (2) an unmeasured GPU's pooled alpha is clipped into [largest alpha of the measured GPUs dominating
+    it, smallest alpha of the measured GPUs it dominates] (non-empty after step 1, dominance being transitive);
+    (3) remaining violations, among unmeasured GPUs only, are removed by capping.
+    """
+    for phase in PHASES:
+
+        def cap(pool: list[str], targets: list[str], phase: str = phase) -> None:
+            changed = True
+            while changed:
+                changed = False
+                for g in pool:
+                    lower = [(alpha[(h, phase)], h) for h in targets if dominates(g, h)]
+                    if lower and min(lower)[0] < alpha[(g, phase)] - 1e-12:
+                        alpha[(g, phase)], by = min(lower)
+                        notes[(g, phase)] += f", capped at {by}'s alpha (dominates it on the datasheet)"
+                        changed = True
+
+        known = [g for g in gpus if g in measured]
+        cap(known, known)
+        for g in gpus:
+            if g in measured:
+                continue
+            lo = [alpha[(h, phase)] for h in known if dominates(h, g)]
+            hi = [alpha[(h, phase)] for h in known if dominates(g, h)]
+            value = alpha[(g, phase)]
+            if lo and value < max(lo):
+                alpha[(g, phase)] = max(lo)
+                notes[(g, phase)] += ", raised to the largest alpha of the measured GPUs that dominate it"
+            if hi and alpha[(g, phase)] > min(hi):
+                alpha[(g, phase)] = min(hi)
+                notes[(g, phase)] += ", capped at the smallest alpha of the measured GPUs it dominates"
+        cap([g for g in gpus if g not in measured], gpus)
+
+
 def hierarchical_profiles(modelled: pd.DataFrame, *, engines: list[str] | None = None) -> dict[str, CalibrationProfile]:
     """Profiles of every engine with rows (and ``generic``, all rows pooled as one engine) for every GPU.
 
     Every GPU of instances/gpus.csv gets an entry: measured GPUs their shrunk fit, the others their class's
-    pooled alpha (``source`` says which). Then, per engine and phase, alpha is made monotone in the datasheet:
-    a GPU that :func:`solver.performance.hardware.dominates` another never gets a larger alpha (it is capped at
-    the smallest alpha of the GPUs it dominates; beta is the engine's, the same for every GPU), so with the raw
-    roofline's own monotonicity it is never predicted slower.
+    pooled alpha (``source`` says which). Then, per engine and phase, alpha is made monotone in the datasheet
+    (:func:`_make_monotone`): a GPU that :func:`solver.performance.hardware.dominates` another never gets a larger
+    alpha (beta is the engine's, the same for every GPU), so with the raw roofline's own monotonicity it is never
+    predicted slower.
 
     Parameters
     ----------
@@ -596,16 +640,10 @@ def hierarchical_profiles(modelled: pd.DataFrame, *, engines: list[str] | None =
         for g in all_gpus:
             for phase in PHASES:
                 alpha[(g, phase)], notes[(g, phase)] = _alpha_for(fit, engine, g, phase)
-        for phase in PHASES:  # monotone in the datasheet: cap at the alpha of every dominated GPU
-            changed = True
-            while changed:
-                changed = False
-                for g in all_gpus:
-                    lower = [(alpha[(h, phase)], h) for h in all_gpus if dominates(g, h)]
-                    if lower and min(lower)[0] < alpha[(g, phase)] - 1e-12:
-                        alpha[(g, phase)], by = min(lower)
-                        notes[(g, phase)] += f", capped at {by}'s alpha (dominates it on the datasheet)"
-                        changed = True
+        measured = {g for g in all_gpus if _alpha_for(fit, engine, g, "decode")[1] == "fitted"} | {
+            g for g in all_gpus if _alpha_for(fit, engine, g, "prefill")[1] == "fitted"
+        }
+        _make_monotone(alpha, notes, all_gpus, measured, dominates)
         groups = rows.groupby("gpu").indices
         gpus: dict[str, GPUCalibration] = {}
         for g in all_gpus:
@@ -618,7 +656,7 @@ def hierarchical_profiles(modelled: pd.DataFrame, *, engines: list[str] | None =
                 )
                 for p in PHASES
             }
-            pooled = fit["pooled"].get((engine, g), list(PHASES)) if n_rows else list(PHASES)
+            pooled = fit["pooled"].get((engine, g), []) if n_rows else list(PHASES)
             source = "; ".join(f"{p} {notes[(g, p)]}" for p in PHASES)
             gpus[g] = GPUCalibration(
                 prefill=fitted["prefill"],

@@ -41,14 +41,24 @@ TARGETS_PCT = {"tpot": 15.0, "throughput": 15.0}
 Fitter = Callable[[pd.DataFrame], dict[str, CalibrationProfile]]
 
 
-def gpu_class(gpu: str) -> str:
-    """Memory class of a GPU, the middle level of the calibration hierarchy: ``hbm`` or ``gddr``.
+GDDR_GPUS = frozenset({"T4", "T4g", "A10G", "L4", "L40S", "RTX PRO Server 6000"})
+"""GPUs with GDDR memory (instances/gpus.csv notes and sources: GDDR6 / GDDR7); every other shipped GPU has HBM."""
 
-    HBM parts have datasheet bandwidth above 1,000 GB/s in instances/gpus.csv (V100 900 GB/s HBM2 is the exception,
-    named explicitly); GDDR parts (T4, A10G, L4, L40S, RTX PRO 6000) below.
+
+def gpu_class(gpu: str) -> str:
+    """Memory class of a GPU, the middle level of the calibration hierarchy: ``gddr`` or ``hbm``.
+
+    Parameters
+    ----------
+    gpu
+        GPU name or alias.
+
+    Returns
+    -------
+    str
+        ``gddr`` for :data:`GDDR_GPUS`, else ``hbm``.
     """
-    spec = get_gpu(gpu)
-    return "hbm" if spec.memory_bandwidth_gb_per_s >= 1000 or spec.name.startswith("V100") else "gddr"
+    return "gddr" if get_gpu(gpu).name in GDDR_GPUS else "hbm"
 
 
 def _ratios(rows: pd.DataFrame, cal: pd.DataFrame) -> dict[str, np.ndarray]:
