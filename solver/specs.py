@@ -272,6 +272,9 @@ class Search(Frozen):
     """Extra KV offload fractions to enumerate besides the smallest that fits (which is always included)."""
     utilisation_cap: Annotated[float, NotBool, Field(gt=0, le=1, allow_inf_nan=False)] = 0.8
     """Online replicas are loaded to at most this share of their sustainable request rate."""
+    slo_confidence: Annotated[float, NotBool, Field(ge=0.5, le=0.99, allow_inf_nan=False)] | None = None
+    """Meet each SLO at this quantile of the model's cross-validated error (solver/performance/uncertainty.py);
+    default: at the point prediction."""
 
     @field_validator("batch_sizes", "tp_degrees", "offload_grid")
     @classmethod

@@ -317,6 +317,8 @@ def predict(
     rows = [(k, v) for k, v in payload.items() if not isinstance(v, dict | list)]
     rows += [(f"memory.{k}", v) for k, v in payload["memory"].items()]
     rows += [(f"calibration.{k}", v) for k, v in payload["calibration"].items()]
+    bands = payload["bands"].items()
+    rows += [(f"band.{k}", f"{b['p10']:,.4g} .. {b['p90']:,.4g} (80 %, {b['from']})") for k, b in bands]
     rows += [("assumption", a) for a in payload["assumptions"]]
     frame = pd.DataFrame(
         [(k, f"{v:,.4g}" if isinstance(v, float) else str(v)) for k, v in rows], columns=["quantity", "value"]

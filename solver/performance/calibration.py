@@ -375,6 +375,8 @@ BETA_PRIOR_SCALE_MS = 10.0
 """An engine's per-step overhead is pulled toward the pooled one with the weight of one row per 10 ms of difference."""
 LAYER_PRIOR_SCALE_MS = 0.1
 """An engine's per-layer overhead is pulled toward the pooled one with one row's weight per 0.1 ms of difference."""
+MONOTONE_IN_DATASHEET = True
+"""Order alpha by datasheet dominance (:func:`_make_monotone`); False only to measure what the order costs."""
 MIN_ROWS_TO_SEPARATE = 4
 """Rows of a (GPU, phase) below which its alpha is not fitted but taken from its class (and the profile says so)."""
 PHASES = ("prefill", "decode")
@@ -439,7 +441,7 @@ def fit_hierarchical(modelled: pd.DataFrame) -> dict[str, Any]:
     """
     from scipy.optimize import lsq_linear
 
-    from solver.performance.validation_report import gpu_class
+    from solver.performance.hardware import gpu_class
 
     rows = modelled.reset_index(drop=True)
     masks = _phase_rows(rows)
@@ -547,7 +549,7 @@ def _line(var: _Vars, alpha: int, engine: str, phase: str, t_ms: float, layers: 
 
 def _alpha_for(fit: dict[str, Any], engine: str, gpu: str, phase: str) -> tuple[float, str]:
     """Alpha of (engine, gpu, phase) from a hierarchical fit, and the level it came from."""
-    from solver.performance.validation_report import gpu_class
+    from solver.performance.hardware import gpu_class
 
     if (engine, gpu, phase) in fit["alpha"]:
         return fit["alpha"][(engine, gpu, phase)], "fitted"
@@ -643,7 +645,8 @@ def hierarchical_profiles(modelled: pd.DataFrame, *, engines: list[str] | None =
         measured = {g for g in all_gpus if _alpha_for(fit, engine, g, "decode")[1] == "fitted"} | {
             g for g in all_gpus if _alpha_for(fit, engine, g, "prefill")[1] == "fitted"
         }
-        _make_monotone(alpha, notes, all_gpus, measured, dominates)
+        if MONOTONE_IN_DATASHEET:
+            _make_monotone(alpha, notes, all_gpus, measured, dominates)
         groups = rows.groupby("gpu").indices
         gpus: dict[str, GPUCalibration] = {}
         for g in all_gpus:

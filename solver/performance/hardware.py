@@ -156,3 +156,23 @@ def dominates(a: str, b: str) -> bool:
         if (getattr(ga, fig) or 0.0) < (getattr(gb, fig) or 0.0):
             return False
     return LINK_RANK[ga.gpu_link] >= LINK_RANK[gb.gpu_link]
+
+
+GDDR_GPUS = frozenset({"T4", "T4g", "A10G", "L4", "L40S", "RTX PRO Server 6000"})
+"""GPUs with GDDR memory (instances/gpus.csv notes and sources: GDDR6 / GDDR7); every other shipped GPU has HBM."""
+
+
+def gpu_class(gpu: str) -> str:
+    """Memory class of a GPU, the middle level of the calibration hierarchy: ``gddr`` or ``hbm``.
+
+    Parameters
+    ----------
+    gpu
+        GPU name or alias.
+
+    Returns
+    -------
+    str
+        ``gddr`` for :data:`GDDR_GPUS`, else ``hbm``.
+    """
+    return "gddr" if get_gpu(gpu).name in GDDR_GPUS else "hbm"

@@ -43,6 +43,7 @@ from solver.performance.latency import (
     prefill_s,
 )
 from solver.performance.memory import memory_arrays, resolve_dtypes, tp_shardable
+from solver.performance.uncertainty import prediction_bands
 from solver.specs import MAX_BATCH, MAX_TOKENS, ModelSpec
 from solver.tolerances import ROUNDING_TOL
 
@@ -275,6 +276,8 @@ class Prediction:
     fits: bool
     memory: Mapping[str, float] = field(default_factory=dict)
     calibration: Mapping[str, str] = field(default_factory=dict)
+    bands: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """80 % error band of ttft_ms, tpot_ms, e2e_s from cross-validated residuals (solver/performance/uncertainty.py)."""
     assumptions: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
@@ -282,6 +285,7 @@ class Prediction:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["memory"] = dict(self.memory)
         out["calibration"] = dict(self.calibration)
+        out["bands"] = {k: dict(v) for k, v in self.bands.items()}
         out["assumptions"] = list(self.assumptions)
         return out
 
@@ -378,6 +382,8 @@ def predict(
     ).iloc[0]
     _, source = prof.lookup(str(hw["gpu"]))
     memory = {k: float(row[k]) for k in MEMORY_COLUMNS}
+    times = {k: float(row[k]) for k in ("ttft_ms", "tpot_ms", "e2e_s")}
+    bands = prediction_bands(engine, str(hw["gpu"]), "static", times) if profile is None else {}
     return Prediction(
         model=spec.name,
         instance=str(hw["instance_type"]),
@@ -401,5 +407,6 @@ def predict(
         fits=bool(row["fits"]),
         memory=memory,
         calibration={"profile": prof.name, "engine": engine, "source": source},
+        bands=bands,
         assumptions=tuple(assumptions),
     )

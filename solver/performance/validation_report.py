@@ -29,9 +29,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from solver.data.gpus import get_gpu
 from solver.performance.calibration import calibrated
 from solver.performance.ctcf import IDENTITY, CalibrationProfile
+from solver.performance.hardware import gpu_class
 
 SPLITS = ("before", "in_sample", "loso", "logo")
 METRICS = ("ttft", "ttft_serving", "tpot", "e2e", "throughput")
@@ -39,26 +39,6 @@ TARGETS_PCT = {"tpot": 15.0, "throughput": 15.0}
 """Issue 12's LOSO targets (MAPE over the rows, percent)."""
 
 Fitter = Callable[[pd.DataFrame], dict[str, CalibrationProfile]]
-
-
-GDDR_GPUS = frozenset({"T4", "T4g", "A10G", "L4", "L40S", "RTX PRO Server 6000"})
-"""GPUs with GDDR memory (instances/gpus.csv notes and sources: GDDR6 / GDDR7); every other shipped GPU has HBM."""
-
-
-def gpu_class(gpu: str) -> str:
-    """Memory class of a GPU, the middle level of the calibration hierarchy: ``gddr`` or ``hbm``.
-
-    Parameters
-    ----------
-    gpu
-        GPU name or alias.
-
-    Returns
-    -------
-    str
-        ``gddr`` for :data:`GDDR_GPUS`, else ``hbm``.
-    """
-    return "gddr" if get_gpu(gpu).name in GDDR_GPUS else "hbm"
 
 
 def _ratios(rows: pd.DataFrame, cal: pd.DataFrame) -> dict[str, np.ndarray]:
