@@ -457,7 +457,10 @@ def fit_hierarchical(modelled: pd.DataFrame) -> dict[str, Any]:
     own: dict[tuple[str, str, str], bool] = {}
     pooled: dict[tuple[str, str], list[str]] = {}
     counts: dict[tuple[str, str], int] = {}
-    for (e, g), idx in pd.DataFrame({"e": eng, "g": gpu}).groupby(["e", "g"]).indices.items():
+    groups: dict[Any, Any] = pd.DataFrame({"e": eng, "g": gpu}).groupby(["e", "g"]).indices
+    for key, positions in groups.items():
+        e, g = str(key[0]), str(key[1])
+        idx = np.asarray(positions, dtype=np.int64)
         counts[(e, g)] = len(idx)
         for phase, mask, t in (("prefill", masks["ttft"], tm), ("decode", masks["tpot"], dm)):
             sel = idx[mask[idx]]
@@ -523,9 +526,9 @@ def fit_hierarchical(modelled: pd.DataFrame) -> dict[str, Any]:
     hi = np.array([ALPHA_MAX if k[0].startswith("a") else np.inf for k in var.index])
     # the same least-squares problem on its n x n triangular factor (A'A = R'R): far fewer rows for the solver
     gram = a.T @ a + GRAM_JITTER * np.eye(n_var)
-    r = np.linalg.cholesky(gram).T
-    z = np.linalg.solve(r.T, a.T @ y)
-    x = lsq_linear(r, z, bounds=(lo, hi), method="bvls").x
+    factor = np.asarray(np.linalg.cholesky(gram).T, dtype=float)
+    z = np.linalg.solve(factor.T, np.asarray(a.T @ y, dtype=float))
+    x = lsq_linear(factor, z, bounds=(lo, hi), method="bvls").x
     get = {k: float(x[i]) for k, i in var.index.items()}
     engines = sorted(set(eng))
     return {

@@ -170,8 +170,8 @@ def headline(errors: pd.DataFrame) -> dict[str, Any]:
     """LOSO and LOGO MAPE per metric over all rows, and whether each target of :data:`TARGETS_PCT` is met."""
     out: dict[str, Any] = {"date": _dt.date.today().isoformat()}
     summ = summarise(errors)
-    for row in summ.itertuples(index=False):
-        out[f"{row.metric}_{row.split}_mape_pct"] = float(row.mape_pct)
+    for rec in summ.to_dict(orient="records"):
+        out[f"{rec['metric']}_{rec['split']}_mape_pct"] = float(rec["mape_pct"])
     for metric, target in TARGETS_PCT.items():
         value = out.get(f"{metric}_loso_mape_pct")
         out[f"{metric}_loso_target_pct"] = target
