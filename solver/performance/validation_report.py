@@ -204,3 +204,25 @@ def report(errors: pd.DataFrame) -> dict[str, pd.DataFrame]:
         "by_source": wide(summarise(errors, ("source",)), ("source",)),
         "by_engine_gpu": wide(summarise(errors, ("engine", "gpu")), ("engine", "gpu")),
     }
+
+
+def validate(measurements: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Score the model on every shipped source (``solver.validate``): MAPE per (source, engine, metric) and split.
+
+    Parameters
+    ----------
+    measurements
+        A checked measurement table with a ``file`` column; default every shipped row.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (source, engine, metric): ``gpus``, ``rows``, ``mape_before_pct``, ``mape_in_sample_pct``,
+        ``mape_loso_pct`` (leave one source out), ``mape_logo_pct`` (leave one GPU out).
+    """
+    errors = run(measurements=measurements)
+    table = wide(summarise(errors, ("source", "engine")), ("source", "engine"))
+    table = table.rename(columns={f"{s}_mape_pct": f"mape_{s}_pct" for s in SPLITS})
+    gpus = errors.groupby(["source", "engine"])["gpu"].agg(lambda g: ",".join(sorted(set(g))))
+    table.insert(3, "gpus", [gpus[(s, e)] for s, e in zip(table["source"], table["engine"], strict=True)])
+    return table[["source", "engine", "gpus", "metric", "rows", *[f"mape_{s}_pct" for s in SPLITS]]]
