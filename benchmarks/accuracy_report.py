@@ -77,12 +77,14 @@ def ablations() -> pd.DataFrame:
         ("prior weight 3 rows", {"prior": 3.0}),
         ("prior weight 40 rows", {"prior": 40.0}),
         ("alpha not ordered by the datasheet (breaks the dominance invariant)", {"monotone": False}),
+        ("every (engine, source) weighted equally instead of every row", {"equal_sources": True}),
     ]
     rows = []
     for label, opts in variants:
         saved = dict(latency.LINK_EFFICIENCY), dict(latency.ALLREDUCE_LATENCY_S), calibration.PRIOR_ROWS
         try:
             calibration.MONOTONE_IN_DATASHEET = opts.get("monotone", True)
+            calibration.EQUAL_SOURCE_WEIGHT = opts.get("equal_sources", False)
             if "pcie" in opts:
                 latency.LINK_EFFICIENCY["pcie"], latency.ALLREDUCE_LATENCY_S["pcie"] = opts["pcie"]
             if "prior" in opts:
@@ -93,6 +95,7 @@ def ablations() -> pd.DataFrame:
             latency.ALLREDUCE_LATENCY_S.update(saved[1])
             calibration.PRIOR_ROWS = saved[2]
             calibration.MONOTONE_IN_DATASHEET = True
+            calibration.EQUAL_SOURCE_WEIGHT = False
         rows.append({"variant": label, **{m: res.get(m) for m in vr.METRICS}})
     return pd.DataFrame(rows)
 

@@ -479,16 +479,20 @@ def fit_hierarchical(modelled: pd.DataFrame) -> dict[str, Any]:
     y_tpot = rows["tpot_ms"].to_numpy(dtype=float)
     y_e2e = rows["e2e_s"].to_numpy(dtype=float) * 1000.0
     eqs: list[tuple[dict[int, float], float]] = []  # (coefficients, measured value) of each equation
+    eq_rows: list[int] = []  # the measurement row of each equation
     for i in range(len(rows)):
         e, g, c, lay = eng[i], gpu[i], cls[i], layers[i]
         if masks["ttft"][i]:
             eqs.append((_line(var, alpha_col(e, g, c, "prefill"), e, "prefill", tm[i], lay, 1.0), y_ttft[i]))
+            eq_rows.append(i)
         if masks["tpot"][i]:
             eqs.append((_line(var, alpha_col(e, g, c, "decode"), e, "decode", dm[i], lay, 1.0), y_tpot[i]))
+            eq_rows.append(i)
         if masks["e2e"][i]:  # one scale for both phases (the rows cannot separate them); prefill beta not fitted
             line = _line(var, alpha_col(e, g, c, "decode"), e, "decode", dm[i], lay, n_out[i])
             line[alpha_col(e, g, c, "decode")] += tm[i]
             eqs.append((line, y_e2e[i]))
+            eq_rows.append(i)
     # pooling rows: gpu -> class -> engine -> global (alpha); engine -> global (beta per step and per layer)
     prior: list[tuple[dict[int, float], float]] = []
     w = float(np.sqrt(PRIOR_ROWS))
@@ -514,10 +518,11 @@ def fit_hierarchical(modelled: pd.DataFrame) -> dict[str, Any]:
     n_var = len(var.index)
     a = np.zeros((len(eqs) + len(prior), n_var))
     y = np.zeros(len(eqs) + len(prior))
+    weight = _equation_weights(rows, np.asarray(eq_rows, dtype=np.int64))
     for r, (coef, target) in enumerate(eqs):
         for k, v in coef.items():
-            a[r, k] = v / target
-        y[r] = 1.0
+            a[r, k] = weight[r] * v / target
+        y[r] = weight[r]
     for r, (coef, target) in enumerate(prior, start=len(eqs)):
         for k, v in coef.items():
             a[r, k] = v
@@ -543,6 +548,20 @@ def fit_hierarchical(modelled: pd.DataFrame) -> dict[str, Any]:
         "equations": len(eqs),
         "loss": float(np.sum((a[: len(eqs)] @ x - 1.0) ** 2)),
     }
+
+
+EQUAL_SOURCE_WEIGHT = False
+"""Weight equations so that every (engine, source file) carries the same total (False: every row weighs 1).
+Evaluated in docs/accuracy.md (ablations) and not kept: LOSO TPOT 17.0 % against 16.5 % with equal rows."""
+
+
+def _equation_weights(rows: pd.DataFrame, eq_rows: np.ndarray) -> np.ndarray:
+    """Weight of each equation (row ``eq_rows[k]``): 1, or each (engine, source file) carrying the same total."""
+    if not EQUAL_SOURCE_WEIGHT or "file" not in rows:
+        return np.ones(len(eq_rows))
+    keys = (rows["engine"].astype(str) + "|" + rows["file"].astype(str)).to_numpy()[eq_rows]
+    _, inv, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    return np.asarray(np.sqrt(counts.mean() / counts[inv]), dtype=float)
 
 
 def _line(var: _Vars, alpha: int, engine: str, phase: str, t_ms: float, layers: float, mult: float) -> dict[int, float]:
