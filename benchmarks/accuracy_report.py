@@ -259,6 +259,21 @@ def main() -> None:
             if b["engine"] != "generic"
         ]
     )
+    loso = errors[errors["split"] == "loso"]
+
+    def signed(metric: str, source: str | None = None, gpu: str | None = None, tp: int | None = None,
+               engine: str | None = None) -> float:  # fmt: skip
+        sel = loso[loso["metric"] == metric]
+        for col, val in (("source", source), ("gpu", gpu), ("tp", tp), ("engine", engine)):
+            if val is not None:
+                sel = sel[sel[col] == val]
+        return round(float(sel["ratio"].median()) * 100.0 - 100.0, 1)
+
+    results = ROOT / "benchmarks" / "results"
+    links = json.loads((results / "link_fit.json").read_text())
+    hop = json.loads((results / "link_fit_per_hop.json").read_text())
+    tgi_beta = profiles["tgi"].gpus["A10G"].decode.beta_ms
+    trt_beta = profiles["trtllm"].gpus["H100"].decode.beta_ms
     targets = []
     for metric, target in vr.TARGETS_PCT.items():
         value = head.get(f"{metric}_loso_mape_pct")
@@ -313,21 +328,28 @@ Why (the numbers above are the evidence):
 
 * `nvidia_dli` H200 (TensorRT-LLM 0.9.0, fp8): left out, the TensorRT-LLM H200 decode alpha comes from the
   `aiconfigurator` H200 serving rows alone (a newer TensorRT-LLM), which need a smaller alpha; the static 0.9.0 rows
-  reach a smaller share of the H200's 4.8 TB/s and are predicted about a fifth too fast (the raw roofline is off by
-  as much, column `before` in the per-engine table). Two sources of one engine that disagree on one GPU: no pooling
-  rule fixes that out of sample.
-* `tgi` (TGI 1.0.3, 20 rows) has a per-token overhead of its own (~10-20 ms per step at 7B) that no other source has.
-  Left out, tgi has no rows and takes the pooled `generic` profile, so TPOT is predicted 2-5x too fast and throughput
-  that much too high: a handful of rows with errors of 100-500 % each. Its in-sample error shows what a user's own
+  reach a smaller share of the H200's bandwidth and are predicted too fast by about as much as the raw roofline
+  (median signed error {signed("tpot", "nvidia_dli", "H200", 1)} %; raw: column `before` of the per-engine table).
+  Two sources of one engine that disagree on one GPU: no pooling rule fixes that out of sample.
+* `tgi` (TGI 1.0.3, 20 rows) has a per-step overhead of its own (fitted decode beta {tgi_beta:.1f} ms in the shipped
+  `tgi` profile, against {trt_beta:.1f} ms for TensorRT-LLM) that no other source has. Left out, tgi has no rows and
+  takes the pooled `generic` profile, so TPOT is predicted several times too fast (median signed TPOT error
+  {signed("tpot", "tgi")} %) and throughput as much too high. Its in-sample error shows what a user's own
   `infersave calibrate` run fixes.
-* `argonne` vLLM rows (A100, H100, e2e only): left out, vLLM keeps only the `aiconfigurator` serving rows, on H100/H200,
-  whose decode fit does not carry over to Argonne's older vLLM on static batches (predicted 30-50 % too fast).
-* `nvidia_dli` at TP 8 (all GPUs): the measured TPOT grows with TP faster than two all-reduces per layer explain;
-  the rows are predicted 15-30 % too fast. A per-hop all-reduce latency (2(tp-1) x latency) was tried and not kept
-  (NVLink rows 9.1 % instead of 10.1 %, PCIe rows 10.3 % instead of 8.5 %).
-* `aiconfigurator` TPOT (serving) is predicted 10-20 % too slow once the static `nvidia_dli` rows dominate the
-  TensorRT-LLM decode fit: the continuous-batching term (other requests' prefills added serially) overstates the
-  cost in a modern engine with chunked prefill (the serving model is issue 12 item 2, another module).
+* `argonne` vLLM rows (A100, H100, e2e only): left out, vLLM keeps only the `aiconfigurator` serving rows, on
+  H100/H200, whose decode fit does not carry over to Argonne's older vLLM on static batches (median signed
+  throughput error {signed("throughput", "argonne", engine="vllm")} %: predicted too fast).
+* `nvidia_dli` at TP 8 (all GPUs): the measured TPOT grows with TP faster than two all-reduces per layer explain
+  (median signed TPOT error at TP 8 {signed("tpot", "nvidia_dli", tp=8)} %, at TP 1
+  {signed("tpot", "nvidia_dli", tp=1)} %).
+  A per-hop all-reduce latency (2(tp-1) x latency, `benchmarks/fit_links.py --per-hop`) was fitted and not kept:
+  NVLink rows {hop["nvlink"]["mape_fitted_link_pct"]} % against {links["nvlink"]["mape_fitted_link_pct"]} %, PCIe
+  rows {hop["pcie"]["mape_fitted_link_pct"]} % against {links["pcie"]["mape_fitted_link_pct"]} % with one latency per
+  all-reduce.
+* `aiconfigurator` TPOT (serving) is predicted too slow (median signed error {signed("tpot", "aiconfigurator")} %)
+  once the static `nvidia_dli` rows dominate the TensorRT-LLM decode fit: the continuous-batching term (other
+  requests' prefills added serially) overstates the cost in an engine with chunked prefill (the serving model is
+  issue 12 item 2, another module).
 
 ## Per source
 

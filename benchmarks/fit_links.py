@@ -1,6 +1,6 @@
 """Fit the all-reduce cost per link type (NVLink, PCIe) on the tensor-parallel rows of the NVIDIA DLI table.
 
-Run: PYTHONPATH=. python benchmarks/fit_links.py [--write]
+Run: PYTHONPATH=. python benchmarks/fit_links.py [--write] [--per-hop]
 
 Model (solver/performance/latency.py): one all-reduce of x bytes over tp GPUs costs
 ``2 (tp-1)/tp · x / (link_gb_per_s · 1e9 · LINK_EFFICIENCY[link]) + ALLREDUCE_LATENCY_S[link]``, two per layer.
@@ -38,6 +38,12 @@ from solver.performance.calibration import fit_hierarchical
 from solver.performance.measurements import model_measurements
 
 OUT = Path(__file__).resolve().parent / "results" / "link_fit.json"
+
+
+def per_hop_allreduce_s(nbytes, tp, link_bytes_per_s, latency_s=0.0):  # type: ignore[no-untyped-def]
+    """The variant evaluated and not kept: ``2 (tp-1)`` hops, each with the latency (``--per-hop``)."""
+    t = 2.0 * (tp - 1.0) / tp * nbytes / link_bytes_per_s + 2.0 * (tp - 1.0) * latency_s
+    return np.where(tp > 1.0, t, 0.0)
 
 
 def _model(table: pd.DataFrame, eff: float, lat: float) -> pd.DataFrame:
@@ -114,13 +120,20 @@ def main() -> None:
     """Print the fit; with --write store it in benchmarks/results/link_fit.json."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--write", action="store_true")
+    parser.add_argument("--per-hop", action="store_true", help="fit the per-hop latency variant instead")
     args = parser.parse_args()
+    out = OUT
+    if args.per_hop:
+        latency.allreduce_s = per_hop_allreduce_s
+        out = OUT.with_name("link_fit_per_hop.json")
     result = fit_links()
+    if args.per_hop:
+        result["variant"] = "per-hop latency: 2 (tp-1) x latency per all-reduce (not kept)"
     print(json.dumps(result, indent=1))
     if args.write:
-        OUT.parent.mkdir(parents=True, exist_ok=True)
-        OUT.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-        print(f"wrote {OUT}")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+        print(f"wrote {out}")
 
 
 if __name__ == "__main__":
