@@ -42,6 +42,17 @@ AICONF_MODELS = {
     "meta-llama/Llama-3.1-70B": "llama-3.1-70b",
 }
 AICONF_GPUS = {"h100_sxm": "H100", "h200_sxm": "H200"}
+DLI_MODELS = {
+    "LLaMA v2 7B": "llama-2-7b",
+    "LLaMA v2 13B": "llama-2-13b",
+    "LLaMA v2 70B": "llama-2-70b",
+    "Mistral 7B": "mistral-7b",
+    "GPTJ 6B": "gpt-j-6b",
+}
+"""Dense models of the DLI table with a card (Falcon 180B has none; Mixtral 8x7B is mixture-of-experts)."""
+DLI_GPUS = {"H100 80GB HBM3": "H100", "H200 141GB HBM3": "H200", "A100-SXM4-80GB": "A100-80GB", "L40S": "L40S"}
+"""DLI GPUs with a row in instances/gpus.csv (H100 NVL, GH200 and L40 have none)."""
+DLI_DTYPES = {"FP8": "fp8", "Mixed": "fp16"}
 TGI_GPUS = {"ml.g5.2xlarge": "A10G", "ml.g5.12xlarge": "A10G", "ml.g5.48xlarge": "A10G", "ml.p4d.24xlarge": "A100"}
 COLUMNS = [
     "dataset",
@@ -179,6 +190,36 @@ def flexgen(data: Path) -> pd.DataFrame:
     )
 
 
+def nvidia_dli(data: Path) -> pd.DataFrame:
+    """TensorRT-LLM 0.9.0 static-batch runs of the NVIDIA DLI table (dense models, GPUs in gpus.csv)."""
+    raw = pd.read_csv(data / "nvidia_dli_trtllm_nim" / "trt_llm_0_9_0_dli.csv")
+    keep = raw["GPU"].isin(list(DLI_GPUS)) & raw["Model"].isin(list(DLI_MODELS))
+    keep &= raw["Pipeline Model Parallel Size"].eq(1) & raw["Tensor Model Parallel Size"].eq(raw["Number of GPUs"])
+    keep &= raw["Latency (ms)"].notna() & raw["1st Token Latency (ms)"].notna()  # failed runs have no times
+    sel = raw[keep]
+    lengths = sel["Input/Output Lengths"].str.split(",", expand=True).astype(int)
+    dtype = sel["Precision"].map(DLI_DTYPES)
+    return pd.DataFrame(
+        {
+            "dataset": "nvidia_dli_trtllm",
+            "source_row": sel.index + 2,
+            "gpu": sel["GPU"].map(DLI_GPUS),
+            "model": sel["Model"].map(DLI_MODELS),
+            "tp": sel["Tensor Model Parallel Size"].astype(int),
+            "dtype": dtype,
+            "kv_dtype": dtype,
+            "engine": "trtllm",
+            "batching": "static",
+            "batch": sel["Batch Size"].astype(int),
+            "input": lengths[0],
+            "output": lengths[1],
+            "ttft_ms": sel["1st Token Latency (ms)"].astype(float),
+            "tpot_ms": sel["Token-to-token Latency (ms)"].astype(float),
+            "e2e_s": sel["Latency (ms)"].astype(float) / 1e3,
+        }
+    )
+
+
 def drop_impossible(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     """Drop rows faster than streaming the weights once per output token at datasheet peak bandwidth."""
     from solver.data.gpus import get_gpu
@@ -220,7 +261,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", default="/work/shared/data", type=Path)
     args = parser.parse_args()
-    for name, fn in (("argonne", argonne), ("aiconfigurator", aiconfigurator), ("tgi", tgi), ("flexgen", flexgen)):
+    for name, fn in (
+        ("argonne", argonne),
+        ("aiconfigurator", aiconfigurator),
+        ("tgi", tgi),
+        ("flexgen", flexgen),
+        ("nvidia_dli", nvidia_dli),
+    ):
         frame = fn(args.data)[COLUMNS].reset_index(drop=True)
         check_measurements(frame, field=name)
         fit, dropped = drop_unfit(frame)

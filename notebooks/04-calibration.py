@@ -59,7 +59,9 @@ coefficients = []
 for (engine, gpu), index in modelled.groupby(["engine", "gpu"]).groups.items():
     cal, source = shipped_profile(engine).lookup(gpu)
     rows = modelled.loc[index]
-    ttft, tpot = apply_ctcf(shipped_profile(engine), rows["gpu"], rows["ttft_model_ms"], rows["tpot_model_ms"])
+    ttft, tpot = apply_ctcf(
+        shipped_profile(engine), rows["gpu"], rows["ttft_model_ms"], rows["tpot_model_ms"], rows["num_layers"]
+    )
     pred.loc[index, "ttft_ctcf_ms"] = ttft
     pred.loc[index, "tpot_ctcf_ms"] = tpot
     coefficients.append(
@@ -70,7 +72,7 @@ for (engine, gpu), index in modelled.groupby(["engine", "gpu"]).groups.items():
             "beta_prefill_ms": cal.prefill.beta_ms,
             "alpha_decode": cal.decode.alpha,
             "beta_decode_ms": cal.decode.beta_ms,
-            "shared_scale": cal.shared_scale,
+            "pooled": ",".join(cal.pooled),
             "source": source,
         }
     )
@@ -164,12 +166,12 @@ per_group.round(1)
 
 # %% [markdown]
 # The errors above are in-sample: the shipped profiles were fitted on these very rows. The honest estimate
-# is leave-one-dataset-out (`solver.validate`): each dataset predicted by a profile fitted without
-# it (the same numbers as `docs/accuracy.md`).
+# is leave-one-source-out (`solver.validate`): each source predicted by profiles fitted without it, and
+# leave-one-GPU-out (the same numbers as `docs/accuracy.md`).
 
 # %%
 report = validate()
-report[["dataset", "engine", "gpus", "metric", "rows", "mape_before_pct", "mape_in_sample_pct", "mape_lodo_pct"]]
+report[["source", "engine", "gpus", "metric", "rows", "mape_before_pct", "mape_in_sample_pct", "mape_loso_pct"]]
 
 # %%
 better = per_group[per_group["mape_after_pct"] < per_group["mape_before_pct"]]
@@ -182,18 +184,22 @@ for metric, part in long.groupby("metric"):
         f"{metric}: MAPE {part['ape_before_pct'].mean():.1f} % raw -> {part['ape_after_pct'].mean():.1f} % after CTCF "
         f"({len(part)} values)"
     )
-lodo_worse = report[report["mape_lodo_pct"] > report["mape_before_pct"]]
+loso_worse = report[report["mape_loso_pct"] > report["mape_before_pct"]]
 print(
-    f"leave-one-dataset-out: CTCF beats the raw model on {len(report) - len(lodo_worse)} of {len(report)} (dataset, metric) rows"
+    f"leave-one-source-out: CTCF beats the raw model on {len(report) - len(loso_worse)} of {len(report)} "
+    "(source, engine, metric) rows"
 )
-for _, r in lodo_worse.iterrows():
-    print(f"  not on {r['dataset']} {r['metric']}: {r['mape_before_pct']:.1f} % raw vs {r['mape_lodo_pct']:.1f} % LODO")
+for _, r in loso_worse.iterrows():
+    print(
+        f"  not on {r['source']} {r['engine']} {r['metric']}: {r['mape_before_pct']:.1f} % raw vs "
+        f"{r['mape_loso_pct']:.1f} % LOSO"
+    )
 
 # %% [markdown]
 # **Reading.** A line in the scatter that is parallel to the diagonal but shifted is a pure scale error:
 # exactly what `alpha` corrects; a bend at small values is a fixed overhead, which `beta` absorbs. Scatter
 # that stays wide after CTCF is what one linear correction per GPU and engine cannot fix (for example a
-# batching effect the roofline does not model). Judge the profile by the leave-one-dataset-out column,
+# batching effect the roofline does not model). Judge the profile by the leave-one-source-out column,
 # not by the in-sample bars: the printout lists where CTCF does not help out of sample. GPUs measured only
-# end to end (the `shared_scale` column) get one scale for both phases, so their TTFT/TPOT split is the
-# raw model's.
+# end to end take their class's prefill alpha (the `source` column says which coefficients are fitted and
+# which pooled).

@@ -60,7 +60,7 @@ _LAZY = {
     "calibrate": "solver.performance.calibration",
     "load_profile": "solver.performance.calibration",
     "CalibrationProfile": "solver.performance.calibration",
-    "validate": "solver.performance.accuracy",
+    "validate": "solver.performance.validation_report",
     # planning
     "build_candidates": "solver.planning.candidates",
     "plan": "solver.planning.planner",

@@ -551,6 +551,9 @@ class Search(Frozen):
     sharing: bool = True
     """Let request classes of one model (size buckets, and workloads not ``dedicated``) share replicas of one
     configuration (``formulations/README.md``, "Shared replicas"); ``false``: every class rents its own."""
+    slo_confidence: Annotated[float, NotBool, Field(ge=0.5, le=0.99, allow_inf_nan=False)] | None = None
+    """Meet each SLO at this quantile of the model's cross-validated error (solver/performance/uncertainty.py);
+    default: at the point prediction."""
 
     @field_validator("batch_sizes", "tp_degrees", "offload_grid")
     @classmethod

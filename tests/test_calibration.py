@@ -71,9 +71,11 @@ def test_nearest_measured_gpu_by_spec():
 
 def test_profile_lookup_fallback_and_shipped_profiles():
     prof = shipped_profile("vllm")
-    assert prof.gpus, "the shipped vllm profile has measured GPUs"
-    _cal, source = prof.lookup("L40S")
-    assert "nearest measured GPU" in source
+    assert prof.gpus["H100"].rows > 0, "the shipped vllm profile has measured GPUs"
+    cal, source = prof.lookup("L40S")  # no vllm L40S rows: the pooled value, and the profile says so
+    assert cal.rows == 0 and cal.pooled == ["decode", "prefill"] and "pooled" in source
+    partial = CalibrationProfile(name="p", gpus={"H100": prof.gpus["H100"]})
+    assert "nearest measured GPU" in partial.lookup("H200")[1]
     assert CalibrationProfile(name="x").lookup("T4")[1].endswith("uncalibrated roofline)")
     for engine in ("tgi", "trtllm", "flexgen", "generic"):
         assert shipped_profile(engine).rows_used
@@ -94,3 +96,47 @@ def _checked(table):
     from solver.performance.calibration import check_measurements
 
     return check_measurements(table)
+
+
+def test_shipped_fits_are_physical_and_the_old_extrapolations_are_gone():
+    """Issue 12: tgi A100 decode alpha 8.77 (4 rows) and trtllm H100 prefill 4.01 / 74.5 ms (serving TTFT) are gone."""
+    from solver.performance.calibration import ALPHA_MIN
+
+    tgi_a100 = shipped_profile("tgi").gpus["A100"].decode
+    trt_h100 = shipped_profile("trtllm").gpus["H100"].prefill
+    assert tgi_a100.alpha < 1.5
+    assert trt_h100.alpha < 1.5 and trt_h100.beta_ms < 10.0
+    for engine in ("vllm", "tgi", "trtllm", "flexgen", "generic"):
+        prof = shipped_profile(engine)
+        assert prof.fit["method"].startswith("hierarchical")
+        for gpu, cal in prof.gpus.items():
+            assert cal.prefill.alpha >= ALPHA_MIN and cal.decode.alpha >= ALPHA_MIN, (engine, gpu)
+            assert cal.achieved_bw_fraction is not None and cal.achieved_bw_fraction <= 1.0
+            assert cal.achieved_flops_fraction is not None and cal.achieved_flops_fraction <= 1.0
+            assert cal.source, (engine, gpu)
+            if cal.rows:  # every measured GPU records its rows and in-sample error
+                assert cal.datasets and cal.errors
+
+
+def test_hierarchical_fit_recovers_a_well_measured_gpu_and_pools_a_thin_one(monkeypatch):
+    from solver.performance import calibration
+    from solver.performance.calibration import fit_hierarchical, hierarchical_profiles
+
+    table = _checked(_table().assign(tpot_ms=1.0, dataset="synthetic", file="synthetic.csv"))
+    modelled = model_measurements(table)
+    thin = modelled[(modelled.gpu == "A10G")].head(2)
+    rows = pd.concat([modelled[modelled.gpu == "H100"], thin], ignore_index=True)
+    rows["tpot_ms"] = 1.3 * rows["tpot_model_ms"]
+    shrunk = fit_hierarchical(rows)["alpha"][("vllm", "H100", "decode")]
+    assert 1.0 < shrunk < 1.3  # pulled from the data (1.3) toward the pooled prior (1.0, the raw roofline)
+    monkeypatch.setattr(calibration, "PRIOR_ROWS", 1e-6)
+    fit = fit_hierarchical(rows)
+    assert fit["alpha"][("vllm", "H100", "decode")] == pytest.approx(1.3, rel=1e-3)  # a weak prior: the data
+    assert fit["beta_ms"][("vllm", "decode")] == pytest.approx(0.0, abs=1e-3)
+    assert ("vllm", "A10G", "decode") not in fit["alpha"]  # 2 rows: not separated, pooled
+    assert "decode" in fit["pooled"][("vllm", "A10G")]
+    monkeypatch.undo()
+    prof = hierarchical_profiles(rows)["vllm"]
+    assert "decode" in prof.gpus["A10G"].pooled and "pooled" in prof.gpus["A10G"].source
+    assert prof.gpus["H100"].pooled == ["prefill"]  # no TTFT rows: prefill pooled, decode fitted
+    assert set(prof.gpus) >= {"T4", "L4", "B200"}  # every GPU of gpus.csv gets an entry

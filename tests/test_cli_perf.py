@@ -186,8 +186,8 @@ def test_validate_json(capsys):
     code, out, _ = run_ok(capsys, "validate", "--json")
     assert code == 0
     payload = json.loads(out)
-    datasets = {d["dataset"] for d in payload["datasets"]}
-    assert {"argonne_vllm", "argonne_trtllm", "aiconfigurator_vllm", "tgi_sagemaker", "flexgen_t4"} <= datasets
-    assert "tpot_mape_lodo_mean_pct" in payload["summary"]
-    for d in payload["datasets"]:
-        assert d["mape_in_sample_pct"] >= 0 and d["mape_lodo_pct"] >= 0
+    sources = {d["source"] for d in payload["by_source"]}
+    assert {"argonne", "aiconfigurator", "tgi", "flexgen", "nvidia_dli"} <= sources
+    assert "tpot_loso_mape_pct" in payload["summary"] and "throughput_loso_target_met" in payload["summary"]
+    for d in payload["overall"]:
+        assert d["in_sample_mape_pct"] >= 0 and d["loso_mape_pct"] >= 0 and d["logo_mape_pct"] >= 0

@@ -466,6 +466,8 @@ def predict(
     rows = [(k, v) for k, v in payload.items() if not isinstance(v, dict | list)]
     rows += [(f"memory.{k}", v) for k, v in payload["memory"].items()]
     rows += [(f"calibration.{k}", v) for k, v in payload["calibration"].items()]
+    bands = payload["bands"].items()
+    rows += [(f"band.{k}", f"{b['p10']:,.4g} .. {b['p90']:,.4g} (80 %, {b['from']})") for k, b in bands]
     rows += [("assumption", a) for a in payload["assumptions"]]
     frame = pd.DataFrame(
         [(k, f"{v:,.4g}" if isinstance(v, float) else str(v)) for k, v in rows], columns=["quantity", "value"]
@@ -514,18 +516,19 @@ def calibrate(
 
 @app.command()
 def validate(as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False) -> None:
-    """Score the model on the shipped measurements: MAPE and worst error, before/after CTCF, in-sample and LODO."""
-    from solver.performance.accuracy import summary
-    from solver.performance.accuracy import validate as run_validation
+    """Score the model on the shipped measurements: leave-one-source-out and leave-one-GPU-out MAPE per metric."""
+    from solver.performance import validation_report as vr
 
-    report = run_validation()
-    head = summary(report)
+    errors = vr.run()
+    tables, head = vr.report(errors), vr.headline(errors)
     if as_json:
-        print_json({"summary": head, "datasets": report.to_dict(orient="records")})
+        print_json({"summary": head} | {k: t.to_dict(orient="records") for k, t in tables.items()})
         return
-    print_table(report.drop(columns=["lodo_fitted_on"]), title="accuracy on shipped measurements (percent errors)")
-    met = "met" if head["tpot_lodo_target_met"] else "NOT met"
-    say(f"TPOT leave-one-dataset-out mean error {head.get('tpot_mape_lodo_mean_pct')} % (target 15 %: {met})")
+    for name, table in tables.items():
+        print_table(table, title=f"accuracy on shipped measurements, {name.replace('_', ' ')} (MAPE, percent)")
+    for metric, target in vr.TARGETS_PCT.items():
+        met = "met" if head[f"{metric}_loso_target_met"] else "NOT met"
+        say(f"{metric} leave-one-source-out MAPE {head.get(f'{metric}_loso_mape_pct')} % (target {target:g} %: {met})")
 
 
 # ---- planning commands (plan) ------------------------------------------------------------------------

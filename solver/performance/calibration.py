@@ -53,6 +53,7 @@ from solver.performance.ctcf import (
     CalibrationProfile,
     FitError,
     GPUCalibration,
+    PhaseFit,
     check_fit_bounds,
     fit_ctcf,
     fit_identifiability,
@@ -206,7 +207,8 @@ def calibrated(modelled: pd.DataFrame, profile: CalibrationProfile) -> pd.DataFr
         of ``modelled``.
     """
     gpus = modelled["gpu"].to_numpy()
-    ttft, tpot = ctcf.apply_ctcf(profile, gpus, modelled["ttft_model_ms"], modelled["tpot_model_ms"])
+    layers = modelled["num_layers"].to_numpy(dtype=float) if "num_layers" in modelled else 0.0
+    ttft, tpot = ctcf.apply_ctcf(profile, gpus, modelled["ttft_model_ms"], modelled["tpot_model_ms"], layers)
     out = pd.DataFrame({"ttft_cal_ms": ttft, "tpot_cal_ms": tpot}, index=modelled.index)
     out["e2e_cal_s"] = (out["ttft_cal_ms"] + modelled["output"].to_numpy(dtype=float) * out["tpot_cal_ms"]) / 1000.0
     return out
@@ -356,3 +358,381 @@ def calibrate(
         gpus[gpu] = cal.model_copy(update={"rank": rank, "parameters": params})
         check_fit_bounds(gpus[gpu], f"measurements (fit of gpus.{gpu}")
     return profile.model_copy(update={"gpus": gpus})
+
+
+# ---- the hierarchical fit of the shipped profiles -------------------------------------------------------
+ALPHA_MIN = 0.8
+"""Smallest alpha a shipped profile may have, both phases: ``max(MEMORY_BW_EFFICIENCY, COMPUTE_EFFICIENCY)``.
+
+The raw roofline runs at 0.8 of peak bandwidth and 0.73 of peak FLOPS; alpha >= 0.8 means the calibrated time is
+never below bytes / peak bandwidth nor FLOPs / peak FLOPS (achieved fractions at most 1)."""
+ALPHA_MAX = 20.0
+"""Largest alpha of the hierarchical fit (a bound, not a prior; no shipped fit reaches it)."""
+PRIOR_ROWS = 10.0
+"""Partial pooling: a level's alpha is pulled toward its parent's with the weight of this many measurement rows
+(each row weighs 1 in relative-error units), so a GPU with n rows keeps about n / (n + 10) of its own estimate."""
+BETA_PRIOR_SCALE_MS = 10.0
+"""An engine's per-step overhead is pulled toward the pooled one with the weight of one row per 10 ms of difference."""
+LAYER_PRIOR_SCALE_MS = 0.1
+"""An engine's per-layer overhead is pulled toward the pooled one with one row's weight per 0.1 ms of difference."""
+MONOTONE_IN_DATASHEET = True
+"""Order alpha by datasheet dominance (:func:`_make_monotone`); False only to measure what the order costs."""
+MIN_ROWS_TO_SEPARATE = 4
+"""Rows of a (GPU, phase) below which its alpha is not fitted but taken from its class (and the profile says so)."""
+PHASES = ("prefill", "decode")
+GRAM_JITTER = 1e-10
+"""Added to the diagonal of A'A before its Cholesky factor is taken (the pooling rows already make it definite)."""
+
+
+def _phase_rows(modelled: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Row masks of the equations each phase gets: static TTFT (prefill), TPOT (decode), e2e-only rows (both).
+
+    Serving TTFT (continuous batching) includes waiting for a slot, which the roofline does not model, so it is not
+    fitted (it is scored by ``validate``).
+    """
+    static = modelled["batching"].to_numpy() == "static"
+    ttft = modelled["ttft_ms"].notna().to_numpy() & static
+    tpot = modelled["tpot_ms"].notna().to_numpy()
+    e2e_only = modelled["e2e_s"].notna().to_numpy() & ~ttft & ~tpot
+    return {"ttft": ttft, "tpot": tpot, "e2e": e2e_only}
+
+
+class _Vars:
+    """Column index of each unknown of the hierarchical least-squares problem."""
+
+    def __init__(self) -> None:
+        self.index: dict[tuple[str, ...], int] = {}
+
+    def __call__(self, *key: str) -> int:
+        if key not in self.index:
+            self.index[key] = len(self.index)
+        return self.index[key]
+
+
+def fit_hierarchical(modelled: pd.DataFrame) -> dict[str, Any]:
+    """Fit alpha per (engine, GPU, phase) with partial pooling and beta per (engine, phase), on modelled rows.
+
+    The equations (each divided by its measured value, so that relative errors are minimised)::
+
+        ttft_ms (static)  = a[e,g,prefill] · ttft_model_ms + b[e,prefill] + L · l[e,prefill]
+        tpot_ms           = a[e,g,decode]  · tpot_model_ms + b[e,decode]  + L · l[e,decode]
+        e2e_s · 1000      = a[e,g,decode] · (ttft_model_ms + n · tpot_model_ms) + n · (b[e,decode] + L · l[e,decode])
+                            (rows that measured only e2e: one scale for both phases, as they cannot separate them)
+
+    and the pooling (ridge rows of weight :data:`PRIOR_ROWS`): ``a[e,g] ≈ a[e,class(g)] ≈ a[e] ≈ a_global`` per
+    phase, and ``a_global ≈ 1`` (the raw roofline where nothing is measured); ``b[e] ≈ b_global ≈ 0``,
+    ``l[e] ≈ l_global ≈ 0`` (:data:`BETA_PRIOR_SCALE_MS`, :data:`LAYER_PRIOR_SCALE_MS`).
+    Bounds: every alpha in [:data:`ALPHA_MIN`, :data:`ALPHA_MAX`], every beta >= 0
+    (``scipy.optimize.lsq_linear``, bounded-variable least squares). A (GPU, phase) with fewer than
+    :data:`MIN_ROWS_TO_SEPARATE` rows, or whose modelled times do not vary, takes its class's alpha; a GPU whose rows
+    measured only end-to-end times takes its class's prefill alpha.
+
+    Parameters
+    ----------
+    modelled
+        Modelled measurement rows (:func:`solver.performance.measurements.model_measurements`).
+
+    Returns
+    -------
+    dict
+        ``alpha`` ({(engine, gpu, phase): value} for fitted GPUs), ``class_alpha`` ({(engine, class, phase)}),
+        ``engine_alpha``, ``global_alpha``, ``beta_ms`` and ``beta_per_layer_ms`` ({(engine, phase)}), ``pooled``
+        ({(engine, gpu): [phases pooled]}), ``rows`` ({(engine, gpu): rows}), ``loss``.
+    """
+    from scipy.optimize import lsq_linear
+
+    from solver.performance.hardware import gpu_class
+
+    rows = modelled.reset_index(drop=True)
+    masks = _phase_rows(rows)
+    eng = rows["engine"].astype(str).to_numpy()
+    gpu = rows["gpu"].astype(str).to_numpy()
+    cls = np.array([gpu_class(g) for g in gpu], dtype=object)
+    layers = rows["num_layers"].to_numpy(dtype=float)
+    n_out = rows["output"].to_numpy(dtype=float)
+    tm = rows["ttft_model_ms"].to_numpy(dtype=float)
+    dm = rows["tpot_model_ms"].to_numpy(dtype=float)
+    var = _Vars()
+    # which (engine, gpu, phase) get their own alpha
+    own: dict[tuple[str, str, str], bool] = {}
+    pooled: dict[tuple[str, str], list[str]] = {}
+    counts: dict[tuple[str, str], int] = {}
+    groups: dict[Any, Any] = pd.DataFrame({"e": eng, "g": gpu}).groupby(["e", "g"]).indices
+    for key, positions in groups.items():
+        e, g = str(key[0]), str(key[1])
+        idx = np.asarray(positions, dtype=np.int64)
+        counts[(e, g)] = len(idx)
+        for phase, mask, t in (("prefill", masks["ttft"], tm), ("decode", masks["tpot"], dm)):
+            sel = idx[mask[idx]]
+            if phase == "decode" and sel.size == 0:
+                sel = idx[masks["e2e"][idx]]  # e2e-only rows: one scale for both phases
+                t = tm + n_out * dm
+            varies = sel.size > 0 and float(np.ptp(t[sel])) > 1e-9 * float(np.abs(t[sel]).max())
+            own[(e, g, phase)] = bool(sel.size >= MIN_ROWS_TO_SEPARATE and varies)
+            if not own[(e, g, phase)]:
+                pooled.setdefault((e, g), []).append(phase)
+
+    def alpha_col(e: str, g: str, c: str, phase: str) -> int:
+        return var("a", e, g, phase) if own.get((e, g, phase), False) else var("ac", e, c, phase)
+
+    y_ttft = rows["ttft_ms"].to_numpy(dtype=float)
+    y_tpot = rows["tpot_ms"].to_numpy(dtype=float)
+    y_e2e = rows["e2e_s"].to_numpy(dtype=float) * 1000.0
+    eqs: list[tuple[dict[int, float], float]] = []  # (coefficients, measured value) of each equation
+    eq_rows: list[int] = []  # the measurement row of each equation
+    for i in range(len(rows)):
+        e, g, c, lay = eng[i], gpu[i], cls[i], layers[i]
+        if masks["ttft"][i]:
+            eqs.append((_line(var, alpha_col(e, g, c, "prefill"), e, "prefill", tm[i], lay, 1.0), y_ttft[i]))
+            eq_rows.append(i)
+        if masks["tpot"][i]:
+            eqs.append((_line(var, alpha_col(e, g, c, "decode"), e, "decode", dm[i], lay, 1.0), y_tpot[i]))
+            eq_rows.append(i)
+        if masks["e2e"][i]:  # one scale for both phases (the rows cannot separate them); prefill beta not fitted
+            line = _line(var, alpha_col(e, g, c, "decode"), e, "decode", dm[i], lay, n_out[i])
+            line[alpha_col(e, g, c, "decode")] += tm[i]
+            eqs.append((line, y_e2e[i]))
+            eq_rows.append(i)
+    # pooling rows: gpu -> class -> engine -> global (alpha); engine -> global (beta per step and per layer)
+    prior: list[tuple[dict[int, float], float]] = []
+    w = float(np.sqrt(PRIOR_ROWS))
+    for (e, g, phase), mine in own.items():
+        if mine:
+            prior.append(({var("a", e, g, phase): w, var("ac", e, gpu_class(g), phase): -w}, 0.0))
+    for key in list(var.index):
+        if key[0] == "ac":
+            _, e, c, phase = key
+            prior.append(({var("ac", e, c, phase): w, var("ae", e, phase): -w}, 0.0))
+    for phase in PHASES:  # without data: the raw roofline (alpha 1, no overhead)
+        prior.append(({var("ag", phase): w}, w))
+        prior.append(({var("bg", phase): 1.0 / BETA_PRIOR_SCALE_MS}, 0.0))
+        prior.append(({var("lg", phase): 1.0 / LAYER_PRIOR_SCALE_MS}, 0.0))
+    for e in sorted(set(eng)):
+        for phase in PHASES:
+            prior.append(({var("ae", e, phase): w, var("ag", phase): -w}, 0.0))
+            prior.append(({var("b", e, phase): 1 / BETA_PRIOR_SCALE_MS, var("bg", phase): -1 / BETA_PRIOR_SCALE_MS}, 0))
+            prior.append(
+                ({var("l", e, phase): 1 / LAYER_PRIOR_SCALE_MS, var("lg", phase): -1 / LAYER_PRIOR_SCALE_MS}, 0)
+            )
+    # every class of every engine exists (a class without rows is its engine's alpha through the prior)
+    n_var = len(var.index)
+    a = np.zeros((len(eqs) + len(prior), n_var))
+    y = np.zeros(len(eqs) + len(prior))
+    weight = _equation_weights(rows, np.asarray(eq_rows, dtype=np.int64))
+    for r, (coef, target) in enumerate(eqs):
+        for k, v in coef.items():
+            a[r, k] = weight[r] * v / target
+        y[r] = weight[r]
+    for r, (coef, target) in enumerate(prior, start=len(eqs)):
+        for k, v in coef.items():
+            a[r, k] = v
+        y[r] = target
+    lo = np.array([ALPHA_MIN if k[0].startswith("a") else 0.0 for k in var.index])
+    hi = np.array([ALPHA_MAX if k[0].startswith("a") else np.inf for k in var.index])
+    # the same least-squares problem on its n x n triangular factor (A'A = R'R): far fewer rows for the solver
+    gram = a.T @ a + GRAM_JITTER * np.eye(n_var)
+    factor = np.asarray(np.linalg.cholesky(gram).T, dtype=float)
+    z = np.linalg.solve(factor.T, np.asarray(a.T @ y, dtype=float))
+    x = lsq_linear(factor, z, bounds=(lo, hi), method="bvls").x
+    get = {k: float(x[i]) for k, i in var.index.items()}
+    engines = sorted(set(eng))
+    return {
+        "alpha": {(k[1], k[2], k[3]): v for k, v in get.items() if k[0] == "a"},
+        "class_alpha": {(k[1], k[2], k[3]): v for k, v in get.items() if k[0] == "ac"},
+        "engine_alpha": {(k[1], k[2]): v for k, v in get.items() if k[0] == "ae"},
+        "global_alpha": {k[1]: v for k, v in get.items() if k[0] == "ag"},
+        "beta_ms": {(e, p): get.get(("b", e, p), 0.0) for e in engines for p in PHASES},
+        "beta_per_layer_ms": {(e, p): get.get(("l", e, p), 0.0) for e in engines for p in PHASES},
+        "pooled": pooled,
+        "rows": counts,
+        "equations": len(eqs),
+        "loss": float(np.sum((a[: len(eqs)] @ x - 1.0) ** 2)),
+    }
+
+
+EQUAL_SOURCE_WEIGHT = False
+"""Weight equations so that every (engine, source file) carries the same total (False: every row weighs 1).
+Evaluated in docs/accuracy.md (ablations) and not kept: LOSO TPOT 17.0 % against 16.5 % with equal rows."""
+
+
+def _equation_weights(rows: pd.DataFrame, eq_rows: np.ndarray) -> np.ndarray:
+    """Weight of each equation (row ``eq_rows[k]``): 1, or each (engine, source file) carrying the same total."""
+    if not EQUAL_SOURCE_WEIGHT or "file" not in rows:
+        return np.ones(len(eq_rows))
+    keys = (rows["engine"].astype(str) + "|" + rows["file"].astype(str)).to_numpy()[eq_rows]
+    _, inv, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    return np.asarray(np.sqrt(counts.mean() / counts[inv]), dtype=float)
+
+
+def _line(var: _Vars, alpha: int, engine: str, phase: str, t_ms: float, layers: float, mult: float) -> dict[int, float]:
+    """Coefficients of ``mult · (alpha · t_ms + b[engine, phase] + layers · l[engine, phase])``."""
+    return {alpha: mult * t_ms, var("b", engine, phase): mult, var("l", engine, phase): mult * layers}
+
+
+def _alpha_for(fit: dict[str, Any], engine: str, gpu: str, phase: str) -> tuple[float, str]:
+    """Alpha of (engine, gpu, phase) from a hierarchical fit, and the level it came from."""
+    from solver.performance.hardware import gpu_class
+
+    if (engine, gpu, phase) in fit["alpha"]:
+        return fit["alpha"][(engine, gpu, phase)], "fitted"
+    c = gpu_class(gpu)
+    if (engine, c, phase) in fit["class_alpha"]:
+        return fit["class_alpha"][(engine, c, phase)], f"pooled ({c} class of {engine})"
+    if (engine, phase) in fit["engine_alpha"]:
+        return fit["engine_alpha"][(engine, phase)], f"pooled (engine {engine}, no {c} GPU measured)"
+    return fit["global_alpha"][phase], "pooled (all engines)"
+
+
+def _make_monotone(
+    alpha: dict[tuple[str, str], float],
+    notes: dict[tuple[str, str], str],
+    gpus: list[str],
+    measured: set[str],
+    dominates: Any,
+) -> None:
+    """Order alpha by datasheet dominance, per phase, in place: ``dominates(a, b)`` implies alpha[a] <= alpha[b].
+
+    Measured GPUs keep their fit where they can: (1) a measured GPU is capped at the alpha of any measured GPU it
+    dominates; (2) an unmeasured GPU's pooled alpha is clipped into [largest alpha of the measured GPUs dominating
+    it, smallest alpha of the measured GPUs it dominates] (non-empty after step 1, dominance being transitive);
+    (3) remaining violations, among unmeasured GPUs only, are removed by capping.
+    """
+    for phase in PHASES:
+
+        def cap(pool: list[str], targets: list[str], phase: str = phase) -> None:
+            changed = True
+            while changed:
+                changed = False
+                for g in pool:
+                    lower = [(alpha[(h, phase)], h) for h in targets if dominates(g, h)]
+                    if lower and min(lower)[0] < alpha[(g, phase)] - 1e-12:
+                        alpha[(g, phase)], by = min(lower)
+                        notes[(g, phase)] += f", capped at {by}'s alpha (dominates it on the datasheet)"
+                        changed = True
+
+        known = [g for g in gpus if g in measured]
+        cap(known, known)
+        for g in gpus:
+            if g in measured:
+                continue
+            lo = [alpha[(h, phase)] for h in known if dominates(h, g)]
+            hi = [alpha[(h, phase)] for h in known if dominates(g, h)]
+            value = alpha[(g, phase)]
+            if lo and value < max(lo):
+                alpha[(g, phase)] = max(lo)
+                notes[(g, phase)] += ", raised to the largest alpha of the measured GPUs that dominate it"
+            if hi and alpha[(g, phase)] > min(hi):
+                alpha[(g, phase)] = min(hi)
+                notes[(g, phase)] += ", capped at the smallest alpha of the measured GPUs it dominates"
+        cap([g for g in gpus if g not in measured], gpus)
+
+
+def hierarchical_profiles(modelled: pd.DataFrame, *, engines: list[str] | None = None) -> dict[str, CalibrationProfile]:
+    """Profiles of every engine with rows (and ``generic``, all rows pooled as one engine) for every GPU.
+
+    Every GPU of instances/gpus.csv gets an entry: measured GPUs their shrunk fit, the others their class's
+    pooled alpha (``source`` says which). Then, per engine and phase, alpha is made monotone in the datasheet
+    (:func:`_make_monotone`): a GPU that :func:`solver.performance.hardware.dominates` another never gets a larger
+    alpha (beta is the engine's, the same for every GPU), so with the raw roofline's own monotonicity it is never
+    predicted slower.
+
+    Parameters
+    ----------
+    modelled
+        Modelled measurement rows with ``file`` and ``dataset``.
+    engines
+        Engines to return (default: those in ``modelled``, plus ``generic``).
+
+    Returns
+    -------
+    dict
+        Engine name to profile.
+    """
+    from solver.data.gpus import load_gpus
+    from solver.performance.hardware import dominates
+    from solver.performance.latency import COMPUTE_EFFICIENCY, MEMORY_BW_EFFICIENCY
+
+    all_gpus = sorted(load_gpus())
+    fits = {"by_engine": fit_hierarchical(modelled), "generic": fit_hierarchical(modelled.assign(engine="generic"))}
+    wanted = engines or [*sorted(modelled["engine"].astype(str).unique()), "generic"]
+    profiles: dict[str, CalibrationProfile] = {}
+    for engine in wanted:
+        fit = fits["generic"] if engine == "generic" else fits["by_engine"]
+        rows = modelled if engine == "generic" else modelled[modelled["engine"] == engine]
+        alpha: dict[tuple[str, str], float] = {}
+        notes: dict[tuple[str, str], str] = {}
+        for g in all_gpus:
+            for phase in PHASES:
+                alpha[(g, phase)], notes[(g, phase)] = _alpha_for(fit, engine, g, phase)
+        measured = {g for g in all_gpus if _alpha_for(fit, engine, g, "decode")[1] == "fitted"} | {
+            g for g in all_gpus if _alpha_for(fit, engine, g, "prefill")[1] == "fitted"
+        }
+        if MONOTONE_IN_DATASHEET:
+            _make_monotone(alpha, notes, all_gpus, measured, dominates)
+        groups = rows.groupby("gpu").indices
+        gpus: dict[str, GPUCalibration] = {}
+        for g in all_gpus:
+            n_rows = len(groups.get(g, []))
+            fitted = {
+                p: PhaseFit(
+                    alpha=alpha[(g, p)],
+                    beta_ms=fit["beta_ms"].get((engine, p), 0.0),
+                    beta_per_layer_ms=fit["beta_per_layer_ms"].get((engine, p), 0.0),
+                )
+                for p in PHASES
+            }
+            pooled = fit["pooled"].get((engine, g), []) if n_rows else list(PHASES)
+            source = "; ".join(f"{p} {notes[(g, p)]}" for p in PHASES)
+            gpus[g] = GPUCalibration(
+                prefill=fitted["prefill"],
+                decode=fitted["decode"],
+                rows=n_rows,
+                datasets=sorted(str(d) for d in rows.iloc[groups[g]]["dataset"].unique()) if n_rows else [],
+                pooled=sorted(pooled),
+                source=(f"{n_rows} rows; " if n_rows else "no rows; ") + source,
+                achieved_bw_fraction=round(MEMORY_BW_EFFICIENCY / alpha[(g, "decode")], 4),
+                achieved_flops_fraction=round(COMPUTE_EFFICIENCY / alpha[(g, "prefill")], 4),
+            )
+        record: dict[str, float | int | str] = {
+            "method": "hierarchical partial pooling (calibration.fit_hierarchical)",
+            "prior_rows": PRIOR_ROWS,
+            "alpha_min": ALPHA_MIN,
+            "equations": int(fit["equations"]),
+        }
+        for p in PHASES:
+            key = engine if engine != "generic" else "generic"
+            record[f"{p}_beta_ms"] = round(fit["beta_ms"].get((key, p), 0.0), 4)
+            record[f"{p}_beta_per_layer_ms"] = round(fit["beta_per_layer_ms"].get((key, p), 0.0), 5)
+            if (key, p) in fit["engine_alpha"]:
+                record[f"{p}_engine_alpha"] = round(fit["engine_alpha"][(key, p)], 4)
+            for c in ("hbm", "gddr"):
+                if (key, c, p) in fit["class_alpha"]:
+                    record[f"{p}_{c}_alpha"] = round(fit["class_alpha"][(key, c, p)], 4)
+        used = [
+            f"{file}: {len(r)} rows (datasets {', '.join(sorted(r['dataset'].unique()))})"
+            for file, r in rows.groupby("file", sort=True)
+        ]
+        prof = CalibrationProfile(
+            name=engine,
+            engine=engine,
+            created=_dt.date.today().isoformat(),
+            description=(
+                f"CTCF of engine {engine!r} from a hierarchical fit (engine -> GPU class -> GPU, shrunk by row count) "
+                "of the shipped measurements" + (" of every engine, pooled as one" if engine == "generic" else "")
+            ),
+            rows_used=used,
+            fit=record,
+            gpus=gpus,
+        )
+        cal = calibrated(rows, prof)
+        profiles[engine] = prof.model_copy(
+            update={
+                "gpus": {
+                    g: c.model_copy(update={"errors": fit_errors(rows.iloc[groups[g]], cal.iloc[groups[g]])})
+                    if g in groups
+                    else c
+                    for g, c in gpus.items()
+                }
+            }
+        )
+    return profiles

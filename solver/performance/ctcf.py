@@ -58,10 +58,15 @@ class _Model(BaseModel):
 
 
 class PhaseFit(_Model):
-    """One phase's CTCF coefficients: calibrated_ms = alpha · modelled_ms + beta_ms (applied by :func:`apply_ctcf`)."""
+    """One phase's CTCF: calibrated_ms = alpha · modelled_ms + beta_ms + L · beta_per_layer_ms (:func:`apply_ctcf`).
+
+    ``L`` is the model's layer count; ``beta_per_layer_ms`` is 0 in profiles fitted by ``infersave calibrate``
+    (one model at a time) and an engine's per-layer overhead in the shipped profiles.
+    """
 
     alpha: Annotated[float, Field(gt=0)] = 1.0
     beta_ms: Annotated[float, Field(ge=0)] = 0.0
+    beta_per_layer_ms: Annotated[float, Field(ge=0)] = 0.0
 
 
 class FitError(_Model):
@@ -86,6 +91,14 @@ class GPUCalibration(_Model):
     """CTCF parameters fitted: 4 (alpha, beta per phase), 2 for one phase or a shared scale."""
     shared_scale: bool = False
     """True when only end-to-end times were measured and one scale was fitted for both phases."""
+    pooled: list[str] = []
+    """Phases whose alpha is the pooled value of the GPU's class (too few rows to separate alpha from beta)."""
+    source: str = ""
+    """Where the coefficients come from, in words (shipped profiles: fitted, shrunk, pooled, capped)."""
+    achieved_bw_fraction: float | None = None
+    """Achieved fraction of peak HBM/GDDR bandwidth in decode: MEMORY_BW_EFFICIENCY / decode alpha (at most 1)."""
+    achieved_flops_fraction: float | None = None
+    """Achieved fraction of peak tensor FLOPS in prefill: COMPUTE_EFFICIENCY / prefill alpha (at most 1)."""
     errors: dict[str, FitError] = {}
 
 
@@ -98,6 +111,8 @@ class CalibrationProfile(_Model):
     description: str = ""
     rows_used: list[str] = []
     """Which measurement rows were used (file and filter, in words)."""
+    fit: dict[str, float | int | str] = {}
+    """Engine-level parameters and settings of a hierarchical fit (shipped profiles), for the record."""
     gpus: dict[str, GPUCalibration] = {}
 
     def lookup(self, gpu: str) -> tuple[GPUCalibration, str]:
@@ -115,7 +130,8 @@ class CalibrationProfile(_Model):
             which, in words.
         """
         if gpu in self.gpus:
-            return self.gpus[gpu], f"{self.name}: measured on {gpu}"
+            cal = self.gpus[gpu]
+            return cal, f"{self.name}: {cal.source or f'measured on {gpu}'}"
         if not self.gpus:
             return GPUCalibration(), f"{self.name}: no measurements (uncalibrated roofline)"
         near = nearest_measured_gpu(gpu, list(self.gpus))
@@ -162,6 +178,7 @@ def apply_ctcf(
     gpus: Sequence[str] | npt.ArrayLike,
     ttft_model_ms: npt.ArrayLike,
     tpot_model_ms: npt.ArrayLike,
+    num_layers: npt.ArrayLike | float = 0.0,
 ) -> tuple[FloatArray, FloatArray]:
     """Apply ``profile``'s CTCF to modelled TTFT and TPOT, row by row; the only place CTCF is evaluated.
 
@@ -174,12 +191,14 @@ def apply_ctcf(
         Canonical GPU name of each row.
     ttft_model_ms, tpot_model_ms
         Modelled (uncalibrated) TTFT and TPOT of each row, milliseconds.
+    num_layers
+        Layers of each row's model (scalar or per row), for the per-layer part of beta.
 
     Returns
     -------
     tuple of numpy.ndarray
-        ``(ttft_ms, tpot_ms)``: ``alpha_prefill · ttft_model_ms + beta_prefill_ms`` and
-        ``alpha_decode · tpot_model_ms + beta_decode_ms`` of each row's GPU.
+        ``(ttft_ms, tpot_ms)``: ``alpha_prefill · ttft_model_ms + beta_prefill_ms + L · beta_per_layer_ms`` and
+        the same with the decode coefficients, of each row's GPU.
     """
     codes, uniques = pd.factorize(pd.Series(np.asarray(gpus, dtype=object), dtype=object))
     cals = [profile.lookup(str(u))[0] for u in uniques]
@@ -187,6 +206,9 @@ def apply_ctcf(
     beta_p = np.array([c.prefill.beta_ms for c in cals], dtype=float)[codes]
     alpha_d = np.array([c.decode.alpha for c in cals], dtype=float)[codes]
     beta_d = np.array([c.decode.beta_ms for c in cals], dtype=float)[codes]
+    layers = np.asarray(num_layers, dtype=float)
+    beta_p = beta_p + layers * np.array([c.prefill.beta_per_layer_ms for c in cals], dtype=float)[codes]
+    beta_d = beta_d + layers * np.array([c.decode.beta_per_layer_ms for c in cals], dtype=float)[codes]
     ttft = np.asarray(ttft_model_ms, dtype=float)
     tpot = np.asarray(tpot_model_ms, dtype=float)
     return alpha_p * ttft + beta_p, alpha_d * tpot + beta_d

@@ -121,3 +121,60 @@ def instance_hardware(instance: str, catalog: str = "aws") -> dict[str, Any]:
         "gpu_memory_mib": float(row["gpu_memory_mib"]),
         "host_memory_gib": float(row["host_memory_gib"]),
     }
+
+
+DATASHEET_FIGURES = (
+    "memory_gb",
+    "memory_bandwidth_gb_per_s",
+    "fp16_tflops",
+    "fp8_tflops",
+    "int8_tops",
+    "int4_tops",
+    "host_link_gb_per_s",
+    "gpu_link_gb_per_s",
+)
+"""The datasheet figures of instances/gpus.csv a GPU is compared on (higher is better; missing counts as 0)."""
+LINK_RANK = {"pcie": 0, "nvlink": 1}
+
+
+def dominates(a: str, b: str) -> bool:
+    """Return True when GPU ``a`` is at least as good as ``b`` on every datasheet figure and link type (a != b).
+
+    Parameters
+    ----------
+    a, b
+        GPU names (canonical or alias).
+
+    Returns
+    -------
+    bool
+        ``a`` is no worse than ``b`` on each of :data:`DATASHEET_FIGURES` and its GPU-to-GPU link type is no worse
+        (NVLink over PCIe). The calibration keeps such a pair's prediction ordered (``tests/test_invariants.py``).
+    """
+    ga, gb = get_gpu(a), get_gpu(b)
+    if ga.name == gb.name:
+        return False
+    for fig in DATASHEET_FIGURES:
+        if (getattr(ga, fig) or 0.0) < (getattr(gb, fig) or 0.0):
+            return False
+    return LINK_RANK[ga.gpu_link] >= LINK_RANK[gb.gpu_link]
+
+
+GDDR_GPUS = frozenset({"T4", "T4g", "A10G", "L4", "L40S", "RTX PRO Server 6000"})
+"""GPUs with GDDR memory (instances/gpus.csv notes and sources: GDDR6 / GDDR7); every other shipped GPU has HBM."""
+
+
+def gpu_class(gpu: str) -> str:
+    """Memory class of a GPU, the middle level of the calibration hierarchy: ``gddr`` or ``hbm``.
+
+    Parameters
+    ----------
+    gpu
+        GPU name or alias.
+
+    Returns
+    -------
+    str
+        ``gddr`` for :data:`GDDR_GPUS`, else ``hbm``.
+    """
+    return "gddr" if get_gpu(gpu).name in GDDR_GPUS else "hbm"

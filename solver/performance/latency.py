@@ -5,7 +5,10 @@ bandwidths bytes per second. Each phase is a roofline on the ``tp`` GPUs of the 
 
     F_eff  = tensor_tflops(dtype) · 1e12 · COMPUTE_EFFICIENCY · q         (FLOP/s per GPU; q = GPU slice <= 1)
     BW_eff = memory_bandwidth_gb_per_s · 1e9 · MEMORY_BW_EFFICIENCY · q  (B/s per GPU)
-    H_eff  = host_link_gb_per_s · 1e9 · HOST_LINK_EFFICIENCY              (B/s per GPU, each direction)
+    H_rd   = host_link_gb_per_s · 1e9 · HOST_READ_EFFICIENCY              (B/s per GPU, CPU→GPU: KV read back)
+    H_wr   = host_link_gb_per_s · 1e9 · HOST_WRITE_EFFICIENCY             (B/s per GPU, GPU→CPU: KV written out)
+    H_hid  = host_link_gb_per_s · 1e9 · HOST_HIDDEN_WRITE_EFFICIENCY      (B/s per GPU, GPU→CPU: hidden states)
+    N_eff  = gpu_link_gb_per_s · 1e9 · LINK_EFFICIENCY[link]              (B/s per GPU, all-reduce bus bandwidth)
 
     P_mm   = L · layer_params                     (matmul weights of the layers; MoE: the ACTIVE ones, i.e.
                                                    dense layers + per MoE layer attention, router, top-k routed
@@ -30,21 +33,23 @@ bandwidths bytes per second. Each phase is a roofline on the ``tp`` GPUs of the 
     prefill, b sequences of s tokens (causal attention: s(s+1)/2 pairs):
         F_pf = b·s·F_tok + b·F_head + b·F_att·s(s+1)/2
         M_pf = W(b·s) + b·s·K
-        t_pf = max(F_pf / (tp·F_eff), M_pf / (tp·BW_eff)) + 2L·AR(b·s·h·2) + f·b·s·K / (tp·H_eff) + T_pass
+        t_pf = max(F_pf / (tp·F_eff), M_pf / (tp·BW_eff)) + 2L·AR(b·s·h·2) + f·b·s·K / (tp·H_wr) + T_pass
 
     decode step with c cached tokens per sequence:
         F_dec(c) = b·(F_tok + F_head) + b·F_att·c · (1 - f·[cpu_attention])
         M_dec(c) = W(b) + b·c·K · (1 - f·[cpu_attention])
-        copy mode          (InferSave): + f·b·c·K / (tp·H_eff)          offloaded KV streamed back every step
+        both modes:                     + f·b·K / (tp·H_wr)             the new token's offloaded KV written out
+        copy mode          (InferSave): + f·b·c·K / (tp·H_rd)           offloaded KV streamed back every step
         cpu_attention mode (FlexGen):   + f·b·c·K / CPU_ATTENTION_BYTES_PER_S
-                                        + f·2L·b·n_q·d·2 / (tp·H_eff)   query out, attention output back
+                                        + f·L·b·n_q·d·2 / (tp·H_hid)    query out to the CPU
+                                        + f·L·b·n_q·d·2 / (tp·H_rd)     attention output back
         t_dec(c) = max(F_dec / (tp·F_eff), M_dec / (tp·BW_eff)) + 2L·AR(b·h·2) + T_pass + offload terms
 
     fixed time of one forward pass (kernel launch / minimum kernel latency), charged once per step:
         T_pass = L · KERNELS_PER_LAYER · KERNEL_LATENCY_S
 
-    TP all-reduce of x bytes (ring, two per layer: after attention and after the MLP):
-        AR(x) = [tp > 1] · (2·(tp-1)/tp · x / (gpu_link_gb_per_s · 1e9) + ALLREDUCE_LATENCY_S)
+    TP all-reduce of x bytes (ring, two per layer: after attention and after the MLP), by link type:
+        AR(x) = [tp > 1] · (2·(tp-1)/tp · x / N_eff + ALLREDUCE_LATENCY_S[link])
 
     TPOT = mean of t_dec(c) over c = s+1 … s+n (exact for the piecewise-linear roofline, see _mean_max_linear)
 
@@ -55,17 +60,29 @@ Constants and their sources:
   70B 0.77; H100 7B 0.76, 70B 0.70; A40 7B 0.73; mean 0.734).
 * ``MEMORY_BW_EFFICIENCY = 0.8``: aiconfigurator ``mem_bw_empirical_scaling_factor`` (every system YAML in
   shared/data/gpu_specs/aiconfigurator_systems). Vidur's 1-token GEMMs agree: 0.75-0.86 of peak bandwidth.
-* ``HOST_LINK_EFFICIENCY = 0.879``: FlexGen's fitted CPU→GPU bandwidth on a GCP T4, ``ctog_bdw = 12.89 GiB/s``
-  = 13.84 GB/s (FMInference/FlexiGen experimental/cost_model.py @b3ab95b6), over the T4's PCIe Gen3 x16
-  datasheet 15.75 GB/s (instances/gpus.csv).
+* ``HOST_READ_EFFICIENCY = 0.879``: FlexGen's fitted CPU→GPU bandwidth on a GCP T4, ``ctog_bdw = 12.89`` GB/s
+  in FlexGen's units (GB = 2^30 bytes, flexgen/utils.py) = 13.84e9 B/s (FMInference/FlexGen
+  experimental/cost_model.py, shared/data/flexgen/flexgen_cost_model_t4_constants.csv), over the T4's PCIe Gen3
+  x16 datasheet 15.75 GB/s (instances/gpus.csv).
+* ``HOST_WRITE_EFFICIENCY = 0.0661``: FlexGen's fitted GPU→CPU bandwidth for KV-cache writes on the same T4,
+  ``gtoc_bdw_cache = 0.97`` GiB/s = 1.04e9 B/s, over 15.75 GB/s: KV writes are small strided copies (one block per
+  layer and sequence), far below the link's nominal rate. Applied as the same fraction of every GPU's host link
+  (only the T4 was measured).
+* ``HOST_HIDDEN_WRITE_EFFICIENCY = 0.329``: FlexGen's ``gtoc_bdw_hidden = 4.82`` GiB/s (hidden states, contiguous)
+  over 15.75 GB/s, for the queries sent to the CPU in cpu_attention mode.
 * ``CPU_ATTENTION_BYTES_PER_S = 12.3e9``: FlexGen's fitted ``cpu_flops = 0.0123 T`` for decode attention on the
   CPU (same file). FlexGen charges ``4·b·ctx·h1`` operations per layer, which for fp16 multi-head attention
   equals the K and V bytes read (2·ctx·h1·2), so the constant is a rate of KV bytes consumed. FlexGen's
   small-batch correction (c1, c2, c3) is not applied. It is the only measured CPU-attention rate available and
   is used for every host.
-* ``ALLREDUCE_LATENCY_S = 2e-5``: aiconfigurator ``p2p_latency`` 10 µs, charged once for each of the two phases
-  of an all-reduce (reduce-scatter, all-gather). Argonne's TP=2/4 runs (instances/measurements/argonne.csv)
-  show ~20-25 µs of fixed cost per all-reduce, consistent with this.
+* ``LINK_EFFICIENCY`` and ``ALLREDUCE_LATENCY_S`` per link type (``gpu_link`` of instances/gpus.csv):
+  ``nvlink``: the datasheet per-direction NVLink bandwidth at efficiency 1 and 20 µs (aiconfigurator
+  ``p2p_latency`` 10 µs, charged once for each of the two phases of an all-reduce). ``pcie``: efficiency 0.6923
+  and 59.98 µs, fitted by ``benchmarks/fit_links.py`` on the 222 L40S TensorRT-LLM TP 2/4/8 TTFT and TPOT rows of
+  instances/measurements/nvidia_dli.csv (tensor parallelism over PCIe Gen4, no NVLink): MAPE of those rows 54.4 %
+  without any all-reduce cost, 21.9 % with the datasheet link (31.5 GB/s, 20 µs), 8.5 % fitted
+  (benchmarks/results/link_fit.json). The same fit on the 812 NVLink rows (H100, H200, A100-80GB) gives
+  efficiency 0.93 and 27 µs and improves their MAPE only from 10.4 % to 10.1 %, so NVLink keeps the datasheet.
 * ``KERNEL_LATENCY_S = 3e-6``: aiconfigurator ``mem_empirical_constant_latency`` (3 µs, every system YAML in
   shared/data/gpu_specs/aiconfigurator_systems), the fixed latency aiconfigurator adds to every memory-bound
   operation (``query_mem_op``: bytes / (mem_bw · 0.8) + 3 µs). In a decode step every kernel is memory-bound.
@@ -89,9 +106,15 @@ from solver.specs import DTYPE_BYTES, ModelSpec
 
 COMPUTE_EFFICIENCY = 0.73
 MEMORY_BW_EFFICIENCY = 0.8
-HOST_LINK_EFFICIENCY = 12.89 * 2**30 / 1e9 / 15.75
+HOST_READ_EFFICIENCY = 12.89 * 2**30 / 1e9 / 15.75
+HOST_WRITE_EFFICIENCY = 0.97 * 2**30 / 1e9 / 15.75
+HOST_HIDDEN_WRITE_EFFICIENCY = 4.82 * 2**30 / 1e9 / 15.75
 CPU_ATTENTION_BYTES_PER_S = 0.0123e12
-ALLREDUCE_LATENCY_S = 2e-5
+LINK_TYPES = ("nvlink", "pcie")
+LINK_EFFICIENCY = {"nvlink": 1.0, "pcie": 0.6923}
+"""All-reduce bus bandwidth / datasheet per-direction link bandwidth, per link type (module docstring)."""
+ALLREDUCE_LATENCY_S = {"nvlink": 2e-5, "pcie": 59.98e-6}
+"""Fixed time of one all-reduce, seconds, per link type (module docstring)."""
 KERNEL_LATENCY_S = 3e-6
 KERNELS_PER_LAYER = 8
 OFFLOAD_MODES = ("copy", "cpu_attention")
@@ -189,7 +212,15 @@ class Hardware:
     flops_per_s: FloatArray
     bytes_per_s: FloatArray
     host_bytes_per_s: FloatArray
+    """CPU→GPU (reads of offloaded KV), B/s."""
     link_bytes_per_s: FloatArray
+    """All-reduce bus bandwidth, B/s."""
+    host_write_bytes_per_s: FloatArray | float = np.inf
+    """GPU→CPU KV writes, B/s."""
+    host_hidden_bytes_per_s: FloatArray | float = np.inf
+    """GPU→CPU hidden-state writes (cpu_attention queries), B/s."""
+    allreduce_latency_s: FloatArray | float = 0.0
+    """Fixed time of one all-reduce, s."""
 
 
 def hardware(
@@ -198,6 +229,7 @@ def hardware(
     host_link_gb_per_s: FloatArray,
     gpu_link_gb_per_s: FloatArray,
     gpu_count: FloatArray,
+    pcie: FloatArray | None = None,
 ) -> Hardware:
     """Apply the efficiencies of the module docstring; a fractional GPU (``gpu_count`` < 1) gets that share.
 
@@ -207,6 +239,8 @@ def hardware(
         Datasheet rates of each configuration's GPU (tensor TFLOPS for the weight dtype, GB/s).
     gpu_count
         GPUs of the instance (below 1 for a GPU slice).
+    pcie
+        True where the GPU-to-GPU link is PCIe (``gpu_link`` of instances/gpus.csv), else NVLink; default NVLink.
 
     Returns
     -------
@@ -214,15 +248,26 @@ def hardware(
         Effective per-GPU rates, FLOP/s and B/s.
     """
     q = np.minimum(np.asarray(gpu_count, dtype=np.float64), 1.0)
+    on_pcie = np.zeros_like(q, dtype=bool) if pcie is None else np.asarray(pcie, dtype=bool)
+    link_eff = np.where(on_pcie, LINK_EFFICIENCY["pcie"], LINK_EFFICIENCY["nvlink"])
+    host = host_link_gb_per_s * 1e9
     return Hardware(
         flops_per_s=tflops * 1e12 * COMPUTE_EFFICIENCY * q,
         bytes_per_s=memory_bandwidth_gb_per_s * 1e9 * MEMORY_BW_EFFICIENCY * q,
-        host_bytes_per_s=host_link_gb_per_s * 1e9 * HOST_LINK_EFFICIENCY,
-        link_bytes_per_s=gpu_link_gb_per_s * 1e9,
+        host_bytes_per_s=host * HOST_READ_EFFICIENCY,
+        link_bytes_per_s=gpu_link_gb_per_s * 1e9 * link_eff,
+        host_write_bytes_per_s=host * HOST_WRITE_EFFICIENCY,
+        host_hidden_bytes_per_s=host * HOST_HIDDEN_WRITE_EFFICIENCY,
+        allreduce_latency_s=np.where(on_pcie, ALLREDUCE_LATENCY_S["pcie"], ALLREDUCE_LATENCY_S["nvlink"]),
     )
 
 
-def allreduce_s(nbytes: FloatArray, tp: FloatArray, link_bytes_per_s: FloatArray) -> FloatArray:
+def allreduce_s(
+    nbytes: FloatArray,
+    tp: FloatArray,
+    link_bytes_per_s: FloatArray,
+    latency_s: FloatArray | float = ALLREDUCE_LATENCY_S["nvlink"],
+) -> FloatArray:
     """Ring all-reduce time of ``nbytes`` over ``tp`` GPUs: 2(tp-1)/tp · bytes / link + latency (0 at tp=1).
 
     Parameters
@@ -232,14 +277,16 @@ def allreduce_s(nbytes: FloatArray, tp: FloatArray, link_bytes_per_s: FloatArray
     tp
         Tensor-parallel degrees.
     link_bytes_per_s
-        GPU-to-GPU link bandwidth, B/s.
+        Effective GPU-to-GPU all-reduce bandwidth, B/s.
+    latency_s
+        Fixed time of one all-reduce (by link type), s.
 
     Returns
     -------
     numpy.ndarray
         Seconds.
     """
-    t = 2.0 * (tp - 1.0) / tp * nbytes / link_bytes_per_s + ALLREDUCE_LATENCY_S
+    t = 2.0 * (tp - 1.0) / tp * nbytes / link_bytes_per_s + latency_s
     return np.where(tp > 1.0, t, 0.0)
 
 
@@ -282,9 +329,11 @@ def prefill_s(
     mem = costs.weights_read(batch * s) + kv_written
     roof = np.maximum(flops / (tp * hw.flops_per_s), mem / (tp * hw.bytes_per_s))
     comm = (
-        2.0 * costs.num_layers * allreduce_s(batch * s * costs.hidden_size * ACTIVATION_BYTES, tp, hw.link_bytes_per_s)
+        2.0
+        * costs.num_layers
+        * allreduce_s(batch * s * costs.hidden_size * ACTIVATION_BYTES, tp, hw.link_bytes_per_s, hw.allreduce_latency_s)
     )
-    offload = offload_fraction * kv_written / (tp * hw.host_bytes_per_s)
+    offload = offload_fraction * kv_written / (tp * hw.host_write_bytes_per_s)
     return np.asarray(roof + comm + offload + costs.pass_overhead_s, dtype=np.float64)
 
 
@@ -302,13 +351,18 @@ def _step_lines(
     b1 = batch * costs.attn_flops_per_pair * on_gpu / (tp * hw.flops_per_s)
     a2 = costs.weights_read(batch) / (tp * hw.bytes_per_s)
     b2 = batch * costs.kv_bytes_per_token * on_gpu / (tp * hw.bytes_per_s)
-    a3 = 2.0 * costs.num_layers * allreduce_s(batch * costs.hidden_size * ACTIVATION_BYTES, tp, hw.link_bytes_per_s)
-    a3 = a3 + costs.pass_overhead_s
+    a3 = (
+        2.0
+        * costs.num_layers
+        * allreduce_s(batch * costs.hidden_size * ACTIVATION_BYTES, tp, hw.link_bytes_per_s, hw.allreduce_latency_s)
+    )
+    a3 = a3 + costs.pass_overhead_s + f * batch * costs.kv_bytes_per_token / (tp * hw.host_write_bytes_per_s)
     if mode == "copy":
         b3 = f * batch * costs.kv_bytes_per_token / (tp * hw.host_bytes_per_s)
     else:
         b3 = f * batch * costs.kv_bytes_per_token / CPU_ATTENTION_BYTES_PER_S
-        a3 = a3 + f * 2.0 * costs.num_layers * batch * costs.q_width * ACTIVATION_BYTES / (tp * hw.host_bytes_per_s)
+        q_bytes = f * costs.num_layers * batch * costs.q_width * ACTIVATION_BYTES / tp
+        a3 = a3 + q_bytes / hw.host_hidden_bytes_per_s + q_bytes / hw.host_bytes_per_s
     return a1, b1, a2, b2, a3, b3
 
 

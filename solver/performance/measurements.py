@@ -64,7 +64,7 @@ def model_measurements(table: pd.DataFrame) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        ``table`` with the three modelled columns added, in its row order.
+        ``table`` with the three modelled columns and the model's ``num_layers`` added, in its row order.
     """
     parts: list[pd.DataFrame] = []
     work = table.copy()
@@ -90,6 +90,7 @@ def model_measurements(table: pd.DataFrame) -> pd.DataFrame:
         part["ttft_model_ms"] = pred["ttft_model_ms"]
         part["tpot_model_ms"] = pred["tpot_model_ms"]
         part["e2e_model_s"] = (pred["ttft_model_ms"] + n * pred["tpot_model_ms"]) / 1e3
+        part["num_layers"] = model.num_layers
         parts.append(part)
     out = pd.concat(parts).loc[table.index]
     for col in ("dtype", "kv_dtype"):

@@ -43,6 +43,7 @@ from solver.performance.latency import (
     prefill_s,
 )
 from solver.performance.memory import memory_arrays, resolve_dtypes, tp_shardable
+from solver.performance.uncertainty import prediction_bands
 from solver.specs import MAX_BATCH, MAX_TOKENS, ModelSpec
 from solver.tolerances import ROUNDING_TOL
 
@@ -90,6 +91,7 @@ def _gpu_arrays(names: pd.Series, dtype: str) -> dict[str, np.ndarray]:
         "bw": np.array([s.memory_bandwidth_gb_per_s for s in specs], dtype=float),
         "host": np.array([s.host_link_gb_per_s for s in specs], dtype=float),
         "link": np.array([s.gpu_link_gb_per_s for s in specs], dtype=float),
+        "pcie": np.array([s.gpu_link == "pcie" for s in specs], dtype=bool),
     }
     out = {k: v[codes] for k, v in table.items()}
     out["canonical"] = np.array([s.name for s in specs], dtype=object)[codes]
@@ -176,7 +178,7 @@ def predict_frame(
         offload_fraction=offload,
     )
     costs = ModelCosts.of(model, w_dtype, kv)
-    hw = hardware(g["tflops"], g["bw"], g["host"], g["link"], gpu_count)
+    hw = hardware(g["tflops"], g["bw"], g["host"], g["link"], gpu_count, g["pcie"])
     f = mem.offload_fraction
     t_dec0 = mean_decode_step_s(
         costs,
@@ -198,7 +200,7 @@ def predict_frame(
         t_dec = t_dec0 + (batch - 1.0) * t_pf1 / float(output_tokens)
     ttft_model_ms = t_pf * 1e3
     tpot_model_ms = t_dec * 1e3
-    ttft_ms, tpot_ms = ctcf.apply_ctcf(prof, g["canonical"], ttft_model_ms, tpot_model_ms)
+    ttft_ms, tpot_ms = ctcf.apply_ctcf(prof, g["canonical"], ttft_model_ms, tpot_model_ms, model.num_layers)
     e2e_s = ttft_ms / 1e3 + output_tokens * tpot_ms / 1e3
     values: dict[str, np.ndarray] = {
         "weights_gib": mem.weights_gib,
@@ -274,6 +276,8 @@ class Prediction:
     fits: bool
     memory: Mapping[str, float] = field(default_factory=dict)
     calibration: Mapping[str, str] = field(default_factory=dict)
+    bands: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """80 % error band of ttft_ms, tpot_ms, e2e_s from cross-validated residuals (solver/performance/uncertainty.py)."""
     assumptions: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
@@ -281,6 +285,7 @@ class Prediction:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["memory"] = dict(self.memory)
         out["calibration"] = dict(self.calibration)
+        out["bands"] = {k: dict(v) for k, v in self.bands.items()}
         out["assumptions"] = list(self.assumptions)
         return out
 
@@ -380,6 +385,8 @@ def predict(
     ).iloc[0]
     _, source = prof.lookup(str(hw["gpu"]))
     memory = {k: float(row[k]) for k in MEMORY_COLUMNS}
+    times = {k: float(row[k]) for k in ("ttft_ms", "tpot_ms", "e2e_s")}
+    bands = prediction_bands(engine, str(hw["gpu"]), "static", times) if profile is None else {}
     return Prediction(
         model=spec.name,
         instance=str(hw["instance_type"]),
@@ -403,5 +410,6 @@ def predict(
         fits=bool(row["fits"]),
         memory=memory,
         calibration={"profile": prof.name, "engine": engine, "source": source},
+        bands=bands,
         assumptions=tuple(assumptions),
     )

@@ -124,8 +124,10 @@ def predict_workload(
     the look-up; ``batching`` overrides :func:`batching_mode` (InferSave's question is about static batches).
     """
     from solver.performance.model import predict_frame
+    from solver.performance.uncertainty import apply_confidence
 
-    return predict_frame(
+    mode = batching or batching_mode(w, scenario.engine)
+    pred = predict_frame(
         frame,
         model if model is not None else get_model(w.model, field=field),
         input_tokens=w.input_tokens,
@@ -135,8 +137,9 @@ def predict_workload(
         engine=scenario.engine,
         offload_mode=scenario.offload_mode,
         profile=_profile(scenario),
-        batching=batching or batching_mode(w, scenario.engine),
+        batching=mode,
     )
+    return apply_confidence(pred, scenario.engine, mode, scenario.search.slo_confidence)  # search.slo_confidence
 
 
 def _profile(scenario: Scenario) -> CalibrationProfile | None:
