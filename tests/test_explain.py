@@ -66,7 +66,7 @@ def test_plan_json_without_explain_has_no_explanation_key(capsys):
 def test_a_tight_tpot_slo_is_named_with_the_cheaper_candidate_it_removes():
     base = load_scenario(None)
     chat = base.workloads[0]
-    tight = chat.model_copy(update={"slo": chat.slo.model_copy(update={"tpot_ms": 40})})
+    tight = chat.model_copy(update={"slo": chat.slo.model_copy(update={"tpot_ms": 30})})
     sc = base.model_copy(update={"workloads": [tight, *base.workloads[1:]]})
     p = explain(plan(sc), sc)
     rows = [r for r in p.explanation["rows"] if r["workload"] == "chat"]
@@ -74,7 +74,7 @@ def test_a_tight_tpot_slo_is_named_with_the_cheaper_candidate_it_removes():
     assert named, rows
     cheapest = named[0]["cheapest"]
     assert cheapest["unit_cost"] < named[0]["unit_cost"]
-    assert "> 40 ms" in named[0]["reason"]
+    assert "> 30 ms" in named[0]["reason"]
 
 
 def test_a_quota_is_binding_only_when_removing_it_saves_money():
