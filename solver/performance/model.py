@@ -47,7 +47,7 @@ from solver.performance.latency import (
     mean_decode_step_s,
     prefill_s,
 )
-from solver.performance.memory import kv_head_share, memory_arrays, resolve_dtypes, tp_shardable
+from solver.performance.memory import engine_memory, kv_head_share, memory_arrays, resolve_dtypes, tp_shardable
 from solver.specs import MAX_BATCH, MAX_TOKENS, ModelSpec
 from solver.tolerances import ROUNDING_TOL
 
@@ -116,6 +116,7 @@ def predict_frame(
     profile: CalibrationProfile | None = None,
     batching: str = "static",
     rate_rps: float | None = None,
+    arrivals: str = "cohort",
 ) -> pd.DataFrame:
     """Predict memory, latency and throughput of every configuration (row) of ``frame``, vectorised.
 
@@ -143,6 +144,10 @@ def predict_frame(
     rate_rps
         With ``batching="continuous"``: an open-loop arrival rate per replica (requests/s) instead of the
         closed loop at concurrency ``batch_size``; ``batch_size`` then caps the running requests.
+    arrivals
+        Closed loop only: ``cohort`` (default; equal-length requests that arrive together and prefill in
+        turn, what fixed-length serving benchmarks measure) or ``spread`` (independent arrivals: a request
+        waits half a decode step, then prefills), :mod:`solver.performance.serving`.
 
     Returns
     -------
@@ -158,6 +163,8 @@ def predict_frame(
     missing = [c for c in INPUT_COLUMNS if c not in frame.columns]
     if missing:
         raise InputError("frame", f"missing column(s) {', '.join(missing)}")
+    if arrivals not in serving.ARRIVALS:
+        raise InputError("arrivals", f"must be one of {', '.join(serving.ARRIVALS)}, got {arrivals!r}")
     if rate_rps is not None and (batching != "continuous" or not np.isfinite(rate_rps) or rate_rps <= 0):
         raise InputError("rate_rps", f"must be a positive number with batching='continuous', got {rate_rps!r}")
     w_dtype, kv = resolve_dtypes(model, dtype, kv_dtype)
@@ -255,14 +262,25 @@ def predict_frame(
         q_model = serving.marginal_prefill_s(p_model, t_dec0, caps.mixed_prefill)
         with np.errstate(divide="ignore", invalid="ignore"):
             q_cal = serving.marginal_prefill_s(p_cal, a_cal, caps.mixed_prefill)
-        if rate_rps is None:
-            raw = serving.closed_loop(batch, running, p_model, q_model, t_dec0, n_out)
-            cal = serving.closed_loop(batch, running, p_cal, q_cal, a_cal, n_out)
+        if rate_rps is None and arrivals == "cohort":
+            k = serving.cohort_size(running, s_in, engine_memory(engine).max_prefill_tokens)
+            pk_model = prefill_s(costs, hw, tp=tp, batch=k, input_tokens=s_in, offload_fraction=f)
+            pk_ms, _ = ctcf.apply_ctcf(prof, g["canonical"], pk_model * 1e3, a_ms)
+            c_model = serving.first_token_s(running, k, pk_model, t_dec0)
+            c_cal = serving.first_token_s(running, k, pk_ms / 1e3, a_cal)
+            raw = serving.closed_loop(batch, running, c_model, q_model, t_dec0, n_out)
+            cal = serving.closed_loop(batch, running, c_cal, q_cal, a_cal, n_out)
+        elif rate_rps is None:
+            c_model = serving.first_token_s(running, running, p_model, t_dec0 / 2.0)
+            c_cal = serving.first_token_s(running, running, p_cal, a_cal / 2.0)
+            raw = serving.closed_loop(batch, running, c_model, q_model, t_dec0, n_out)
+            cal = serving.closed_loop(batch, running, c_cal, q_cal, a_cal, n_out)
         else:
             ref = np.where(np.isfinite(slots), np.maximum(slots, 2.0), np.maximum(batch, 2.0))
             a_ref_model = step(batch=ref)
             a1_model = step(batch=one)
-            a1_ms, aref_ms = ctcf.apply_ctcf(prof, g["canonical"], a1_model * 1e3, a_ref_model * 1e3)
+            _, a1_ms = ctcf.apply_ctcf(prof, g["canonical"], p_model * 1e3, a1_model * 1e3)
+            _, aref_ms = ctcf.apply_ctcf(prof, g["canonical"], p_model * 1e3, a_ref_model * 1e3)
             raw = serving.open_loop(rate_rps, slots, p_model, q_model, a1_model, a_ref_model, ref, n_out)
             q1 = serving.marginal_prefill_s(p_cal, a1_ms / 1e3, caps.mixed_prefill)
             cal = serving.open_loop(rate_rps, slots, p_cal, q1, a1_ms / 1e3, aref_ms / 1e3, ref, n_out)

@@ -21,18 +21,29 @@ the CTCF (:func:`solver.performance.ctcf.apply_ctcf`):
 Requests beyond ``M`` wait for a slot instead of being offloaded; a configuration fits when ``M >= 1``.
 
 **Closed loop** (``N`` clients, each sending its next request when the last one ends; what serving benchmarks
-at a fixed concurrency measure). Mean-value analysis with Little's law on the ``m`` running requests::
+at a fixed concurrency measure). With equal lengths the clients move in cohorts: requests admitted together
+finish together and their successors arrive together, so a request's prefill queues behind its cohort's. The
+engine prefills at most ``k`` requests per forward pass (its prefill token budget ``B``: vLLM and TensorRT-LLM
+8192, TGI 4096, :data:`solver.performance.memory.ENGINE_MEMORY`)::
 
-    c      = p + (1 - 1/m) · a                   (own prefill, after the step in flight; none when alone)
-    q'     = (1 - 1/m) · q                       (prefills of the other m - 1 requests only)
+    k      = min(m, max(1, floor(B / s)))        (requests per prefill pass)
+    J      = m / k                                (prefill passes for a cohort of m; continuous, so that
+                                                   nothing jumps with one more client)
+    c      = (J + 1)/2 · (p_k + [m > 1] · a)      (mean time from admission to first token; p_k = prefill of k)
+    q'     = (1 - 1/m) · q                        (prefills of the other m - 1 requests only)
     X      = throughput (requests/s) solving  X · (c + n · a / (1 - X·q')) = m    (a quadratic, smaller root)
-    tpot   = a / (1 - X·q')                      (decode steps stretched by the others' prefills)
-    w_pf   = X·q' · q / (2 (1 - X·q'))           (waiting behind other prefills, M/D/1)
-    L      = c + w_pf + n · tpot                 (time a request holds its slot);   X = m / L
-    w_adm  = (N - m) / X                         (waiting for a slot: N/X = w_adm + L)
-    ttft   = w_adm + c + w_pf,   e2e = ttft + n · tpot = N / X
+    tpot   = a / (1 - X·q')                       (decode steps stretched by the others' prefills)
+    L      = c + n · tpot                         (time a request holds its slot);   X = m / L
+    w_adm  = (N - m) / X                          (waiting for a slot: N/X = w_adm + L)
+    ttft   = w_adm + c,   e2e = ttft + n · tpot = N / X
 
-At ``N = 1`` this is ``ttft = p``, ``tpot = a``: the static single-request model.
+With ``arrivals="spread"`` (independent arrivals, lengths that vary) a request waits half the step in flight
+and prefills alone: ``c = p + [m > 1] · a/2``.
+
+At ``N = 1`` this is ``ttft = p``, ``tpot = a``: the static single-request model. The cohort term is what
+fixed-length closed-loop benchmarks (genai-perf, k6 constant-vus) measure; with lengths that vary, arrivals
+spread out and TTFT falls towards the open-loop value, so for the planner it is the conservative choice.
+Evidence: ``docs/accuracy.md`` (serving section) and ``benchmarks/serving_accuracy.py``.
 
 **Open loop** (Poisson arrivals at ``R`` requests/s per replica). The decode step grows with the running
 count, ``a(m) = a1 + (a_ref - a1)(m - 1)/(b_ref - 1)`` (exact for the memory-bound roofline, linear in m).
@@ -54,6 +65,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from solver.performance.memory import FloatArray
+
+ARRIVALS = ("cohort", "spread")
+"""Closed-loop arrival patterns: equal-length requests in cohorts (default), or independent arrivals."""
 
 
 @dataclass(frozen=True)
@@ -101,10 +115,23 @@ def admission_slots(
     return np.asarray(slots, dtype=np.float64)
 
 
+def cohort_size(running: FloatArray, input_tokens: float, budget_tokens: int | None) -> FloatArray:
+    """``k``: requests prefilled per forward pass, ``min(m, max(1, floor(B / s)))`` (``B = None``: all ``m``)."""
+    if budget_tokens is None:
+        return running
+    return np.minimum(running, max(1.0, float(np.floor(budget_tokens / float(input_tokens)))))
+
+
+def first_token_s(running: FloatArray, k: FloatArray, p_k: FloatArray, a: FloatArray) -> FloatArray:
+    """``c``: mean time from admission to first token of a cohort of ``running`` requests, ``k`` per pass."""
+    passes = running / k
+    return (passes + 1.0) / 2.0 * (p_k + np.where(running > 1.0, a, 0.0))
+
+
 def closed_loop(
     concurrency: FloatArray,
     running: FloatArray,
-    p: FloatArray,
+    c: FloatArray,
     q: FloatArray,
     a: FloatArray,
     output_tokens: float,
@@ -117,28 +144,21 @@ def closed_loop(
         ``N``, clients of the replica.
     running
         ``m``, requests holding a slot (``min(N, M)``, at least 1).
-    p, q, a
-        Prefill alone, marginal prefill, decode step at ``m`` running (seconds).
+    c, q, a
+        Admission to first token (:func:`first_token_s`), marginal prefill, decode step at ``m`` (seconds).
     output_tokens
         ``n``, generated tokens per request.
     """
     n = float(output_tokens)
     m = running
-    others = 1.0 - 1.0 / m
-    c = p + others * a
-    qo = q * others
+    qo = q * (1.0 - 1.0 / m)
     big_b = c + n * a + m * qo
     x0 = 2.0 * m / (big_b + np.sqrt(np.maximum(big_b * big_b - 4.0 * c * qo * m, 0.0)))
-    rho = x0 * qo
-    tpot = a / (1.0 - rho)
-    w_pf = rho * q / (2.0 * (1.0 - rho))
-    life = c + w_pf + n * tpot
-    x = m / life
+    tpot = a / (1.0 - x0 * qo)
+    x = m / (c + n * tpot)
     wait = (concurrency - m) / x
-    ttft = wait + c + w_pf
-    return ServingTimes(
-        ttft_s=ttft, tpot_s=tpot, e2e_s=ttft + n * tpot, throughput_rps=x, running=m + 0.0 * ttft, wait_s=wait
-    )
+    ttft = wait + c
+    return ServingTimes(ttft_s=ttft, tpot_s=tpot, e2e_s=ttft + n * tpot, throughput_rps=x, running=m, wait_s=wait)
 
 
 def open_loop(
