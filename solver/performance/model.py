@@ -78,7 +78,12 @@ OUTPUT_COLUMNS = (
     "tps",
     "running",
     "rate_rps",
+    "prefill_model_ms",
+    "step_model_ms",
 )
+"""``running``: requests holding a KV slot; ``rate_rps``: completed requests/s of the replica;
+``prefill_model_ms`` / ``step_model_ms``: the uncalibrated phase times the CTCF applies to (prefill of the
+batch, static; of one request, continuous; decode step at ``running``), for fitting CTCF on serving rows."""
 
 
 def _check_tokens(input_tokens: int, output_tokens: int) -> None:
@@ -251,39 +256,42 @@ def predict_frame(
         t_pf = prefill_s(costs, hw, tp=tp, batch=batch, input_tokens=s_in, offload_fraction=f)
         ttft_model_ms = t_pf * 1e3
         tpot_model_ms = t_dec0 * 1e3
+        prefill_model_ms = ttft_model_ms
         ttft_ms, tpot_ms = ctcf.apply_ctcf(prof, g["canonical"], ttft_model_ms, tpot_model_ms)
         e2e_s = ttft_ms / 1e3 + output_tokens * tpot_ms / 1e3
         rate = batch / e2e_s
     else:
         one = np.ones_like(batch)
         p_model = prefill_s(costs, hw, tp=tp, batch=one, input_tokens=s_in, offload_fraction=f)
-        p_ms, a_ms = ctcf.apply_ctcf(prof, g["canonical"], p_model * 1e3, t_dec0 * 1e3)
-        p_cal, a_cal = p_ms / 1e3, a_ms / 1e3
-        q_model = serving.marginal_prefill_s(p_model, t_dec0, caps.mixed_prefill)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            q_cal = serving.marginal_prefill_s(p_cal, a_cal, caps.mixed_prefill)
+        prefill_model_ms = p_model * 1e3
+        # every phase time the serving model composes, calibrated in one CTCF call (rows stacked)
+        pre, dec = [p_model], [t_dec0]
         if rate_rps is None and arrivals == "cohort":
             k = serving.cohort_size(running, s_in, engine_memory(engine).max_prefill_tokens)
-            pk_model = prefill_s(costs, hw, tp=tp, batch=k, input_tokens=s_in, offload_fraction=f)
-            pk_ms, _ = ctcf.apply_ctcf(prof, g["canonical"], pk_model * 1e3, a_ms)
-            c_model = serving.first_token_s(running, k, pk_model, t_dec0)
-            c_cal = serving.first_token_s(running, k, pk_ms / 1e3, a_cal)
-            raw = serving.closed_loop(batch, running, c_model, q_model, t_dec0, n_out)
-            cal = serving.closed_loop(batch, running, c_cal, q_cal, a_cal, n_out)
-        elif rate_rps is None:
-            c_model = serving.first_token_s(running, running, p_model, t_dec0 / 2.0)
-            c_cal = serving.first_token_s(running, running, p_cal, a_cal / 2.0)
+            pre.append(prefill_s(costs, hw, tp=tp, batch=k, input_tokens=s_in, offload_fraction=f))
+            dec.append(t_dec0)
+        elif rate_rps is not None:
+            ref = np.where(np.isfinite(slots), np.maximum(slots, 2.0), np.maximum(batch, 2.0))
+            pre += [p_model, p_model]
+            dec += [step(batch=one), step(batch=ref)]
+        pre_ms, dec_ms = ctcf.apply_ctcf(prof, g["canonical"], np.stack(pre) * 1e3, np.stack(dec) * 1e3)
+        pre_cal, dec_cal = pre_ms / 1e3, dec_ms / 1e3
+        p_cal, a_cal = pre_cal[0], dec_cal[0]
+        q_model = serving.marginal_prefill_s(p_model, t_dec0, caps.mixed_prefill)
+        q_cal = serving.marginal_prefill_s(p_cal, a_cal, caps.mixed_prefill)
+        if rate_rps is None:
+            if arrivals == "cohort":
+                c_model = serving.first_token_s(running, k, pre[1], t_dec0)
+                c_cal = serving.first_token_s(running, k, pre_cal[1], a_cal)
+            else:
+                c_model = serving.first_token_s(running, running, p_model, t_dec0 / 2.0)
+                c_cal = serving.first_token_s(running, running, p_cal, a_cal / 2.0)
             raw = serving.closed_loop(batch, running, c_model, q_model, t_dec0, n_out)
             cal = serving.closed_loop(batch, running, c_cal, q_cal, a_cal, n_out)
         else:
-            ref = np.where(np.isfinite(slots), np.maximum(slots, 2.0), np.maximum(batch, 2.0))
-            a_ref_model = step(batch=ref)
-            a1_model = step(batch=one)
-            _, a1_ms = ctcf.apply_ctcf(prof, g["canonical"], p_model * 1e3, a1_model * 1e3)
-            _, aref_ms = ctcf.apply_ctcf(prof, g["canonical"], p_model * 1e3, a_ref_model * 1e3)
-            raw = serving.open_loop(rate_rps, slots, p_model, q_model, a1_model, a_ref_model, ref, n_out)
-            q1 = serving.marginal_prefill_s(p_cal, a1_ms / 1e3, caps.mixed_prefill)
-            cal = serving.open_loop(rate_rps, slots, p_cal, q1, a1_ms / 1e3, aref_ms / 1e3, ref, n_out)
+            raw = serving.open_loop(rate_rps, slots, p_model, q_model, dec[1], dec[2], ref, n_out)
+            q1 = serving.marginal_prefill_s(p_cal, dec_cal[1], caps.mixed_prefill)
+            cal = serving.open_loop(rate_rps, slots, p_cal, q1, dec_cal[1], dec_cal[2], ref, n_out)
         ttft_model_ms = raw.ttft_s * 1e3
         tpot_model_ms = raw.tpot_s * 1e3
         ttft_ms = cal.ttft_s * 1e3
@@ -304,9 +312,11 @@ def predict_frame(
         "tps": rate * (input_tokens + output_tokens),
         "running": running,
         "rate_rps": rate,
+        "prefill_model_ms": prefill_model_ms,
+        "step_model_ms": t_dec0 * 1e3,
     }
     for col, arr in values.items():
-        out[col] = np.broadcast_to(arr, (n_rows,)).astype(bool if col == "fits" else float)
+        out[col] = np.broadcast_to(arr, (n_rows,)).astype(bool if col == "fits" else float, copy=False)
     return out
 
 
