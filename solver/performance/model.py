@@ -47,9 +47,20 @@ from solver.performance.latency import (
     mean_decode_step_s,
     prefill_s,
 )
-from solver.performance.memory import engine_memory, kv_head_share, memory_arrays, resolve_dtypes, tp_shardable
+from solver.performance.memory import (
+    activations_gib,
+    engine_memory,
+    kv_head_share,
+    memory_arrays,
+    resolve_dtypes,
+    tp_shardable,
+)
 from solver.specs import MAX_BATCH, MAX_TOKENS, ModelSpec
 from solver.tolerances import ROUNDING_TOL
+
+MAX_RUNNING = 256
+"""Batch an engine without a ``max_num_seqs`` cap (TGI) sizes its activations for when it reserves its KV pool
+(vLLM's default ``max_num_seqs``; TGI warms up with ``max_batch_prefill_tokens``, which caps the prefill part)."""
 
 INPUT_COLUMNS = ("gpu", "gpu_count", "gpu_memory_mib", "host_memory_gib", "tp", "batch_size", "offload_fraction")
 MEMORY_COLUMNS = (
@@ -233,13 +244,19 @@ def predict_frame(
         reserved = (s_in + n_out) if caps.kv_reservation == "full" else (s_in + n_out / 2.0)
         share = reserved / (s_in + n_out)
         kv_req = mem.kv_total_gib / batch * kv_head_share(model, tp) * share
-        slack = mem.available_gpu_gib - mem.weights_gib - mem.activations_gib
+        # the engine sizes its KV pool once, at start-up, for its largest batch (vLLM profiles a dummy run of
+        # max_num_seqs / max_num_batched_tokens): the slots do not depend on the offered concurrency
+        act = activations_gib(
+            model, np.full_like(batch, float(caps.max_num_seqs or MAX_RUNNING)), input_tokens, tp, engine
+        )
+        mcols["activations_gib"] = act
+        slack = mem.available_gpu_gib - mem.weights_gib - act
         slots = serving.admission_slots(slack, kv_req, caps.max_num_seqs)
         fits = (f == 0.0) & (slots >= 1.0)
         running = np.maximum(np.minimum(batch, slots), 1.0)
         mcols["kv_gib"] = running * kv_req
         mcols["kv_total_gib"] = mem.kv_total_gib * (running / batch) * share
-        mcols["total_gpu_gib"] = mem.weights_gib + mem.activations_gib + mcols["kv_gib"] + mem.staging_gib
+        mcols["total_gpu_gib"] = mem.weights_gib + act + mcols["kv_gib"] + mem.staging_gib
         mcols["min_offload_fraction"] = np.where(fits, 0.0, np.inf)
     step = functools.partial(
         mean_decode_step_s,
