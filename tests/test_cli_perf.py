@@ -88,7 +88,7 @@ def test_predict_bare_gpu_with_tp_and_offload(capsys):
         "--offload",
         "0.25",
         "--engine",
-        "trtllm",
+        "generic",
         "--json",
     )
     assert code == 0

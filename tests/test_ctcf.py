@@ -95,7 +95,9 @@ def spy(monkeypatch):
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_predict_applies_every_shipped_profile_through_the_one_function(spy, monkeypatch, engine):
-    kwargs = dict(instance="g5.xlarge", batch_size=4, input_tokens=512, output_tokens=64, engine=engine)
+    kwargs = dict(
+        instance="g5.xlarge", batch_size=4, input_tokens=512, output_tokens=64, engine=engine, batching="static"
+    )  # static: CTCF is then the whole map from modelled to calibrated TTFT
     patched = predict("llama-3.1-8b", **kwargs)
     assert spy == [ctcf.shipped_profile(engine).name]
     monkeypatch.undo()

@@ -73,11 +73,13 @@ def test_vllm_budget_and_nccl():
 def test_min_offload_fraction_is_smallest_that_fits():
     model = get_model("llama-3.1-8b")
     base = _frame(1, 1, mem_mib=22888.0, batch=64, offload=np.nan, gpu="A10G", host=16.0 * 8)
-    out = predict_frame(base, model, input_tokens=1024, output_tokens=1024)
+    out = predict_frame(base, model, input_tokens=1024, output_tokens=1024, engine="generic")  # an offloading engine
     f = out["min_offload_fraction"].iloc[0]
     assert 0.0 < f < 1.0
     assert out["total_gpu_gib"].iloc[0] == pytest.approx(out["available_gpu_gib"].iloc[0], rel=1e-9)
-    less = predict_frame(base.assign(offload_fraction=f - 0.01), model, input_tokens=1024, output_tokens=1024)
+    less = predict_frame(
+        base.assign(offload_fraction=f - 0.01), model, input_tokens=1024, output_tokens=1024, engine="generic"
+    )
     assert not less["fits"].iloc[0]
 
 

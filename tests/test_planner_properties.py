@@ -89,10 +89,11 @@ def test_more_demand_never_lowers_cost(rates, requests, billing):
 
 
 def test_offload_grid_points_never_change_the_optimum():
-    base, _ = cost(make(tpot_ms=100.0))
-    gridded, _ = cost(make(tpot_ms=100.0, grid=(0.1, 0.25, 0.5, 0.9)))
+    generic = {"engine": "generic"}  # an engine that offloads KV (vLLM gets no offloaded candidates)
+    base, _ = cost(make(tpot_ms=100.0).model_copy(update=generic))
+    gridded, _ = cost(make(tpot_ms=100.0, grid=(0.1, 0.25, 0.5, 0.9)).model_copy(update=generic))
     assert gridded == pytest.approx(base, rel=1e-9)
-    cands = build_candidates(make(tpot_ms=100.0, grid=(0.1, 0.25, 0.5, 0.9)))
+    cands = build_candidates(make(tpot_ms=100.0, grid=(0.1, 0.25, 0.5, 0.9)).model_copy(update=generic))
     assert (cands["offload_fraction"] > 0).any()  # the grid did add candidates
 
 
@@ -144,6 +145,7 @@ def small(workloads, **extra):
 @pytest.mark.parametrize(("engine", "mode"), [("vllm", "continuous"), ("tgi", "continuous"), ("flexgen", "static")])
 def test_online_candidates_use_the_engines_batching(engine, mode):
     """Defect: online capacity used static batches, so the TTFT checked ignored the wait to fill a batch."""
+    from solver.data.engines import engine_capabilities
     from solver.data.models import get_model
     from solver.performance.model import predict_frame
 
@@ -160,8 +162,13 @@ def test_online_candidates_use_the_engines_batching(engine, mode):
             assert np.allclose(part[col], again[col], rtol=1e-12), (name, col)
     chat = cands[(cands["workload"] == "chat") & (cands["batch_size"] == 64)]
     job = cands[(cands["workload"] == "job") & (cands["batch_size"] == 64)]
-    if mode == "continuous":  # one prefill plus a decode step, not the prefill of 64 prompts
-        assert chat["ttft_ms"].max() < job["ttft_ms"].min()
+    # without waiting for a KV slot, an engine that mixes prefill into decode steps (vLLM) gets the first token
+    # within the cohort's prefill passes, before a static batch of 64 prompts would; TGI prefills in separate
+    # passes of 4,096 tokens and a cohort of 64 waits for 8 of them, so no such bound holds there
+    if mode == "continuous" and engine_capabilities(engine).mixed_prefill:
+        keys = ["instance_type", "region", "market", "tp"]
+        both = chat[chat["running"] == 64].merge(job, on=keys, suffixes=("_chat", "_job"))
+        assert len(both) and (both["ttft_ms_chat"] < both["ttft_ms_job"]).all()
 
 
 def test_continuous_batching_latency_is_monotone():

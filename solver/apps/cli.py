@@ -95,6 +95,9 @@ OPTION_FLAGS: dict[str, str] = {
     "output_len": "--output-len",
     "tp": "--tp",
     "offload": "--offload",
+    "batching": "--batching",
+    "concurrency": "--concurrency",
+    "rate_rps": "--rate",
     "tps_slo": "--tps-slo",
     "policy": "--policy",
     "top_k": "--top-k",
@@ -412,9 +415,11 @@ def schema() -> None:
 @app.command()
 def predict(
     model: Annotated[str, typer.Option("--model", help=MODEL_HELP)],
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Sequences in the static batch.")],
     input_len: Annotated[int, typer.Option("--input-len", help="Prompt tokens per sequence.")],
     output_len: Annotated[int, typer.Option("--output-len", help="Generated tokens per sequence.")],
+    batch_size: Annotated[
+        int | None, typer.Option("--batch-size", help="Sequences in the batch (static) or concurrency (continuous).")
+    ] = None,
     instance: Annotated[str | None, typer.Option("--instance", help="Instance type of --catalog (g5.xlarge).")] = None,
     catalog_name: Annotated[
         str, typer.Option("--catalog", help="Shipped catalog name or a SkyPilot-schema CSV path.")
@@ -434,9 +439,19 @@ def predict(
     engine: Annotated[str, typer.Option("--engine", help="vllm, tgi, trtllm, flexgen or generic.")] = "vllm",
     offload_mode: Annotated[str, typer.Option("--offload-mode", help="copy (InferSave) or cpu_attention.")] = "copy",
     profile: Annotated[str | None, typer.Option("--profile", help="Calibration profile YAML.")] = None,
+    batching: Annotated[
+        str | None,
+        typer.Option("--batching", help="static|continuous; default what the planner uses for the engine."),
+    ] = None,
+    concurrency: Annotated[
+        int | None, typer.Option("--concurrency", help="Closed-loop clients (continuous batching).")
+    ] = None,
+    rate: Annotated[
+        float | None, typer.Option("--rate", help="Open-loop arrival rate per replica, requests/s (continuous).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
 ) -> None:
-    """Predict latency, throughput and memory of one replica (static batch)."""
+    """Predict latency, throughput and memory of one replica (static batch or continuous batching)."""
     from solver.data.models import get_model
     from solver.data.scenario import check_context_window
     from solver.performance.model import predict as predict_one
@@ -458,6 +473,9 @@ def predict(
         offload_mode=offload_mode,
         profile=profile,
         catalog=catalog_name,
+        batching=batching,
+        concurrency=concurrency,
+        rate_rps=rate,
     )
     payload = result.to_dict()
     if as_json:
@@ -472,7 +490,10 @@ def predict(
     frame = pd.DataFrame(
         [(k, f"{v:,.4g}" if isinstance(v, float) else str(v)) for k, v in rows], columns=["quantity", "value"]
     )
-    print_table(frame, title=f"{result.model} on {result.instance} (tp={result.tp}, batch={result.batch_size})")
+    print_table(
+        frame,
+        title=f"{result.model} on {result.instance} (tp={result.tp}, {result.batching}, batch={result.batch_size})",
+    )
 
 
 @app.command()

@@ -14,15 +14,19 @@ prompt tokens and ``n`` output tokens::
     output_tokens_per_s = b · n / e2e_s
     tps      = b · (s + n) / e2e_s                            (InferSave's TPS)
 
-With ``batching="continuous"`` (serving benchmarks at a fixed concurrency ``b``; used to compare with such
-measurements) a request's prefill runs alone and is interleaved with the others' decode steps::
-
-    ttft = t_pf(1 sequence) + t_dec(b, s + n/2)
-    tpot = mean t_dec(b) + (b - 1) · t_pf(1 sequence) / n     ((b-1) other prefills land in a request's lifetime)
+With ``batching="continuous"`` (online serving; the planner's mode for online workloads, see
+``instances/engines.csv``) ``b`` is the concurrency: the serving model of :mod:`solver.performance.serving`
+composes the calibrated prefill of one request and the calibrated decode step at the running batch into mean
+TTFT (waiting for a KV slot, waiting behind other prefills, own prefill) and TPOT (decode steps stretched by
+the other requests' prefills), closed loop at concurrency ``b`` or, with ``rate_rps``, open loop at that
+arrival rate. Engines that cannot offload KV (``offloads_kv = no``) never get an offload fraction above 0:
+in static mode the batch must fit, in continuous mode the requests beyond the KV slots wait. The
+``ttft_model_ms`` and ``tpot_model_ms`` columns are the same composition of the uncalibrated phase times.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -30,10 +34,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from solver.data.engines import EngineCapabilities, engine_capabilities
 from solver.data.gpus import get_gpu
 from solver.data.models import get_model
 from solver.errors import InputError
-from solver.performance import ctcf
+from solver.performance import ctcf, serving
 from solver.performance.ctcf import DEFAULT_ENGINE, CalibrationProfile, check_engine, resolve_profile
 from solver.performance.hardware import bare_instance, instance_hardware
 from solver.performance.latency import (
@@ -42,10 +47,21 @@ from solver.performance.latency import (
     mean_decode_step_s,
     prefill_s,
 )
-from solver.performance.memory import memory_arrays, resolve_dtypes, tp_shardable
+from solver.performance.memory import (
+    activations_gib,
+    engine_memory,
+    kv_head_share,
+    memory_arrays,
+    resolve_dtypes,
+    tp_shardable,
+)
 from solver.performance.uncertainty import prediction_bands
 from solver.specs import MAX_BATCH, MAX_TOKENS, ModelSpec
 from solver.tolerances import ROUNDING_TOL
+
+MAX_RUNNING = 256
+"""Batch an engine without a ``max_num_seqs`` cap (TGI) sizes its activations for when it reserves its KV pool
+(vLLM's default ``max_num_seqs``; TGI warms up with ``max_batch_prefill_tokens``, which caps the prefill part)."""
 
 INPUT_COLUMNS = ("gpu", "gpu_count", "gpu_memory_mib", "host_memory_gib", "tp", "batch_size", "offload_fraction")
 MEMORY_COLUMNS = (
@@ -72,7 +88,14 @@ OUTPUT_COLUMNS = (
     "e2e_s",
     "output_tokens_per_s",
     "tps",
+    "running",
+    "rate_rps",
+    "prefill_model_ms",
+    "step_model_ms",
 )
+"""``running``: requests holding a KV slot; ``rate_rps``: completed requests/s of the replica;
+``prefill_model_ms`` / ``step_model_ms``: the uncalibrated phase times the CTCF applies to (prefill of the
+batch, static; of one request, continuous; decode step at ``running``), for fitting CTCF on serving rows."""
 
 
 def _check_tokens(input_tokens: int, output_tokens: int) -> None:
@@ -110,6 +133,8 @@ def predict_frame(
     offload_mode: str = "copy",
     profile: CalibrationProfile | None = None,
     batching: str = "static",
+    rate_rps: float | None = None,
+    arrivals: str = "cohort",
 ) -> pd.DataFrame:
     """Predict memory, latency and throughput of every configuration (row) of ``frame``, vectorised.
 
@@ -133,7 +158,14 @@ def predict_frame(
         A calibration profile; default the shipped profile of ``engine``.
     batching
         ``static`` (the contract; a batch runs from prefill to last token together) or ``continuous``
-        (fixed-concurrency serving, module docstring).
+        (serving, module docstring; ``batch_size`` is the concurrency).
+    rate_rps
+        With ``batching="continuous"``: an open-loop arrival rate per replica (requests/s) instead of the
+        closed loop at concurrency ``batch_size``; ``batch_size`` then caps the running requests.
+    arrivals
+        Closed loop only: ``cohort`` (default; equal-length requests that arrive together and prefill in
+        turn, what fixed-length serving benchmarks measure) or ``spread`` (independent arrivals: a request
+        waits half a decode step, then prefills), :mod:`solver.performance.serving`.
 
     Returns
     -------
@@ -149,8 +181,13 @@ def predict_frame(
     missing = [c for c in INPUT_COLUMNS if c not in frame.columns]
     if missing:
         raise InputError("frame", f"missing column(s) {', '.join(missing)}")
+    if arrivals not in serving.ARRIVALS:
+        raise InputError("arrivals", f"must be one of {', '.join(serving.ARRIVALS)}, got {arrivals!r}")
+    if rate_rps is not None and (batching != "continuous" or not np.isfinite(rate_rps) or rate_rps <= 0):
+        raise InputError("rate_rps", f"must be a positive number with batching='continuous', got {rate_rps!r}")
     w_dtype, kv = resolve_dtypes(model, dtype, kv_dtype)
     prof = resolve_profile(engine, profile)
+    caps = engine_capabilities(engine)
     out = frame.copy()
     n_rows = len(out)
     if n_rows == 0:
@@ -162,6 +199,8 @@ def predict_frame(
     gpu_count = out["gpu_count"].to_numpy(dtype=float)
     offload = out["offload_fraction"].to_numpy(dtype=float)
     _check_arrays(tp, batch, gpu_count, offload, out)
+    if not caps.offloads_kv:  # the KV stays on the GPU: "smallest that fits" is 0, any other fraction cannot run
+        offload = np.where(np.isnan(offload), 0.0, offload)
     g = _gpu_arrays(out["gpu"], w_dtype)
     mem = memory_arrays(
         model,
@@ -180,29 +219,8 @@ def predict_frame(
     costs = ModelCosts.of(model, w_dtype, kv)
     hw = hardware(g["tflops"], g["bw"], g["host"], g["link"], gpu_count, g["pcie"])
     f = mem.offload_fraction
-    t_dec0 = mean_decode_step_s(
-        costs,
-        hw,
-        tp=tp,
-        batch=batch,
-        input_tokens=float(input_tokens),
-        output_tokens=float(output_tokens),
-        offload_fraction=f,
-        offload_mode=offload_mode,
-    )
-    if batching == "static":
-        t_pf = prefill_s(costs, hw, tp=tp, batch=batch, input_tokens=float(input_tokens), offload_fraction=f)
-        t_dec = t_dec0
-    else:
-        one = np.ones_like(batch)
-        t_pf1 = prefill_s(costs, hw, tp=tp, batch=one, input_tokens=float(input_tokens), offload_fraction=f)
-        t_pf = t_pf1 + t_dec0
-        t_dec = t_dec0 + (batch - 1.0) * t_pf1 / float(output_tokens)
-    ttft_model_ms = t_pf * 1e3
-    tpot_model_ms = t_dec * 1e3
-    ttft_ms, tpot_ms = ctcf.apply_ctcf(prof, g["canonical"], ttft_model_ms, tpot_model_ms, model.num_layers)
-    e2e_s = ttft_ms / 1e3 + output_tokens * tpot_ms / 1e3
-    values: dict[str, np.ndarray] = {
+    s_in, n_out = float(input_tokens), float(output_tokens)
+    mcols = {
         "weights_gib": mem.weights_gib,
         "kv_gib": mem.kv_gib,
         "activations_gib": mem.activations_gib,
@@ -213,18 +231,113 @@ def predict_frame(
         "offloaded_kv_gib": mem.offloaded_kv_gib,
         "host_available_gib": mem.host_available_gib,
         "min_offload_fraction": mem.min_offload_fraction,
+    }
+    fits = mem.fits
+    if not caps.offloads_kv:  # offloading is not an option: the smallest fraction that fits is 0, or none
+        fits = fits & (f == 0.0)
+        mcols["min_offload_fraction"] = np.where(mem.min_offload_fraction == 0.0, 0.0, np.inf)
+    if batching == "static":
+        running = batch
+        slots = batch
+    elif caps.offloads_kv:
+        running = batch
+        slots = np.full_like(batch, np.inf)
+    else:  # KV-capacity admission: requests beyond the free KV memory wait for a slot
+        reserved = (s_in + n_out) if caps.kv_reservation == "full" else (s_in + n_out / 2.0)
+        share = reserved / (s_in + n_out)
+        kv_req = mem.kv_total_gib / batch * kv_head_share(model, tp) * share
+        # the engine sizes its KV pool once, at start-up, for its largest batch (vLLM profiles a dummy run of
+        # max_num_seqs / max_num_batched_tokens): the slots do not depend on the offered concurrency
+        act = activations_gib(
+            model, np.full_like(batch, float(caps.max_num_seqs or MAX_RUNNING)), input_tokens, tp, engine
+        )
+        mcols["activations_gib"] = act
+        slack = mem.available_gpu_gib - mem.weights_gib - act
+        slots = serving.admission_slots(slack, kv_req, caps.max_num_seqs)
+        fits = (f == 0.0) & (slots >= 1.0)
+        running = np.maximum(np.minimum(batch, slots), 1.0)
+        mcols["kv_gib"] = running * kv_req
+        mcols["kv_total_gib"] = mem.kv_total_gib * (running / batch) * share
+        mcols["total_gpu_gib"] = mem.weights_gib + act + mcols["kv_gib"] + mem.staging_gib
+        mcols["min_offload_fraction"] = np.where(fits, 0.0, np.inf)
+    step = functools.partial(
+        mean_decode_step_s,
+        costs,
+        hw,
+        tp=tp,
+        input_tokens=s_in,
+        output_tokens=n_out,
+        offload_fraction=f,
+        offload_mode=offload_mode,
+    )
+    t_dec0 = step(batch=running)
+    if batching == "static":
+        t_pf = prefill_s(costs, hw, tp=tp, batch=batch, input_tokens=s_in, offload_fraction=f)
+        ttft_model_ms = t_pf * 1e3
+        tpot_model_ms = t_dec0 * 1e3
+        prefill_model_ms = ttft_model_ms
+        ttft_ms, tpot_ms = ctcf.apply_ctcf(prof, g["canonical"], ttft_model_ms, tpot_model_ms, model.num_layers)
+        e2e_s = ttft_ms / 1e3 + output_tokens * tpot_ms / 1e3
+        rate = batch / e2e_s
+    else:
+        one = np.ones_like(batch)
+        p_model = prefill_s(costs, hw, tp=tp, batch=one, input_tokens=s_in, offload_fraction=f)
+        prefill_model_ms = p_model * 1e3
+        # every phase time the serving model composes, calibrated in one CTCF call (rows stacked)
+        pre, dec = [p_model], [t_dec0]
+        if rate_rps is None and arrivals == "cohort":
+            k = serving.cohort_size(running, s_in, engine_memory(engine).max_prefill_tokens)
+            pre.append(prefill_s(costs, hw, tp=tp, batch=k, input_tokens=s_in, offload_fraction=f))
+            dec.append(t_dec0)
+        elif rate_rps is not None:
+            ref = np.where(np.isfinite(slots), np.maximum(slots, 2.0), np.maximum(batch, 2.0))
+            pre += [p_model, p_model]
+            dec += [step(batch=one), step(batch=ref)]
+        pre_ms, dec_ms = ctcf.apply_ctcf(
+            prof, g["canonical"], np.stack(pre) * 1e3, np.stack(dec) * 1e3, model.num_layers
+        )
+        pre_cal, dec_cal = pre_ms / 1e3, dec_ms / 1e3
+        p_cal, a_cal = pre_cal[0], dec_cal[0]
+        q_model = serving.marginal_prefill_s(p_model, t_dec0, caps.mixed_prefill)
+        q_cal = serving.marginal_prefill_s(p_cal, a_cal, caps.mixed_prefill)
+        if rate_rps is None:
+            if arrivals == "cohort":
+                c_model = serving.first_token_s(running, k, pre[1], t_dec0)
+                c_cal = serving.first_token_s(running, k, pre_cal[1], a_cal)
+            else:
+                c_model = serving.first_token_s(running, running, p_model, t_dec0 / 2.0)
+                c_cal = serving.first_token_s(running, running, p_cal, a_cal / 2.0)
+            raw = serving.closed_loop(batch, running, c_model, q_model, t_dec0, n_out)
+            cal = serving.closed_loop(batch, running, c_cal, q_cal, a_cal, n_out)
+        else:
+            raw = serving.open_loop(rate_rps, slots, p_model, q_model, dec[1], dec[2], ref, n_out)
+            q1 = serving.marginal_prefill_s(p_cal, dec_cal[1], caps.mixed_prefill)
+            cal = serving.open_loop(rate_rps, slots, p_cal, q1, dec_cal[1], dec_cal[2], ref, n_out)
+        ttft_model_ms = raw.ttft_s * 1e3
+        tpot_model_ms = raw.tpot_s * 1e3
+        ttft_ms = cal.ttft_s * 1e3
+        tpot_ms = cal.tpot_s * 1e3
+        rate = cal.throughput_rps
+        running = cal.running
+    e2e_s = ttft_ms / 1e3 + output_tokens * tpot_ms / 1e3
+    values: dict[str, np.ndarray] = {
+        **mcols,
         "offload_fraction": f,
-        "fits": mem.fits,
+        "fits": fits,
         "ttft_model_ms": ttft_model_ms,
         "tpot_model_ms": tpot_model_ms,
         "ttft_ms": ttft_ms,
         "tpot_ms": tpot_ms,
         "e2e_s": e2e_s,
-        "output_tokens_per_s": batch * output_tokens / e2e_s,
-        "tps": batch * (input_tokens + output_tokens) / e2e_s,
+        "output_tokens_per_s": rate * output_tokens,
+        "tps": rate * (input_tokens + output_tokens),
+        "running": running,
+        "rate_rps": rate,
+        "prefill_model_ms": prefill_model_ms,
+        "step_model_ms": t_dec0 * 1e3,
     }
     for col, arr in values.items():
-        out[col] = np.broadcast_to(arr, (n_rows,)).astype(bool if col == "fits" else float)
+        out[col] = np.broadcast_to(arr, (n_rows,)).astype(bool if col == "fits" else float, copy=False)
     return out
 
 
@@ -274,6 +387,15 @@ class Prediction:
     offload_fraction: float
     min_offload_fraction: float
     fits: bool
+    batching: str = "static"
+    concurrency: int | None = None
+    """Closed-loop clients (continuous batching at a fixed concurrency; the batch size)."""
+    rate_rps: float | None = None
+    """Open-loop arrival rate (requests/s) the prediction is for, if any."""
+    running: float = float("nan")
+    """Mean requests holding a KV slot (continuous batching: at most the engine's admission limit)."""
+    throughput_rps: float = float("nan")
+    """Completed requests per second of the replica."""
     memory: Mapping[str, float] = field(default_factory=dict)
     calibration: Mapping[str, str] = field(default_factory=dict)
     bands: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -293,7 +415,7 @@ class Prediction:
 def predict(
     model: str | ModelSpec,
     *,
-    batch_size: int,
+    batch_size: int | None = None,
     input_tokens: int,
     output_tokens: int,
     instance: str | None = None,
@@ -308,6 +430,9 @@ def predict(
     offload_mode: str = "copy",
     profile: CalibrationProfile | str | None = None,
     catalog: str = "aws",
+    batching: str | None = None,
+    concurrency: int | None = None,
+    rate_rps: float | None = None,
 ) -> Prediction:
     """Predict one configuration: an ``instance`` type of ``catalog`` or a bare ``gpus`` x ``gpu`` machine.
 
@@ -316,7 +441,8 @@ def predict(
     model
         Shipped model name, HF id, path to a ``config.json``, or a :class:`ModelSpec`.
     batch_size, input_tokens, output_tokens
-        Static batch and token lengths.
+        Batch (static) or concurrency (continuous) and token lengths. With ``rate_rps`` it is the most requests
+        the replica runs at once (default the engine's ``max_num_seqs``, else 256).
     instance, gpu, gpus, host_memory_gib
         Exactly one of ``instance`` (AWS type) or ``gpu`` (with ``gpus`` and optionally ``host_memory_gib``).
     tp
@@ -327,6 +453,13 @@ def predict(
         As in :func:`predict_frame`; ``profile`` may be a path to a profile YAML.
     catalog
         Where ``instance`` is looked up: a shipped catalog name or a SkyPilot-schema CSV path.
+    batching
+        ``static`` or ``continuous``; default what the planner uses for an online workload on ``engine``
+        (``online_batching`` of ``instances/engines.csv``: continuous except on FlexGen).
+    concurrency
+        Closed-loop clients (continuous batching at a fixed concurrency; sets the batch size).
+    rate_rps
+        Open-loop Poisson arrival rate at this replica, requests/s (continuous batching).
 
     Returns
     -------
@@ -336,6 +469,14 @@ def predict(
     check_engine(engine)
     if (instance is None) == (gpu is None):
         raise InputError("instance/gpu", "give exactly one of an instance type or a GPU")
+    caps = engine_capabilities(engine)
+    batch_size, batching = _serving_options(batch_size, batching, concurrency, rate_rps, caps)
+    if offload is not None and offload > 0 and not caps.offloads_kv:
+        raise InputError(
+            "offload",
+            f"engine {engine} keeps the KV cache on the GPU (instances/engines.csv); "
+            "use an offloading engine (generic, flexgen) or leave the offload out",
+        )
     spec = model if isinstance(model, ModelSpec) else get_model(model, field="model")
     assumptions: list[str] = []
     if instance is not None:
@@ -382,11 +523,13 @@ def predict(
         engine=engine,
         offload_mode=offload_mode,
         profile=prof,
+        batching=batching,
+        rate_rps=rate_rps,
     ).iloc[0]
     _, source = prof.lookup(str(hw["gpu"]))
     memory = {k: float(row[k]) for k in MEMORY_COLUMNS}
     times = {k: float(row[k]) for k in ("ttft_ms", "tpot_ms", "e2e_s")}
-    bands = prediction_bands(engine, str(hw["gpu"]), "static", times) if profile is None else {}
+    bands = prediction_bands(engine, str(hw["gpu"]), batching, times) if profile is None else {}
     return Prediction(
         model=spec.name,
         instance=str(hw["instance_type"]),
@@ -408,8 +551,44 @@ def predict(
         offload_fraction=float(row["offload_fraction"]),
         min_offload_fraction=float(row["min_offload_fraction"]),
         fits=bool(row["fits"]),
+        batching=batching,
+        concurrency=int(batch_size) if batching == "continuous" and rate_rps is None else None,
+        rate_rps=None if rate_rps is None else float(rate_rps),
+        running=float(row["running"]),
+        throughput_rps=float(row["rate_rps"]),
         memory=memory,
         calibration={"profile": prof.name, "engine": engine, "source": source},
         bands=bands,
         assumptions=tuple(assumptions),
     )
+
+
+def _serving_options(
+    batch_size: int | None,
+    batching: str | None,
+    concurrency: int | None,
+    rate_rps: float | None,
+    caps: EngineCapabilities,
+) -> tuple[int, str]:
+    """Resolve ``predict``'s batch size and batching from its serving options (one-line InputError)."""
+    if concurrency is not None and rate_rps is not None:
+        raise InputError("concurrency", "give a concurrency or an arrival rate, not both")
+    if batching is None:
+        batching = caps.online_batching
+    if batching not in ("static", "continuous"):
+        raise InputError("batching", f"must be 'static' or 'continuous', got {batching!r}")
+    if (concurrency is not None or rate_rps is not None) and batching != "continuous":
+        raise InputError("batching", "a concurrency or an arrival rate needs continuous batching")
+    if rate_rps is not None and (not np.isfinite(rate_rps) or rate_rps <= 0):
+        raise InputError("rate_rps", f"must be a positive number of requests per second, got {rate_rps!r}")
+    if concurrency is not None:
+        if batch_size is not None and batch_size != concurrency:
+            raise InputError("concurrency", f"{concurrency} differs from the batch size {batch_size}; give one")
+        batch_size = concurrency
+    if batch_size is None:
+        if rate_rps is None:
+            raise InputError("batch_size", "give a batch size, a concurrency or an arrival rate")
+        batch_size = caps.max_num_seqs or 256
+    if not isinstance(batch_size, int | np.integer) or isinstance(batch_size, bool):
+        raise InputError("batch_size", f"must be an integer, got {batch_size!r}")
+    return int(batch_size), batching

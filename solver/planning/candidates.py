@@ -8,10 +8,16 @@ Per candidate ``c``: ``replicas`` (``rho_c``) = floor(GPUs / tp) model copies pe
 slice); ``rate_rps`` (``r_c``) = ``batch_size / e2e_s``, one replica's sustainable request rate (Little's
 law with ``batch_size`` requests in flight); offline work per instance-hour = 3600 · rho_c · r_c.
 
-Batching (:func:`batching_mode`): online workloads are served with continuous batching at concurrency ``b``
-(vLLM, TGI, TensorRT-LLM and the generic profile all serve online traffic that way), so their TTFT, TPOT,
-end-to-end time and rate come from ``predict_frame(..., batching="continuous")``; offline workloads, and
-every workload on FlexGen (a static-batch offline runtime), use static batches.
+Batching (:func:`batching_mode`): online workloads are served the way the engine serves online traffic
+(``online_batching`` in ``instances/engines.csv``: continuous for vLLM, TGI, TensorRT-LLM and generic), so
+their TTFT, TPOT, end-to-end time and rate come from ``predict_frame(..., batching="continuous")`` at
+concurrency ``b`` (the serving model of :mod:`solver.performance.serving`); offline workloads, and every
+workload on FlexGen (a static-batch offline runtime), use static batches.
+
+KV offload (``offloads_kv`` in ``instances/engines.csv``): engines that keep the KV cache on the GPU (vLLM,
+TGI, TensorRT-LLM) get no offloaded candidates: their rows have offload fraction 0, ``search.offload_grid`` is
+not enumerated for them, and under continuous batching the requests that do not fit in KV memory wait for a
+slot (KV-capacity admission) instead of being offloaded.
 """
 
 from __future__ import annotations
@@ -24,15 +30,19 @@ import pandas as pd
 
 from formulations import checks
 from solver.data.catalog import Catalog, load_catalog
+from solver.data.engines import engine_capabilities
 from solver.data.models import get_model
 from solver.data.scenario import check_references
 from solver.performance.calibration import CalibrationProfile, load_profile
+from solver.performance.ctcf import ENGINES
 from solver.performance.memory import tp_shardable
 from solver.specs import ModelSpec, Scenario, Workload
 from solver.tolerances import OFFLOAD_GRID_TOL, PRESOLVE_REL_TOL, floor_int
 
-CONTINUOUS_BATCHING_ENGINES: tuple[str, ...] = ("vllm", "tgi", "trtllm", "generic")
-"""Engines that serve online traffic with continuous batching (FlexGen runs static batches only)."""
+CONTINUOUS_BATCHING_ENGINES: tuple[str, ...] = tuple(
+    e for e in ENGINES if engine_capabilities(e).online_batching == "continuous"
+)
+"""Engines that serve online traffic with continuous batching (``instances/engines.csv``; FlexGen: static only)."""
 
 TP_DEGREES: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
 """TP degrees enumerated: powers of two (an instance's GPU count must be a multiple)."""
@@ -103,8 +113,8 @@ def batching_mode(workload: Workload, engine: str) -> str:
     """Return the batching ``predict_frame`` models for ``workload`` on ``engine``: continuous or static.
 
     Online workloads on an engine of :data:`CONTINUOUS_BATCHING_ENGINES` are served with continuous batching
-    (their TTFT includes the interleaving with the other requests' decode steps, not the wait to fill a static
-    batch); offline workloads, and everything on FlexGen, run static batches.
+    (their TTFT includes waiting for a KV slot and the interleaving with the other requests' decode steps, not
+    the wait to fill a static batch); offline workloads, and everything on FlexGen, run static batches.
     """
     return "continuous" if workload.kind == "online" and engine in CONTINUOUS_BATCHING_ENGINES else "static"
 
@@ -179,7 +189,7 @@ def workload_candidates(
     dropped["memory"] = int((~fits).sum())
     first = first[fits].reset_index(drop=True)
     frames = [first]
-    extra = [g for g in scenario.search.offload_grid]
+    extra = [g for g in scenario.search.offload_grid] if engine_capabilities(scenario.engine).offloads_kv else []
     if extra and not first.empty:
         fmin = first["offload_fraction"].to_numpy(dtype=float)
         base = first[[*off.columns, "tp", "batch_size"]]
