@@ -15,7 +15,8 @@ import pytest
 from solver.data.scenario import load_scenario
 from solver.errors import InfeasibleError
 from solver.performance.model import predict
-from solver.planning.candidates import batching_mode
+from solver.planning.candidates import batching_mode, mixed_tokens
+from solver.planning.classes import expand
 from solver.planning.planner import plan
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,8 +38,11 @@ def test_predict_reproduces_every_plan_row(path: Path) -> None:
         pytest.skip(f"{path.stem} has no plan by design")
     if not result.fleet:
         pytest.skip(f"{path.stem} has no plan ({result.status})")
-    workloads = {w.name: w for w in scenario.workloads}
+    workloads = {w.name: w for w in expand(scenario).scenario.workloads}  # request classes (size buckets)
     for row in result.fleet:
+        if row.pool >= 0:
+            _check_pool_row(row, workloads, scenario)
+            continue
         w = workloads[row.workload]
         pred = predict(
             w.model,
@@ -72,6 +76,37 @@ def test_predict_reproduces_every_plan_row(path: Path) -> None:
             ),
         ):
             assert _close(mine, theirs), f"{where}: {name} predict {mine!r} != plan {theirs!r}"
+
+
+def _check_pool_row(row, workloads, scenario) -> None:
+    """A shared row: each class it serves, predicted in the mix of the served classes, is at most the row's figure.
+
+    The row shows the worst class of the pool predicted at the pool's ceiling (``formulations/README.md``, (21));
+    the served classes' ceiling is at most the pool's, so ``predict`` of each is no slower than the row.
+    """
+    served = [workloads[name] for name, _rate in row.split]
+    ceil_in = max(w.input_tokens for w in served)
+    ceil_out = max(w.output_tokens for w in served)
+    for w in served:
+        pred = predict(
+            w.model,
+            batch_size=row.batch_size,
+            input_tokens=mixed_tokens(ceil_in, ceil_out, w.output_tokens),
+            output_tokens=w.output_tokens,
+            instance=row.instance_type,
+            tp=row.tp,
+            offload=row.offload_fraction,
+            dtype=w.dtype,
+            kv_dtype=w.kv_dtype,
+            engine=scenario.engine,
+            offload_mode=scenario.offload_mode,
+            profile=scenario.profile,
+            batching=batching_mode(w, scenario.engine),
+        )
+        where = f"pool {row.pool} ({w.name}) on {row.instance_type}"
+        assert pred.fits and (pred.tp, pred.batch_size, pred.gpu) == (row.tp, row.batch_size, row.gpu), where
+        assert pred.ttft_ms <= row.ttft_ms * (1 + REL), where
+        assert pred.tpot_ms <= row.tpot_ms * (1 + REL), where
 
 
 def test_predict_cli_default_batching_is_the_planners(capsys) -> None:
