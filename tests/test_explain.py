@@ -66,20 +66,25 @@ def test_plan_json_without_explain_has_no_explanation_key(capsys):
 def test_a_tight_tpot_slo_is_named_with_the_cheaper_candidate_it_removes():
     base = load_scenario(None)
     chat = base.workloads[0]
-    tight = chat.model_copy(update={"slo": chat.slo.model_copy(update={"tpot_ms": 30})})
+    # without latency SLOs chat takes its cheapest capacity; a TPOT SLO just below that row's TPOT removes it
+    free_chat = chat.model_copy(update={"slo": chat.slo.model_copy(update={"tpot_ms": None, "ttft_ms": None})})
+    free = base.model_copy(update={"workloads": [free_chat, *base.workloads[1:]]})
+    cheapest = next(r for r in plan(free).fleet if r.workload == "chat")
+    limit = round(0.9 * cheapest.tpot_ms, 1)
+    tight = free_chat.model_copy(update={"slo": free_chat.slo.model_copy(update={"tpot_ms": limit})})
     sc = base.model_copy(update={"workloads": [tight, *base.workloads[1:]]})
     p = explain(plan(sc), sc)
     rows = [r for r in p.explanation["rows"] if r["workload"] == "chat"]
     named = [r["binding"] for r in rows if r["binding"]["constraint"] == "slo.tpot_ms"]
     assert named, rows
-    cheapest = named[0]["cheapest"]
-    assert cheapest["unit_cost"] < named[0]["unit_cost"]
-    assert "> 30 ms" in named[0]["reason"]
+    assert named[0]["cheapest"]["unit_cost"] < named[0]["unit_cost"]
+    assert f"> {limit:g} ms" in named[0]["reason"]
 
 
 def test_a_quota_is_binding_only_when_removing_it_saves_money():
     base = load_scenario(None)
-    quota = _with_limits(base, max_instances={"g6e.xlarge": 2})
+    biggest = max(plan(base).fleet, key=lambda r: r.count)  # one fewer of the plan's most used type
+    quota = _with_limits(base, max_instances={biggest.instance_type: biggest.count - 1})
     p = explain(plan(quota), quota)
     bound = [r["binding"] for r in p.explanation["rows"] if r["binding"]["constraint"] == "limits.max_instances"]
     assert bound and bound[0]["saves_usd"] > 0

@@ -7,8 +7,9 @@ data, the ``explanation`` key of ``plan --json``); :func:`explanation_lines` pri
   of capacity than the row's (``usd_per_hour / capacity_per_instance``: $/h per req/s online, $ per request
   offline) are what the plan did not take. Each is removed by a per-candidate rule of
   :data:`formulations.checks.CANDIDATE_RULES` (the first it breaks, in README order), or is allowed by every
-  rule. The binding constraint is the rule that removes the cheapest of them; where the cheapest is allowed,
-  the fleet limit of :data:`formulations.checks.FLEET_LIMITS` that leaves no room for one more instance of it
+  rule. When every one of them breaks a rule, the binding constraint is the rule that removes the cheapest;
+  when some are allowed (the cheapest allowed one stands for them), it is the fleet limit of
+  :data:`formulations.checks.FLEET_LIMITS` that leaves no room for one more instance of it
   (or that the row's own instances hold up: the on-demand floor, the spot share), else ``whole instances``
   (one more instance of the cheaper candidate would cost more than this row's share of the demand). A row with
   nothing cheaper is bound by its demand row alone.
@@ -268,7 +269,7 @@ def _binding(
     order = np.argsort(unit[idx], kind="stable")
     best = _describe(cheaper.iloc[int(order[0])], float(unit[idx][order[0]]), per)
     j = int(first[order[0]])
-    if j >= 0:
+    if (first >= 0).all():  # every cheaper candidate breaks a rule: the cheapest one's rule is what binds
         from formulations import checks
 
         rule = checks.rule(names[j])
@@ -285,8 +286,12 @@ def _binding(
     allowed = cheaper[first < 0]
     first_allowed = allowed.iloc[int(np.argsort(unit_of(allowed, scenario), kind="stable")[0])]
     best = _describe(first_allowed, float(unit_of(first_allowed, scenario)), per)
+    k_allowed = float(capacity_per_instance(first_allowed.to_frame().T, scenario)[0])
+    own_cap = float(cap[mine][0]) if mine.any() else 0.0
+    need = max(1, math.ceil(row.count * own_cap / k_allowed - UNIT_REL_TOL)) if k_allowed > 0 else 1
     saved = [
-        (relief(path, key), path, words) for path, words, key in _tight_for(first_allowed, row, plan, scenario, uses)
+        (relief(path, key), path, words)
+        for path, words, key in _tight_for(first_allowed, row, plan, scenario, uses, need)
     ]
     binding = [t for t in saved if t[0] is not None and t[0] > UNIT_REL_TOL * max(1.0, abs(plan.total_cost_usd))]
     if binding:
@@ -363,9 +368,12 @@ def _describe(c: pd.Series, unit: float, per: str) -> dict[str, Any]:
 
 
 def _tight_for(
-    d: pd.Series, row: Any, plan: Plan, scenario: Scenario, uses: list[LimitUse]
+    d: pd.Series, row: Any, plan: Plan, scenario: Scenario, uses: list[LimitUse], need: int = 1
 ) -> list[tuple[str, str, str]]:
     """Return the fleet limits that stop one more ``d`` (or hold up ``row``).
+
+    ``need``: instances of ``d`` that would carry this row's demand; a quota with less room than that stops
+    ``d`` from replacing the row (the caller re-solves without it to see whether it saves money).
 
     Each is (scenario path, words, key of the limit as :class:`~solver.planning.evaluate.LimitUse` names it).
     """
@@ -401,10 +409,15 @@ def _tight_for(
             "max_spot_instances": "instance_type",
             "max_spot_instances_per_region": "region",
         }.get(field)
-        if quota_column is not None and u.where == one[quota_column] and room < 1:
+        if quota_column is not None and u.where == one[quota_column] and room < need:
             if field.startswith("max_spot") and not spot:
                 continue
-            found.append((u.path, f"{u.where} is at its quota of {u.bound:g}", u.where))
+            words = (
+                f"{u.where} is at its quota of {u.bound:g}"
+                if room < 1
+                else (f"{u.where}'s quota of {u.bound:g} leaves room for {room:g}, and this row needs {need} of it")
+            )
+            found.append((u.path, words, u.where))
             continue
         if field == "max_instance_types" and u.where == row.workload and room < 1:
             used = set(fleet.loc[fleet["workload"] == row.workload, "instance_type"])
