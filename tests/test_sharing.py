@@ -93,6 +93,7 @@ def test_grid_is_never_dearer_than_melange(grid, slice_factor):
     assert ours.cost_usd_per_hour <= theirs.cost + TOL
 
 
+@pytest.mark.slow
 def test_grid_with_random_distributions_is_never_dearer_than_melange(grid):
     _rates, tputs, costs, sizes = grid
     rng = np.random.default_rng(14)
