@@ -41,7 +41,7 @@ def test_infeasible_exits_3_with_blocker_and_fix(tmp_path, capsys):
     code, _out, err = run(["plan", write(tmp_path, SMALL)], capsys)
     assert code == 3
     assert "Traceback" not in err
-    assert "TTFT ≤ 50 ms is unreachable for 8,192-token prompts" in err
+    assert "TTFT ≤ 30 ms is unreachable for 8,192-token prompts" in err
     assert "To fix: set workloads.0.slo.ttft_ms:" in err
 
 
