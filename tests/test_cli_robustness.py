@@ -25,7 +25,7 @@ SMALL = {
             "input_tokens": 8192,
             "output_tokens": 128,
             "rate_rps": 2,
-            "slo": {"ttft_ms": 50},
+            "slo": {"ttft_ms": 30},
         }
     ],
 }

@@ -22,7 +22,7 @@ workloads:
     input_tokens: 8192
     output_tokens: 128
     rate_rps: 2
-    slo: {ttft_ms: 50}
+    slo: {ttft_ms: 30}
 """
 
 
@@ -52,17 +52,17 @@ def test_unreachable_ttft_names_fastest_candidate_and_exact_threshold():
     assert not d.feasible
     b = d.blockers[0]
     assert b.constraint == "workloads.0.slo.ttft_ms"
-    assert "TTFT ≤ 50 ms is unreachable for 8,192-token prompts" in b.message
+    assert "TTFT ≤ 30 ms is unreachable for 8,192-token prompts" in b.message
     assert "p5.48xlarge" in b.message
     (r,) = d.relaxations
-    assert r.current == 50 and r.suggested > 50
+    assert r.current == 30 and r.suggested > 30
     # the suggested threshold is exactly the frontier: feasible at it, infeasible just below
     assert _feasible(_apply(sc, r.field, r.suggested * (1 + 1e-9)))
     assert not _feasible(_apply(sc, r.field, r.suggested * (1 - 1e-6)))
 
 
 def test_weights_that_fit_nowhere():
-    text = BASE.replace("ttft_ms: 50", "tpot_ms: 100").replace("llama-3.1-8b", "llama-3.1-70b")
+    text = BASE.replace("ttft_ms: 30", "tpot_ms: 100").replace("llama-3.1-8b", "llama-3.1-70b")
     text = text.replace(", p5.48xlarge", "")
     d = diagnose(parse_scenario(text), OPTS)
     msg = d.blockers[0].message
@@ -76,7 +76,7 @@ def test_weights_that_fit_nowhere():
 
 
 def test_budget_relaxation_is_the_cheapest_plan_cost():
-    text = BASE.replace("ttft_ms: 50", "tpot_ms: 100") + "limits: {budget_usd_per_hour: 1.0}\n"
+    text = BASE.replace("ttft_ms: 30", "tpot_ms: 100") + "limits: {budget_usd_per_hour: 1.0}\n"
     sc = parse_scenario(text)
     d = diagnose(sc, OPTS)
     (r,) = d.relaxations
@@ -88,7 +88,7 @@ def test_budget_relaxation_is_the_cheapest_plan_cost():
 
 
 def test_quota_relaxation_is_the_smallest_integer():
-    text = BASE.replace("ttft_ms: 50", "tpot_ms: 100") + "limits: {max_total_instances: 0}\n"
+    text = BASE.replace("ttft_ms: 30", "tpot_ms: 100") + "limits: {max_total_instances: 0}\n"
     sc = parse_scenario(text)
     d = diagnose(sc, OPTS)
     (r,) = d.relaxations
@@ -98,7 +98,7 @@ def test_quota_relaxation_is_the_smallest_integer():
 
 
 def test_deadline_relaxation_within_one_percent():
-    text = BASE.replace("ttft_ms: 50", "tpot_ms: 100").replace("rate_rps: 2", "requests: 100000\n    deadline_h: 0.5")
+    text = BASE.replace("ttft_ms: 30", "tpot_ms: 100").replace("rate_rps: 2", "requests: 100000\n    deadline_h: 0.5")
     text += "limits: {max_total_instances: 2}\n"
     sc = parse_scenario(text)
     d = diagnose(sc, OPTS)
@@ -117,7 +117,7 @@ def test_diagnosis_is_data():
 
 
 def test_tp_degrees_that_shard_nothing_are_named():
-    text = BASE.replace("ttft_ms: 50", "tpot_ms: 100").replace(
+    text = BASE.replace("ttft_ms: 30", "tpot_ms: 100").replace(
         "search: {batch_sizes: [1, 4, 16, 64]}", "search: {batch_sizes: [1, 4, 16, 64], tp_degrees: [3]}"
     )
     sc = parse_scenario(text)
