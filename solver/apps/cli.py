@@ -439,6 +439,26 @@ CHECK_FAILED_EXIT = 5
 
 
 @app.command()
+def simulate(
+    scenario_file: Annotated[str | None, typer.Argument(metavar="[SCENARIO.yaml]", help="Default: built-in.")] = None,
+    plan_file: Annotated[str | None, typer.Option("--plan", help="A plan as `plan --json` writes it.")] = None,
+    duration: Annotated[float | None, typer.Option("--duration", help="Seconds of arrivals (default 600).")] = None,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the arrivals.")] = 0,
+    trace: Annotated[str | None, typer.Option("--trace", help="CSV arrival_s,input_tokens,output_tokens.")] = None,
+    routing: Annotated[str, typer.Option("--routing", help="jsq or round_robin.")] = "jsq",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
+) -> None:
+    """Simulate a plan's fleet (default: plan the scenario first) and report attainment against every SLO."""
+    from solver.apps import simulate as sim
+
+    result = sim.simulate_files(scenario_file, plan_file, duration_s=duration, seed=seed, trace=trace, routing=routing)
+    if as_json:
+        print_json(result.to_dict())
+    else:
+        sim.render(result, print_table, say)
+
+
+@app.command()
 def check(
     scenario_file: Annotated[str, typer.Argument(metavar="SCENARIO.yaml", help="The scenario the plan is for.")],
     plan_file: Annotated[str, typer.Argument(metavar="PLAN.json", help="A plan as `plan --json` writes it.")],
