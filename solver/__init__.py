@@ -74,7 +74,7 @@ _LAZY = {
     "Diagnosis": "solver.planning.diagnose",
     "available_backends": "solver.backends",
     # simulation
-    "simulate": "solver.simulation.fleet",
+    "simulate": "solver.apps.simulate",
     "SimulationResult": "solver.simulation.results",
     # applications
     "sweep": "solver.apps.sweep",

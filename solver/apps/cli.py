@@ -393,6 +393,9 @@ def plan(
         bool, typer.Option("--tie-break/--no-tie-break", help="Re-solve for the canonical optimal plan.")
     ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
+    verify: Annotated[
+        bool, typer.Option("--verify/--no-verify", help="Simulate the plan; re-solve while an SLO is missed.")
+    ] = True,
 ) -> None:
     """Plan the cheapest fleet meeting every workload's SLOs and demand (exit 3 infeasible, 4 no plan in time)."""
     from solver.data.scenario import load_scenario
@@ -411,7 +414,7 @@ def plan(
         }
     )
     try:
-        result = make_plan(scenario, options)
+        result = make_plan(scenario, options, verify=verify)
     except InfeasibleError as exc:
         diagnosis = diagnose(scenario, options.model_copy(update={"tie_break": False}))
         if as_json:
@@ -432,6 +435,13 @@ def plan(
         f"cost {_money(result.cost_usd_per_hour)}/h; total {_money(result.total_cost_usd)} over "
         f"{result.horizon_h:g} h; gap {_gap(result.gap)}; solved in {result.solve_seconds:.2f} s"
     )
+    if result.verification:
+        from solver.apps.simulate import verification_table
+
+        table = verification_table(result)
+        if not table.empty:
+            print_table(table, title="simulated attainment (p50/p99 beside each SLO)")
+        say(result.message)
 
 
 CHECK_FAILED_EXIT = 5

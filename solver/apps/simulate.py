@@ -38,6 +38,24 @@ def load_plan(plan_file: str, scenario: Any) -> Any:
     return saved
 
 
+def simulate(scenario: Any, plan: Any = None, *, options: Any = None, **settings: Any) -> SimulationResult:
+    """Simulate ``plan`` (default: ``solver.plan(scenario, options)`` first).
+
+    ``settings`` as in :func:`solver.simulation.fleet.simulate` (``duration_s``, ``warmup_s``, ``seed``,
+    ``routing``, ``trace``, ``chunked_prefill``).
+    """
+    from solver.planning.planner import plan as make_plan
+    from solver.simulation.arrivals import read_trace
+    from solver.simulation.fleet import simulate as simulate_plan
+
+    trace = settings.get("trace")
+    if isinstance(trace, str | Path):  # a bad trace is reported before any planning
+        settings["trace"] = read_trace(trace)
+    if plan is None:
+        plan = make_plan(scenario, options)
+    return simulate_plan(scenario, plan, **settings)
+
+
 def simulate_files(
     scenario_file: str | None,
     plan_file: str | None = None,
@@ -50,7 +68,6 @@ def simulate_files(
 ) -> SimulationResult:
     """Load the scenario (and plan, and trace), simulate, and return the result."""
     from solver.data.scenario import load_scenario
-    from solver.simulation.fleet import simulate
 
     scenario = load_scenario(scenario_file)
     plan = load_plan(plan_file, scenario) if plan_file is not None else None
@@ -117,3 +134,28 @@ def render(result: SimulationResult, print_table: Callable[..., None], say: Call
     verdict = "every SLO met" if result.met else "some SLO missed"
     n = sum(len(w.requests) for w in result.workloads)
     say(f"{verdict}; {n:,} requests simulated in {result.seconds:.2f} s (routing {result.routing})")
+
+
+def verification_table(plan: Any) -> pd.DataFrame:
+    """Return the simulated p50/p99 beside each SLO of a verified plan (``infersave plan``), per workload and SLO."""
+    rows = []
+    for name, w in plan.verification.get("workloads", {}).items():
+        for a in w["attainment"]:
+            rows.append(
+                {
+                    "workload": name,
+                    "slo": a["slo"],
+                    "limit": a["limit"],
+                    "at": a["statistic"],
+                    "simulated": a["simulated"],
+                    "p50": a["p50"],
+                    "p99": a["p99"],
+                    "met": "yes" if a["met"] else "NO",
+                }
+            )
+        if w.get("kind") == "offline":
+            span, deadline = w["makespan_h"], w["deadline_h"]
+            met = "yes" if span <= deadline else "NO"
+            rows.append({"workload": name, "slo": "deadline_h", "limit": deadline, "at": "makespan"})
+            rows[-1].update({"simulated": span, "p50": math.nan, "p99": math.nan, "met": met})
+    return pd.DataFrame(rows)

@@ -115,6 +115,8 @@ class Plan:
     candidates: int = 0
     message: str = ""
     solver_version: str = ""
+    verification: dict[str, Any] = field(default_factory=dict)
+    """Simulated SLO attainment of the plan (:mod:`solver.simulation.verify`); empty when not verified."""
 
     @classmethod
     def from_solution(
@@ -303,6 +305,7 @@ class Plan:
             "model_size": dict(self.model_size),
             "candidates": self.candidates,
             "fleet": [asdict(r) for r in self.fleet],
+            **({"verification": self.verification} if self.verification else {}),
         }
 
 

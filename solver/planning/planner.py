@@ -48,7 +48,9 @@ from solver.specs import Scenario, SolveOptions
 from solver.tolerances import ACTIVITY_NOISE, DEMAND_NOISE, ROUNDING_TOL, SOLUTION_TOL, ceil_int
 
 
-def plan(scenario: Scenario, options: SolveOptions | None = None, catalog: Catalog | None = None) -> Plan:
+def plan(
+    scenario: Scenario, options: SolveOptions | None = None, catalog: Catalog | None = None, *, verify: bool = False
+) -> Plan:
     """Plan the cheapest (or highest-throughput) fleet that meets every workload's SLOs and demand.
 
     Parameters
@@ -59,6 +61,9 @@ def plan(scenario: Scenario, options: SolveOptions | None = None, catalog: Catal
         Backend, time limit, relative gap, threads, verbosity (default :class:`SolveOptions`).
     catalog
         A catalog to use instead of ``scenario.catalog``.
+    verify
+        Simulate the plan and, while a workload misses an SLO (percentile or mean), lower the failing
+        candidates' rates and solve again (:mod:`solver.simulation.verify`); ``infersave plan`` does by default.
 
     Returns
     -------
@@ -75,7 +80,14 @@ def plan(scenario: Scenario, options: SolveOptions | None = None, catalog: Catal
         The backend failed or is unavailable.
     """
     cs = candidate_set(scenario, catalog)
-    return solve_candidates(cs.frame, scenario, options, candidate_info=cs)
+    result = solve_candidates(cs.frame, scenario, options, candidate_info=cs)
+    if verify:  # simulate the plan; re-solve with lower rates while an SLO is missed (solver/simulation/verify.py)
+        from solver.simulation.verify import verify_plan
+
+        result = verify_plan(
+            result, scenario, cs.frame, lambda f: solve_candidates(f, scenario, options, candidate_info=cs)
+        )
+    return result
 
 
 def solve_candidates(

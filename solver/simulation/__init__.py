@@ -14,6 +14,7 @@ from typing import Any
 
 _LAZY = {
     "simulate": "solver.simulation.fleet",
+    "verify_plan": "solver.simulation.verify",
     "SimulationResult": "solver.simulation.results",
     "WorkloadResult": "solver.simulation.results",
     "replica_config": "solver.simulation.replica",

@@ -1,6 +1,7 @@
 """Simulate a plan's fleet: one replica per model copy of each fleet row, each workload under its own arrivals.
 
-:func:`simulate` is the public entry point (``solver.simulate``, ``infersave simulate``). Workloads do not
+:func:`simulate` simulates a given plan (``solver.simulate``, in :mod:`solver.apps.simulate`, plans first when
+no plan is given; ``infersave simulate``). Workloads do not
 share replicas in a plan, so each is simulated on its own rows' replicas:
 
 * **online** — arrivals from the workload's ``arrival`` field (Poisson at ``rate_rps``, or gamma with its
@@ -10,14 +11,18 @@ share replicas in a plan, so each is simulated on its own rows' replicas:
   with ``deadline_h`` and latencies count from admission (waiting for a batch slot is what the deadline is
   about). Jobs of more than :data:`MAX_OFFLINE_REQUESTS` are simulated on that many requests and the makespan
   scaled by the ratio (identical static batches: the makespan is linear in the requests), which is noted.
+
+Large online fleets and rates are bounded too (:data:`MAX_REPLICAS`, :data:`MAX_REQUESTS`), so verifying a plan
+costs at most a few seconds whatever its size; what was bounded is in the workload's ``notes``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -43,6 +48,11 @@ if TYPE_CHECKING:
 
 DEFAULT_DURATION_S = 600.0
 """Seconds of arrivals simulated by default (10 minutes: p99 rests on ~100 requests per 1 req/s)."""
+MAX_REQUESTS = 60_000
+"""Most requests simulated per online workload: beyond, the horizon is shortened (noted in the result)."""
+MAX_REPLICAS = 64
+"""Most replicas simulated per online workload: a larger fleet is simulated as a proportional slice of its rows
+(each row's replicas times the same share, at least one) under the same share of the arrival rate (noted)."""
 MAX_OFFLINE_REQUESTS = 200_000
 """Largest offline job simulated request by request (beyond it: scaled, module docstring)."""
 WORKLOAD_SEED_STRIDE = 1_000_003
@@ -59,9 +69,13 @@ def _hardware(scenario: Scenario) -> pd.DataFrame:
 
 
 def workload_replicas(
-    scenario: Scenario, w: Workload, rows: list[FleetRow], hardware: pd.DataFrame | None = None
+    scenario: Scenario,
+    w: Workload,
+    rows: list[FleetRow],
+    hardware: pd.DataFrame | None = None,
+    scale: float = 1.0,
 ) -> list[ReplicaConfig]:
-    """One :class:`ReplicaConfig` per model copy of the fleet rows ``rows`` of workload ``w``."""
+    """One :class:`ReplicaConfig` per model copy of the fleet rows ``rows`` of workload ``w`` (times ``scale``)."""
     from solver.data.models import get_model
     from solver.planning.candidates import _profile, batching_mode
 
@@ -95,14 +109,8 @@ def workload_replicas(
             label=f"{row.instance_type} tp{row.tp} b{row.batch_size}",
         )
         replicas = max(int(row.replicas), 1) * int(row.count)
-        out.extend([cfg] * replicas)
+        out.extend([cfg] * (replicas if scale >= 1.0 else max(1, round(replicas * scale))))
     return out
-
-
-def online_arrivals(w: Workload, duration_s: float, seed: int) -> arr.Arrivals:
-    """Draw the workload's arrivals over ``duration_s`` from its ``arrival`` field."""
-    rate = float(w.rate_rps or 0.0)
-    return arr.gamma(rate, w.arrival.cv, duration_s, w.input_tokens, w.output_tokens, seed)
 
 
 def simulate_workload(
@@ -170,7 +178,7 @@ def _offline(w: Workload, configs: list[ReplicaConfig]) -> WorkloadResult:
 
 def simulate(
     scenario: Scenario,
-    plan: Plan | None = None,
+    plan: Plan,
     *,
     duration_s: float | None = None,
     warmup_s: float | None = None,
@@ -178,16 +186,15 @@ def simulate(
     routing: str = "jsq",
     trace: str | Path | arr.Arrivals | None = None,
     chunked_prefill: bool = False,
-    options: Any = None,
 ) -> SimulationResult:
-    """Simulate the fleet of ``plan`` (default: plan ``scenario`` first) under each workload's traffic.
+    """Simulate the fleet of ``plan`` under each workload's traffic (``solver.simulate`` also plans first).
 
     Parameters
     ----------
     scenario
         The scenario (workloads, arrivals, SLOs, engine, catalog).
     plan
-        The plan to simulate; default ``solver.plan(scenario, options)``.
+        The plan to simulate.
     duration_s
         Seconds of online arrivals simulated (default :data:`DEFAULT_DURATION_S`, or a trace's span).
     warmup_s
@@ -201,8 +208,6 @@ def simulate(
         arrivals of the first online workload; ``duration_s`` then defaults to the trace's span.
     chunked_prefill
         Split prefills into the engine's chunk size, interleaved with decode steps.
-    options
-        :class:`~solver.specs.SolveOptions` for the plan made when ``plan`` is None.
 
     Returns
     -------
@@ -221,10 +226,6 @@ def simulate(
     warm = duration_s / 10.0 if warmup_s is None else float(warmup_s)
     if not (0 <= warm < duration_s):
         raise InputError("warmup_s", f"must be in [0, duration_s), got {warm!r}")
-    if plan is None:
-        from solver.planning.planner import plan as make_plan
-
-        plan = make_plan(scenario, options)
     start = time.perf_counter()
     hw = _hardware(scenario)
     results = []
@@ -233,26 +234,44 @@ def simulate(
         rows = [r for r in plan.fleet if r.workload == w.name]
         if not rows:
             continue
-        configs = workload_replicas(scenario, w, rows, hw)
+        total = sum(max(int(r.replicas), 1) * int(r.count) for r in rows)
+        scale = 1.0
+        if w.kind == "online" and traced is None and total > MAX_REPLICAS:
+            scale = MAX_REPLICAS / total
+        configs = workload_replicas(scenario, w, rows, hw, scale)
         if not configs:
             continue
         if w.kind == "offline":
             results.append(_offline(w, configs))
             continue
+        notes = []
         if traced is not None and not trace_used:
             source: arr.Arrivals = traced
             trace_used = True
+            horizon = duration_s
         else:
-            source = online_arrivals(w, duration_s, seed + k * WORKLOAD_SEED_STRIDE)
+            share = len(configs) / total
+            rate = float(w.rate_rps or 0.0) * share
+            horizon = min(duration_s, max(MAX_REQUESTS / rate, 1.0)) if rate > 0 else duration_s
+            if share < 1.0:
+                notes.append(f"simulated {len(configs)} of {total} replicas at {share:.3g} of the arrival rate")
+            if horizon < duration_s:
+                notes.append(f"simulated {horizon:.4g} s of arrivals (at most {MAX_REQUESTS:,} requests)")
+            source = arr.gamma(
+                rate, w.arrival.cv, horizon, w.input_tokens, w.output_tokens, seed + k * WORKLOAD_SEED_STRIDE
+            )
         results.append(
-            simulate_workload(
-                w,
-                configs,
-                source,
-                duration_s=duration_s,
-                warmup_s=warm,
-                routing=routing,
-                chunked_prefill=chunked_prefill,
+            dataclasses.replace(
+                simulate_workload(
+                    w,
+                    configs,
+                    source,
+                    duration_s=horizon,
+                    warmup_s=warm * horizon / duration_s,
+                    routing=routing,
+                    chunked_prefill=chunked_prefill,
+                ),
+                notes=notes,
             )
         )
     return SimulationResult(
