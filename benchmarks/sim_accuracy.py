@@ -1,6 +1,6 @@
 """Simulator against NVIDIA NIM serving runs: closed-loop concurrency 1–250, mean and p95 TTFT and ITL.
 
-Data: ``instances/measurements/nim_serving.csv``, rows copied by ``--extract`` from
+Data: ``instances/measurements/serving/nim_serving.csv``, rows copied by ``--extract`` from
 ``../shared/data/nvidia_dli_trtllm_nim/nim.csv`` (genai-perf at fixed concurrency against NIM / TensorRT-LLM;
 provenance in ``instances/measurements/PROVENANCE.md``): Llama-3 8B Instruct on one H100 or A100-SXM4-80GB,
 and Llama-3 70B Instruct on four, fp16, every (input, output) length and concurrency measured.
@@ -45,7 +45,8 @@ from solver.simulation.replica import replica_config  # noqa: E402
 from solver.simulation.results import request_frame, statistic  # noqa: E402
 
 SOURCE = Path("/work/shared/data") / "nvidia_dli_trtllm_nim" / "nim.csv"
-TABLE = ROOT / "instances" / "measurements" / "nim_serving.csv"
+TABLE = ROOT / "instances" / "measurements" / "serving" / "nim_serving.csv"
+"""In a subfolder: the shipped static and continuous-batching tables in measurements/*.csv use another schema."""
 GPUS = {"H100_80GB_HBM3": ("H100", "p5.48xlarge"), "A100-SXM4-80GB": ("A100-80GB", "p4de.24xlarge")}
 MODELS = {("meta-llama3-8b-instruct", 1): "llama-3-8b", ("meta-llama3-70b-instruct", 4): "llama-3.1-70b"}
 BANDS = ((1, 10), (25, 100), (150, 250))
@@ -167,8 +168,8 @@ def main() -> None:
     lines = [
         "## Simulator against NIM serving runs (`python benchmarks/sim_accuracy.py`)",
         "",
-        f"{len(frame)} measured runs (`instances/measurements/nim_serving.csv`: genai-perf closed loop against NIM "
-        "TensorRT-LLM, fp16, Llama-3 8B on 1 GPU and 70B on 4), each simulated as it ran "
+        f"{len(frame)} measured runs (`instances/measurements/serving/nim_serving.csv`: genai-perf closed loop "
+        "against NIM TensorRT-LLM, fp16, Llama-3 8B on 1 GPU and 70B on 4), each simulated as it ran "
         f"(`benchmarks/sim_accuracy.py` docstring; {seconds:.0f} s for all). Mean absolute relative error, %:",
         "",
         "| GPU | model | concurrency | runs | TTFT mean | TTFT p95 | ITL mean | ITL p95 |",
