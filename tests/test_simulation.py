@@ -182,3 +182,22 @@ def test_trace_reads_back() -> None:
     assert a.input_tokens.tolist() == [10, 20, 30]
     raw = run([_cfg()], a, duration_s=1.0)
     assert np.all(np.isfinite(raw.finish_s))
+
+
+def test_public_simulate_gives_frames_over_time() -> None:
+    import solver
+    from solver.data.scenario import load_scenario
+
+    scenario = load_scenario("instances/scenarios/llama70b_tp.yaml")
+    result = solver.simulate(scenario, duration_s=120.0, seed=1)
+    ts = result.timeseries_frame()
+    assert {"t_s", "busy", "occupancy", "queue_length", "in_system"} <= set(ts.columns)
+    assert (ts["queue_length"] >= 0).all() and (ts["in_system"] >= ts["queue_length"]).all()
+    assert ts["busy"].between(0.0, 1.0 + 1e-9).all() and ts["occupancy"].between(0.0, 1.0).all()
+    summary = result.summary_frame()
+    assert set(summary["metric"]) == {"ttft_ms", "tpot_ms", "e2e_s", "queue_ms"}
+    assert (summary["p50"] <= summary["p99"]).all()
+    (w,) = result.workloads
+    slo = scenario.workloads[0].slo
+    ok = (w.requests["ttft_ms"] <= slo.ttft_ms) & (w.requests["tpot_ms"] <= slo.tpot_ms)
+    assert w.goodput == pytest.approx(float(ok.mean()))
