@@ -9,6 +9,7 @@ The public API, in the order of the data flow (``docs/architecture.md``); every 
   (accuracy on shipped data);
 * planning (``solver.planning``): :func:`build_candidates`, :func:`plan` -> :class:`Plan`, :func:`evaluate`
   (exact re-check), :func:`diagnose` (why there is no plan);
+* simulation (``solver.simulation``): :func:`simulate` (a plan's fleet under random arrivals, SLO attainment);
 * applications (``solver.apps``): :func:`sweep` (a grid of scenarios -> DataFrame), :func:`recommend`
   (InferSave's single-instance question).
 
@@ -26,6 +27,7 @@ __version__ = "0.1.0"
 _LAZY = {
     # specs and errors
     "SLO": "solver.specs",
+    "Arrival": "solver.specs",
     "GPUSpec": "solver.specs",
     "InstanceType": "solver.specs",
     "Limits": "solver.specs",
@@ -71,6 +73,9 @@ _LAZY = {
     "diagnose": "solver.planning.diagnose",
     "Diagnosis": "solver.planning.diagnose",
     "available_backends": "solver.backends",
+    # simulation
+    "simulate": "solver.apps.simulate",
+    "SimulationResult": "solver.simulation.results",
     # applications
     "sweep": "solver.apps.sweep",
     "recommend": "solver.apps.recommend",

@@ -45,6 +45,7 @@ PosInt = Annotated[int, NotBool, Field(gt=0)]
 NonNegInt = Annotated[int, NotBool, Field(ge=0)]
 Fraction = Annotated[float, NotBool, Field(ge=0, le=1, allow_inf_nan=False)]
 BatchSize = Annotated[int, NotBool, Field(gt=0, le=65_536)]
+Percentile = Annotated[float, NotBool, Field(gt=0, lt=100, allow_inf_nan=False)]
 
 MAX_TOKENS = 10_000_000
 """Largest prompt or output length accepted (no model has a longer context)."""
@@ -372,6 +373,34 @@ class SLO(Frozen):
     tpot_ms: PosFloat | None = None
     e2e_s: PosFloat | None = None
     tps: PosFloat | None = None
+    ttft_percentile: Percentile | None = None
+    """Percentile (e.g. 90, 99) of the TTFT that must stay within ``ttft_ms``; None = the mean, as before."""
+    tpot_percentile: Percentile | None = None
+    """Percentile of the TPOT that must stay within ``tpot_ms``; None = the mean."""
+    e2e_percentile: Percentile | None = None
+    """Percentile of the end-to-end time that must stay within ``e2e_s``; None = the mean."""
+
+    @model_validator(mode="after")
+    def _percentile_has_target(self) -> Self:
+        for name in ("ttft", "tpot", "e2e"):
+            limit = "e2e_s" if name == "e2e" else f"{name}_ms"
+            if getattr(self, f"{name}_percentile") is not None and getattr(self, limit) is None:
+                raise ValueError(f"{name}_percentile needs {limit}")
+        return self
+
+
+class Arrival(Frozen):
+    """How an online workload's requests arrive: Poisson (default) or bursty gamma renewals."""
+
+    process: Literal["poisson", "gamma"] = "poisson"
+    cv: Annotated[float, NotBool, Field(gt=0, le=100, allow_inf_nan=False)] = 1.0
+    """Coefficient of variation of the inter-arrival times (``gamma``; 1 = Poisson, above 1 = bursty)."""
+
+    @model_validator(mode="after")
+    def _poisson_cv(self) -> Self:
+        if self.process == "poisson" and self.cv != 1.0:
+            raise ValueError("cv applies to process: gamma (Poisson has cv 1)")
+        return self
 
 
 TokenCount = Annotated[int, NotBool, Field(gt=0, le=MAX_TOKENS)]
@@ -440,6 +469,8 @@ class Workload(Frozen):
     """Offline class: number of requests to finish by ``deadline_h``."""
     deadline_h: Annotated[float, NotBool, Field(gt=0, le=MAX_DEADLINE_H, allow_inf_nan=False)] | None = None
     slo: SLO = SLO()
+    arrival: Arrival = Arrival()
+    """Arrival process of an online workload (used by the simulator and percentile SLOs)."""
     dtype: Dtype | None = None
     """Weight dtype; default: the model's own."""
     kv_dtype: Dtype | None = None

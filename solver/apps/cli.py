@@ -572,6 +572,9 @@ def plan(
         bool, typer.Option("--explain", help="Binding constraint and runner-up of each row; on-demand price of spot.")
     ] = False,
     top_k: Annotated[int, typer.Option("--top-k", min=0, help="Also the K cheapest plans with other types.")] = 0,
+    verify: Annotated[
+        bool, typer.Option("--verify/--no-verify", help="Simulate the plan; re-solve while an SLO is missed.")
+    ] = True,
 ) -> None:
     """Plan the cheapest fleet meeting every workload's SLOs and demand (exit 3 infeasible, 4 no plan in time)."""
     from solver.data.scenario import load_scenario
@@ -594,7 +597,7 @@ def plan(
 
     try:
         with solving(err, f"planning {len(scenario.workloads)} workload(s)", progress_enabled(err, quiet)):
-            result = make_plan(scenario, options)
+            result = make_plan(scenario, options, verify=verify)
     except InfeasibleError as exc:
         diagnosis = diagnose(scenario, options.model_copy(update={"tie_break": False}))
         if as_json:
@@ -616,10 +619,37 @@ def plan(
 
     for line in explanation_lines(result.explanation):
         say(line)
+    if result.verification:
+        from solver.apps.simulate import verification_table
+
+        table = verification_table(result)
+        if not table.empty:
+            print_table(table, title="simulated attainment (p50/p99 beside each SLO)")
+        say(result.message)
 
 
 CHECK_FAILED_EXIT = 5
 """Exit code of ``check`` when the plan breaks its scenario."""
+
+
+@app.command()
+def simulate(
+    scenario_file: Annotated[str | None, typer.Argument(metavar="[SCENARIO.yaml]", help="Default: built-in.")] = None,
+    plan_file: Annotated[str | None, typer.Option("--plan", help="A plan as `plan --json` writes it.")] = None,
+    duration: Annotated[float | None, typer.Option("--duration", help="Seconds of arrivals (default 600).")] = None,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the arrivals.")] = 0,
+    trace: Annotated[str | None, typer.Option("--trace", help="CSV arrival_s,input_tokens,output_tokens.")] = None,
+    routing: Annotated[str, typer.Option("--routing", help="jsq or round_robin.")] = "jsq",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
+) -> None:
+    """Simulate a plan's fleet (default: plan the scenario first) and report attainment against every SLO."""
+    from solver.apps import simulate as sim
+
+    result = sim.simulate_files(scenario_file, plan_file, duration_s=duration, seed=seed, trace=trace, routing=routing)
+    if as_json:
+        print_json(result.to_dict())
+    else:
+        sim.render(result, print_table, say)
 
 
 @app.command()

@@ -124,6 +124,8 @@ class Plan:
     explanation: dict[str, Any] | None = None
     """``plan --explain`` / ``--top-k``: binding constraints, runners-up, alternatives
     (:func:`solver.planning.explain.explain`); ``None`` when not asked for."""
+    verification: dict[str, Any] = field(default_factory=dict)
+    """Simulated SLO attainment of the plan (:mod:`solver.simulation.verify`); empty when not verified."""
 
     @classmethod
     def from_solution(
@@ -333,6 +335,7 @@ class Plan:
             "candidates": self.candidates,
             "fleet": [asdict(r) for r in self.fleet],
             **({"explanation": self.explanation} if self.explanation is not None else {}),
+            **({"verification": self.verification} if self.verification else {}),
         }
 
 

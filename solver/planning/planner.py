@@ -50,7 +50,9 @@ from solver.specs import Scenario, SolveOptions
 from solver.tolerances import ACTIVITY_NOISE, DEMAND_NOISE, ROUNDING_TOL, SOLUTION_TOL, ceil_int
 
 
-def plan(scenario: Scenario, options: SolveOptions | None = None, catalog: Catalog | None = None) -> Plan:
+def plan(
+    scenario: Scenario, options: SolveOptions | None = None, catalog: Catalog | None = None, *, verify: bool = False
+) -> Plan:
     """Plan the cheapest (or highest-throughput) fleet that meets every workload's SLOs and demand.
 
     Parameters
@@ -61,6 +63,9 @@ def plan(scenario: Scenario, options: SolveOptions | None = None, catalog: Catal
         Backend, time limit, relative gap, threads, verbosity (default :class:`SolveOptions`).
     catalog
         A catalog to use instead of ``scenario.catalog``.
+    verify
+        Simulate the plan and, while a workload misses an SLO (percentile or mean), lower the failing
+        candidates' rates and solve again (:mod:`solver.simulation.verify`); ``infersave plan`` does by default.
 
     Returns
     -------
@@ -83,7 +88,17 @@ def plan(scenario: Scenario, options: SolveOptions | None = None, catalog: Catal
         pooled = shared_candidates(frame, classes.scenario, classes.groups())
         if not pooled.empty:
             frame = pd.concat([frame.assign(pool=-1), pooled], ignore_index=True)
-    return solve_candidates(frame, classes.scenario, options, candidate_info=cs)
+    result = solve_candidates(frame, classes.scenario, options, candidate_info=cs)
+    if verify:  # simulate the plan; re-solve with lower rates while an SLO is missed (solver/simulation/verify.py)
+        from solver.simulation.verify import verify_plan
+
+        result = verify_plan(
+            result,
+            classes.scenario,
+            frame,
+            lambda f: solve_candidates(f, classes.scenario, options, candidate_info=cs),
+        )
+    return result
 
 
 def solve_candidates(
