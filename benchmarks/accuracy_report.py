@@ -5,8 +5,8 @@ Run: PYTHONPATH=. python benchmarks/accuracy_report.py [--no-refit] [--quick]
 Writes instances/calibration/ENGINE.yaml (hierarchical fit), instances/calibration/error_bands.yaml (quantiles of the
 leave-one-source-out residuals) and docs/accuracy.md. Every number in the page comes from this run, except the
 "before issue 12" column, which is benchmarks/results/validation_baseline.json (recorded by the same harness before
-the calibration changed). Sections of docs/accuracy.md between `<!-- serving:begin -->` / `<!-- serving:end -->`, `<!-- simulator:begin -->` / `<!-- simulator:end -->`
-and `<!-- moe:begin -->` / `<!-- moe:end -->` belong to other reports and are kept as they are. `--quick` skips the
+the calibration changed). Sections of docs/accuracy.md between `<!-- NAME:begin -->` and `<!-- NAME:end -->` for
+NAME in serving, simulator and moe belong to other reports and are kept as they are. `--quick` skips the
 ablations (four more cross-validations).
 """
 
