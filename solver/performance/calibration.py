@@ -676,8 +676,9 @@ def hierarchical_profiles(modelled: pd.DataFrame, *, engines: list[str] | None =
             fitted = {
                 p: PhaseFit(
                     alpha=alpha[(g, p)],
-                    beta_ms=fit["beta_ms"].get((engine, p), 0.0),
-                    beta_per_layer_ms=fit["beta_per_layer_ms"].get((engine, p), 0.0),
+                    # the bounded solver returns its lower bound 0 up to round-off (-1e-33): clip to the bound
+                    beta_ms=max(0.0, fit["beta_ms"].get((engine, p), 0.0)),
+                    beta_per_layer_ms=max(0.0, fit["beta_per_layer_ms"].get((engine, p), 0.0)),
                 )
                 for p in PHASES
             }
