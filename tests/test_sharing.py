@@ -202,7 +202,7 @@ def test_split_adds_up_and_survives_json():
         {"input_tokens": [1025, 4096], "output_tokens": [1, 512], "share": 0.2},
     ]
     scenario = _scenario(
-        [{"name": "chat", "model": "llama-3.1-8b", "rate_rps": 3.0, "slo": {"tpot_ms": 100}, "sizes": sizes}]
+        [{"name": "chat", "model": "llama-3.1-8b", "rate_rps": 1.0, "slo": {"tpot_ms": 100}, "sizes": sizes}]
     )
     result = plan(scenario)
     assert any(r.pool >= 0 for r in result.fleet), "three buckets of one model on one catalog share nothing"

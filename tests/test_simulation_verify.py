@@ -24,7 +24,7 @@ TIGHT = {
             "input_tokens": 512,
             "output_tokens": 256,
             "rate_rps": 23.5,
-            "slo": {"ttft_ms": 150, "ttft_percentile": 99, "tpot_ms": 100},
+            "slo": {"ttft_ms": 1500, "ttft_percentile": 99, "tpot_ms": 100},
         }
     ],
     "search": {"batch_sizes": [8, 16, 32, 64, 128], "utilisation_cap": 1.0},

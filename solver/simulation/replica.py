@@ -210,7 +210,7 @@ def replica_config(
         (float(a1[i]), float(b1[i]), float(a2[i]), float(b2[i]), float(a3[i]), float(b3[i])) for i in range(batch_size)
     ]
     # CTCF is affine per phase: read its slope and intercept off the one function that applies it
-    ttft0, tpot0 = ctcf.apply_ctcf(prof, [spec.name, spec.name], [0.0, 1.0], [0.0, 1.0])
+    ttft0, tpot0 = ctcf.apply_ctcf(prof, [spec.name, spec.name], [0.0, 1.0], [0.0, 1.0], model.num_layers)
     return ReplicaConfig(
         label=label or f"{gpu} tp{tp} b{batch_size}",
         max_batch=int(batch_size),
