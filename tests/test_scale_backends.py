@@ -90,3 +90,18 @@ def check_seed_highs(seed: int) -> list[str]:
 def test_random_scenarios_agree_highs_and_ortools(start):
     problems = [line for seed in range(start, start + 20) for line in check_seed_highs(seed)]
     assert not problems, "\n".join(problems)
+
+
+def test_highs_banner_stays_off_json_stdout():
+    # HiGHS prints a banner on the C stdout at its first construction: `plan --json` must still be pure JSON
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "solver.apps.cli", "plan", "--json", "--backend", "highs"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    assert json.loads(out.stdout)["backend"] == "highs"

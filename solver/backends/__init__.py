@@ -23,7 +23,7 @@ BACKENDS: dict[str, Backend] = {
 }
 """Registered backends: the product's two named ones (OR-Tools, CBC), then HiGHS."""
 
-AUTO_ORDER: tuple[str, ...] = ("highs", "ortools", "cbc")
+AUTO_ORDER: tuple[str, ...] = ("ortools", "highs", "cbc")
 """What ``auto`` tries, fastest first, as measured by ``benchmarks/bench_planner.py`` (docs/benchmarks.md)."""
 
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import functools
 import math
+import os
+import sys
 from typing import Any
 
 import numpy as np
@@ -25,6 +27,36 @@ from solver.tolerances import INFINITE_BOUND
 
 HIGHS_SEED = 0
 """HiGHS's ``random_seed``, fixed so that the same model gives the same search on every run."""
+
+
+def new_highs() -> Any:
+    """Return a silent :class:`highspy.Highs`.
+
+    HiGHS prints its banner on the C stdout when the first instance of a process is made, before any option can
+    be set; that would corrupt ``infersave plan --json``. The first construction therefore runs with file
+    descriptor 1 pointed at ``/dev/null`` (restored at once); later ones print nothing.
+    """
+    import highspy
+
+    global _BANNER_SHOWN
+    if _BANNER_SHOWN:
+        h = highspy.Highs()
+    else:
+        sys.stdout.flush()
+        saved = os.dup(1)
+        try:
+            with open(os.devnull, "w") as null:
+                os.dup2(null.fileno(), 1)
+                h = highspy.Highs()
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+        _BANNER_SHOWN = True
+    h.setOptionValue("output_flag", False)
+    return h
+
+
+_BANNER_SHOWN = False
 
 
 class HighsBackend(Backend):
@@ -45,8 +77,7 @@ class HighsBackend(Backend):
         try:
             import highspy
 
-            h = highspy.Highs()
-            return f"HiGHS {h.versionMajor()}.{h.versionMinor()}.{h.versionPatch()}"
+            return f"HiGHS {highspy.HIGHS_VERSION_MAJOR}.{highspy.HIGHS_VERSION_MINOR}.{highspy.HIGHS_VERSION_PATCH}"
         except Exception:
             return ""
 
@@ -75,8 +106,7 @@ class HighsBackend(Backend):
             lp.integrality_ = [
                 highspy.HighsVarType.kInteger if i else highspy.HighsVarType.kContinuous for i in model.integer
             ]
-        h = highspy.Highs()
-        h.setOptionValue("output_flag", False)
+        h = new_highs()
         h.passModel(lp)
         return h
 

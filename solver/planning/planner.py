@@ -38,9 +38,10 @@ from formulations.objective import lexicographic_stage
 from solver.backends import Backend, SolveResult, Status, available_backends, get_backend
 from solver.backends.base import relative_gap, within_gap
 from solver.data.catalog import Catalog
+from solver.data.scenario import check_references
 from solver.errors import InfeasibleError, SolverError, SolverLimitError
 from solver.planning import decompose
-from solver.planning.candidates import CandidateSet, candidate_set
+from solver.planning.candidates import CandidateSet, offers, workload_candidates
 from solver.planning.decompose import Clock
 from solver.planning.plan import TIE_ORDER, Plan
 from solver.planning.presolve import reduce_candidates
@@ -74,8 +75,62 @@ def plan(scenario: Scenario, options: SolveOptions | None = None, catalog: Catal
     SolverError
         The backend failed or is unavailable.
     """
-    cs = candidate_set(scenario, catalog)
-    return solve_candidates(cs.frame, scenario, options, candidate_info=cs)
+    red = reduced_candidates(scenario, catalog)
+    return solve_candidates(
+        red.table,
+        scenario,
+        options,
+        reduce=False,
+        candidate_info=red.info,
+        removed=red.removed,
+        enumerated=red.enumerated,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class ReducedCandidates:
+    """The presolved candidate table, built one workload at a time.
+
+    Attributes
+    ----------
+    table
+        The candidates kept by :func:`~solver.planning.presolve.reduce_candidates`, workload after workload.
+    removed
+        Per workload, rows the presolve removed per reason.
+    info
+        What the enumeration dropped and considered (its ``frame`` is empty: the full table is never held).
+    enumerated
+        Candidates enumerated before the presolve (the plan's ``candidates``).
+    """
+
+    table: pd.DataFrame
+    removed: dict[str, dict[str, int]]
+    info: CandidateSet
+    enumerated: int
+
+
+def reduced_candidates(scenario: Scenario, catalog: Catalog | None = None) -> ReducedCandidates:
+    """Enumerate and presolve the candidates one workload at a time (the same table as on the whole at once).
+
+    The presolve is per candidate (rules) and per dominance group, and every group lies in one workload
+    (:data:`~solver.planning.presolve.DOMINANCE_KEY`), so reducing each workload's table alone keeps the same rows
+    in the same order as reducing their concatenation; peak memory is one workload's full table plus the
+    reduced ones, not the full table of every workload (docs/benchmarks.md, peak RSS).
+    """
+    if catalog is None:
+        check_references(scenario)
+    off = offers(scenario, catalog)
+    frames, removed, dropped, considered, enumerated = [], {}, {}, {}, 0
+    for i, w in enumerate(scenario.workloads):
+        table, drop, n = workload_candidates(w, off, scenario, i)
+        dropped[w.name], considered[w.name] = drop, n
+        enumerated += len(table)
+        kept, gone = reduce_candidates(table, scenario)
+        removed.update(gone)
+        frames.append(kept)
+        del table
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return ReducedCandidates(frame, removed, CandidateSet(pd.DataFrame(), dropped, considered), enumerated)
 
 
 def solve_candidates(
@@ -86,6 +141,8 @@ def solve_candidates(
     reduce: bool = True,
     tie_break: bool | None = None,
     candidate_info: CandidateSet | None = None,
+    removed: Mapping[str, Mapping[str, int]] | None = None,
+    enumerated: int | None = None,
 ) -> Plan:
     """Solve the fleet MILP on a given candidate table (the planner's core; used by tests and benchmarks).
 
@@ -103,15 +160,20 @@ def solve_candidates(
         Run the lexicographic tie-break stage after a proven optimum (default: ``options.tie_break``).
     candidate_info
         What was dropped while enumerating (for the infeasibility message).
+    removed
+        With ``reduce=False`` on an already presolved table: what its presolve removed (same message).
+    enumerated
+        Candidates enumerated before any presolve (default: the rows of ``cands``), reported in the plan.
     """
     options = options or SolveOptions()
     if tie_break is None:
         tie_break = options.tie_break
     clock = Clock(options.time_limit_s)
-    removed: Mapping[str, Mapping[str, int]] = {}
+    removed = removed or {}
     table = cands
     if reduce:
         table, removed = reduce_candidates(cands, scenario)
+    n_cands = len(cands) if enumerated is None else enumerated
     _check_coverage(table, scenario, removed, candidate_info)
     table = table.reset_index(drop=True)
     fm = build(table, scenario)
@@ -151,7 +213,7 @@ def solve_candidates(
         final = _repair_demand(compiled, trim(_round_integers(compiled, candidate)))
         problems = _final_violations(compiled, final)
         if not problems:
-            return Plan.from_solution(fm, compiled, final, result, clock.spent(), len(cands), checked.note)
+            return Plan.from_solution(fm, compiled, final, result, clock.spent(), n_cands, checked.note)
     # Still short (online counts cannot be repaired at equal cost): solve once more with the short demand rows'
     # right-hand sides raised past the solver's tolerance, and check the answer against the original rows.
     tight = _tighten_short_demand(compiled, final)
@@ -167,7 +229,7 @@ def solve_candidates(
                 gap = relative_gap(value, result.bound)
                 status: Status = "optimal" if within_gap(gap, options.relative_gap) else "feasible"
                 honest = dataclasses.replace(again, status=status, bound=result.bound, gap=gap)
-                return Plan.from_solution(fm, compiled, final, honest, clock.spent(), len(cands), note)
+                return Plan.from_solution(fm, compiled, final, honest, clock.spent(), n_cands, note)
     raise SolverError(f"{result.backend} returned a plan that breaks the model: {'; '.join(problems[:3])}")
 
 
