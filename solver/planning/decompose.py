@@ -33,8 +33,9 @@ MIN_SOLVE_S = 0.05
 """No solver call is started with less time than this left (seconds)."""
 
 Blocks = tuple[list[ModelBlock], np.ndarray]
-SolveFn = Callable[[CompiledModel, float, bool], SolveResult]
-"""``solve(model, time limit s, tie_break)``: a tie-break stage is solved to a zero gap."""
+SolveFn = Callable[..., SolveResult]
+"""``solve(model, time limit s, tie_break, start=None)``: a tie-break stage is solved to a zero gap; ``start`` is
+a feasible point given to backends that take a MIP start."""
 TrimFn = Callable[[np.ndarray], np.ndarray]
 
 
@@ -118,7 +119,8 @@ def solve_by_workload(
     relaxable = compiled.relaxable_rows(coupling)
     groups: list[tuple[int, ...]] = [(k,) for k in range(len(workload_blocks))]
     solved: dict[tuple[int, ...], tuple[ModelBlock, SolveResult]] = {}
-    by_columns: tuple[np.ndarray, float, float, list[tuple[ModelBlock, float]]] | None = None
+    by_columns: tuple[np.ndarray, float, float, list[tuple[ModelBlock, float]], list[int]] | None = None
+    done: set[int] = set()  # blocks whose plan is already tie-broken (columns of the one-row method)
     while True:
         x = np.zeros(compiled.n_vars)
         for g in groups:
@@ -136,7 +138,10 @@ def solve_by_workload(
         broken = coupling[compiled.row_violation(x, coupling) > FEASIBILITY_TOL]
         if broken.size == 0:
             break
-        if broken.size == 1 and np.isin(broken, relaxable).all() and all(len(g) == 1 for g in groups):
+        # the one-row method proves the cost; its tie-break is not yet canonical across backends (equal-cost
+        # allocations between workloads depend on which columns were generated), so it runs without a tie-break
+        one_row = ranks is None and broken.size == 1 and np.isin(broken, relaxable).all()
+        if one_row and all(len(g) == 1 for g in groups):
             base = {g[0]: solved[g] for g in groups}
             by_columns = solve_one_row(
                 compiled, workload_blocks, int(broken[0]), base, solve, trim, clock, relative_gap
@@ -149,7 +154,8 @@ def solve_by_workload(
             return None
         groups = merged
     if by_columns is not None:
-        x, value, bound, parts = by_columns
+        x, value, bound, parts, tie_broken = by_columns
+        done = set(tie_broken)
         blocks = [b for b, _s in parts]
         stage_one_seconds = [s for _b, s in parts]
         results = [solved[groups[0]][1]]
@@ -183,13 +189,17 @@ def solve_by_workload(
     share = tol * share / share.sum()
     x2 = x.copy()
     for blk, cap, first_s in zip(blocks, v_w + share, stage_one_seconds, strict=True):
+        if id(blk) in done:
+            continue
         left = tie_break_budget(first_s, clock.left())
         if left <= MIN_SOLVE_S:
             return result, x, False
         stage = lexicographic_stage(blk.model, cap, ranks[blk.cols], rel_tol=0.0)
-        r2 = solve(stage, left, True)
+        r2 = solve(stage, left, True, x[blk.cols])
         if r2.x is None or r2.status not in ("optimal", "feasible"):
-            return result, x, False
+            # stopped at its time limit without a better plan: the stage-one plan of the group is its incumbent
+            # (a feasible plan of the stage), kept as the whole-model stage keeps its best plan at its limit
+            continue
         x2[blk.cols] = r2.x
     cost = float(compiled.objective @ x2)
     if compiled.rows_hold(x2, coupling, FEASIBILITY_TOL) and cost <= value + tol + FEASIBILITY_TOL * max(1.0, value):
@@ -281,6 +291,7 @@ class _Column:
     bound: float
     usage: float
     seconds: float
+    tie: float = 0.0
 
 
 @dataclass
@@ -304,15 +315,44 @@ def _row_step(compiled: CompiledModel, r: int) -> tuple[float, bool]:
     return COLUMN_STEP_REL * max(1.0, abs(float(compiled.row_hi[r]))), False
 
 
-def _column(front: _Frontier, r: SolveResult, trim_block: TrimFn, relative_gap: float) -> _Column:
-    """Return a checked answer of a level model as a column (offline counts trimmed, usage after trimming)."""
+def _column(
+    front: _Frontier,
+    level: CompiledModel,
+    r: SolveResult,
+    relative_gap: float,
+    ranks: np.ndarray | None,
+    solve: SolveFn,
+    clock: Clock,
+    share: float,
+) -> _Column:
+    """Return a checked answer of a level model as a column (offline counts trimmed, usage after trimming).
+
+    With ``ranks`` (the tie-break weights) the column is the level model's tie-broken plan: its tie-break sum
+    minimised with its cost held within ``share`` (README, "Tie-break"), so that the columns, and hence the
+    master's pick, do not depend on which of several equal-cost plans a backend returned first.
+    """
     assert r.x is not None
     sub = front.block.model
     x = r.x.copy()
     x[sub.integer] = np.rint(x[sub.integer])
-    x = trim_block(np.clip(x, sub.lb, sub.ub))
+    x = front.trim(np.clip(x, sub.lb, sub.ub))
+    cost = float(sub.objective @ x)
+    seconds = r.solve_seconds
+    if ranks is not None:
+        left = tie_break_budget(r.solve_seconds, clock.left())
+        if left > MIN_SOLVE_S:
+            w = ranks[front.block.cols]
+            r2 = solve(lexicographic_stage(level, cost + share, w, rel_tol=0.0), left, True, x)
+            if r2.x is not None and r2.status in ("optimal", "feasible"):
+                x2 = r2.x.copy()
+                x2[sub.integer] = np.rint(x2[sub.integer])
+                x2 = front.trim(np.clip(x2, sub.lb, sub.ub))
+                if level.rows_hold(x2, np.arange(level.n_rows), FEASIBILITY_TOL):
+                    x = x2
+            seconds += r2.solve_seconds
     usage = float(sub.row_activity(x)[front.local])
-    return _Column(x, float(sub.objective @ x), _proven_bound(r, relative_gap), usage, r.solve_seconds)
+    tie = float(ranks[front.block.cols] @ x) if ranks is not None else 0.0
+    return _Column(x, cost, _proven_bound(r, relative_gap), usage, seconds, tie)
 
 
 def _master(
@@ -367,13 +407,8 @@ def _master(
     if res.status != "optimal" or res.x is None:
         return None
     value = float(res.objective)
-    if not lower:  # deterministic among equal-cost picks: the highest columns (closest to each unconstrained optimum)
-        rank = np.zeros(m)
-        pos = 0
-        for f in fronts:
-            k = len(f.columns)
-            rank[pos : pos + k] = 1.0 + np.arange(k) / max(k, 1)
-            pos += k
+    if not lower:  # among equal-cost picks, the least tie-break sum of the columns' plans (README, "Tie-break")
+        rank = np.array([c.tie for f in fronts for c in f.columns], dtype=float)
         stage = lexicographic_stage(model, value, rank)
         res2 = solve(stage, clock.left(), True)
         if res2.status in ("optimal", "feasible") and res2.x is not None:
@@ -397,7 +432,8 @@ def solve_one_row(
     trim: TrimFn,
     clock: Clock,
     relative_gap: float,
-) -> tuple[np.ndarray, float, float, list[tuple[ModelBlock, float]]] | None:
+    ranks: np.ndarray | None = None,
+) -> tuple[np.ndarray, float, float, list[tuple[ModelBlock, float]], list[int]] | None:
     """Exact solve when one relaxable coupling row ``row`` is broken: (x, value, bound, [(level model, seconds)]).
 
     README, "One coupling row". Each workload on the row gets columns: its optimum with the row restricted to
@@ -409,6 +445,9 @@ def solve_one_row(
     """
     step, integral = _row_step(compiled, row)
     hi = float(compiled.row_hi[row])
+    # each workload's column tie-breaks hold its cost within this share of the whole stage's tolerance
+    scale = sum(max(1.0, abs(float(r.objective))) for _b, r in base.values())
+    share = TIE_BREAK_REL_TOL * scale / max(len(base), 1) / 2.0
     fronts: list[_Frontier] = []
     fixed_x = np.zeros(compiled.n_vars)
     fixed_bound = 0.0
@@ -428,7 +467,7 @@ def solve_one_row(
             fixed_bound += _proven_bound(r, relative_gap)
             continue
         front = _Frontier(blk, int(hit), [], True, trim_block)
-        front.columns.append(_column(front, r, trim_block, relative_gap))
+        front.columns.append(_column(front, blk.model, r, relative_gap, ranks, solve, clock, share))
         front.open = front.columns[0].usage > 0.0
         fronts.append(front)
     if not fronts:
@@ -448,13 +487,14 @@ def solve_one_row(
             sub = f.block.model
             row_hi = sub.row_hi.copy()
             row_hi[f.local] = min(row_hi[f.local], level)
-            r = solve(dataclasses.replace(sub, row_hi=row_hi), clock.left(), False)
+            level_model = dataclasses.replace(sub, row_hi=row_hi)
+            r = solve(level_model, clock.left(), False)
             if r.status == "infeasible":
                 f.open = False
                 continue
             if r.status != "optimal" or r.x is None:
                 return None
-            col = _column(f, r, f.trim, relative_gap)
+            col = _column(f, level_model, r, relative_gap, ranks, solve, clock, share)
             if col.usage > f.columns[-1].usage - step / 2:
                 return None  # no progress (a solver answer above its level by its tolerance): merge instead
             f.columns.append(col)
@@ -477,4 +517,4 @@ def solve_one_row(
     on = {id(f.block) for f in fronts}
     fixed = [(blk, r.solve_seconds) for _k, (blk, r) in sorted(base.items()) if id(blk) not in on]
     chosen = [(lv, f.columns[p].seconds) for lv, f, p in zip(levels, fronts, upper[1], strict=True)]
-    return x, value, min(bound, value), [*fixed, *chosen]
+    return x, value, min(bound, value), [*fixed, *chosen], [id(lv) for lv in levels] if ranks is not None else []

@@ -205,7 +205,7 @@ def solve_candidates(
         if left > decompose.MIN_SOLVE_S:
             exact = float(compiled.objective @ clean(x) + compiled.objective_offset)
             cap = max(result.objective, exact) if compiled.sense == "min" else min(result.objective, exact)
-            second = checked(lexicographic_stage(compiled, cap, ranks), left, True)
+            second = checked(lexicographic_stage(compiled, cap, ranks), left, True, clean(x))
             if second.x is not None and second.status in ("optimal", "feasible"):
                 answers.insert(0, second.x)
     problems: list[str] = []
@@ -267,14 +267,16 @@ class _CheckedSolve:
         self.note = ""
         self._gap = options.relative_gap
 
-    def __call__(self, model: CompiledModel, limit_s: float, tie_break: bool = False) -> SolveResult:
-        """Solve ``model`` within ``limit_s`` (and the plan's time left).
+    def __call__(
+        self, model: CompiledModel, limit_s: float, tie_break: bool = False, start: np.ndarray | None = None
+    ) -> SolveResult:
+        """Solve ``model`` within ``limit_s`` (and the plan's time left); ``start``: a MIP start, if any.
 
         A tie-break stage (``tie_break``) is solved to a zero relative gap: its weights differ by less than the
         requested gap of the whole objective, so a gap-sized answer could be any of the tied plans.
         """
         self._gap = 0.0 if tie_break else self.options.relative_gap
-        result = self._one(self.backend, model, limit_s)
+        result = self._one(self.backend, model, limit_s, start)
         if result.status not in ("error", "infeasible"):
             return result
         for name in available_backends():
@@ -287,12 +289,15 @@ class _CheckedSolve:
                 return other
         return result
 
-    def _one(self, backend: Backend, model: CompiledModel, limit_s: float) -> SolveResult:
+    def _one(
+        self, backend: Backend, model: CompiledModel, limit_s: float, start: np.ndarray | None = None
+    ) -> SolveResult:
         """One backend call, its time limit cut to what the plan has left."""
         left = min(limit_s, self.clock.left())
         if left <= decompose.MIN_SOLVE_S:
             return SolveResult("no_solution", None, math.nan, math.nan, math.nan, backend.name, 0.0, "time limit")
-        return backend.solve(model, self.options.model_copy(update={"time_limit_s": left, "relative_gap": self._gap}))
+        opts = self.options.model_copy(update={"time_limit_s": left, "relative_gap": self._gap})
+        return backend.solve(model, opts, start) if start is not None else backend.solve(model, opts)
 
 
 def _round_integers(compiled: CompiledModel, x: np.ndarray) -> np.ndarray:
