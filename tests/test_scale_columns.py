@@ -91,14 +91,19 @@ def test_one_row_method_equals_whole_model(limit, monkeypatch):
         assert any(used), "the one-row method never ran: the test does not cover it"
 
 
-def test_tie_break_plans_do_not_use_the_one_row_method(monkeypatch):
-    # the method's tie-break is not canonical across backends yet: with a tie-break the planner merges groups
-    calls = []
-    monkeypatch.setattr(decompose, "solve_one_row", lambda *a, **k: calls.append(1))
-    cands, workloads = _tables(0)
-    scen = scenario(workloads, limits=LIMITS[0], horizon_h=2)
-    try:
-        solve_candidates(cands, scen, SolveOptions(time_limit_s=30))
-    except InfeasibleError:
-        pass
-    assert calls == []
+def test_one_row_method_with_tie_break_matches_the_whole_model_plan(monkeypatch):
+    # with a tie-break the workloads on the row are tie-broken together: same cost and same fleet as the whole model
+    for seed in range(6):
+        cands, workloads = _tables(seed)
+        scen = scenario(workloads, limits=LIMITS[0], horizon_h=2)
+        opts = SolveOptions(time_limit_s=30)
+        try:
+            split = solve_candidates(cands, scen, opts)
+        except InfeasibleError:
+            continue
+        with monkeypatch.context() as m:
+            m.setattr(decompose, "workload_blocks", lambda fm, compiled: None)
+            whole = solve_candidates(cands, scen, opts)
+        assert split.objective == pytest.approx(whole.objective, rel=1e-6), seed
+        key = ["workload", "instance_type", "region", "count"]
+        assert split.to_frame()[key].to_dict("records") == whole.to_frame()[key].to_dict("records"), seed

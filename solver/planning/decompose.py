@@ -138,9 +138,7 @@ def solve_by_workload(
         broken = coupling[compiled.row_violation(x, coupling) > FEASIBILITY_TOL]
         if broken.size == 0:
             break
-        # the one-row method proves the cost; its tie-break is not yet canonical across backends (equal-cost
-        # allocations between workloads depend on which columns were generated), so it runs without a tie-break
-        one_row = ranks is None and broken.size == 1 and np.isin(broken, relaxable).all()
+        one_row = broken.size == 1 and np.isin(broken, relaxable).all()
         if one_row and all(len(g) == 1 for g in groups):
             base = {g[0]: solved[g] for g in groups}
             by_columns = solve_one_row(
@@ -154,10 +152,18 @@ def solve_by_workload(
             return None
         groups = merged
     if by_columns is not None:
-        x, value, bound, parts, tie_broken = by_columns
-        done = set(tie_broken)
-        blocks = [b for b, _s in parts]
-        stage_one_seconds = [s for _b, s in parts]
+        x, value, bound, parts, on_row = by_columns
+        n_on = len(on_row)
+        blocks = [b for b, _s in parts[: len(parts) - n_on]]
+        stage_one_seconds = [s for _b, s in parts[: len(parts) - n_on]]
+        if ranks is not None:
+            # the workloads on the row are tie-broken together, on their merged model (the row with all its
+            # terms): equal-cost allocations between them are then resolved as by the whole-model stage
+            blocks.append(group_model(compiled, workload_blocks, tuple(on_row), coupling, relaxable))
+            stage_one_seconds.append(sum(s for _b, s in parts[len(parts) - n_on :]))
+        else:
+            blocks += [b for b, _s in parts[len(parts) - n_on :]]
+            stage_one_seconds += [s for _b, s in parts[len(parts) - n_on :]]
         results = [solved[groups[0]][1]]
     else:
         blocks = [solved[g][0] for g in groups]
@@ -517,4 +523,5 @@ def solve_one_row(
     on = {id(f.block) for f in fronts}
     fixed = [(blk, r.solve_seconds) for _k, (blk, r) in sorted(base.items()) if id(blk) not in on]
     chosen = [(lv, f.columns[p].seconds) for lv, f, p in zip(levels, fronts, upper[1], strict=True)]
-    return x, value, min(bound, value), [*fixed, *chosen], [id(lv) for lv in levels] if ranks is not None else []
+    ks = [k for k, (blk, _r) in sorted(base.items()) if id(blk) in on]
+    return x, value, min(bound, value), [*fixed, *chosen], ks
