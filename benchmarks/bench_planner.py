@@ -246,6 +246,12 @@ def one_case(k: int, kind: str, coupling: str, backends: list[str], time_limit: 
     t_cands = time.perf_counter() - t0
     g = greedy(table, base)
     scen, limit = coupled(base, coupling, g)
+    greedy_ok = True
+    if coupling == "quota":
+        fam, q = limit.split(" <= ")
+        greedy_ok = g["families"].get(fam, 0) <= int(q)
+    elif coupling == "budget":
+        greedy_ok = g["usd_per_hour"] <= scen.limits.budget_usd_per_hour + 1e-9
     rows = []
     for b in backends:
         opts = SolveOptions(backend=b, time_limit_s=time_limit)
@@ -273,6 +279,7 @@ def one_case(k: int, kind: str, coupling: str, backends: list[str], time_limit: 
                 "t_candidates": t_cands,
                 "t_plan": wall,
                 "greedy_cost": g["cost"],
+                "greedy_ok": greedy_ok,
                 "greedy_s": g["seconds"],
                 "note": note,
                 "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
