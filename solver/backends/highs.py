@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from formulations.linear import CompiledModel
-from solver.backends.base import Backend, RawAnswer, Status
+from solver.backends.base import Backend, RawAnswer, Status, relative_gap
 from solver.specs import SolveOptions
 from solver.tolerances import INFINITE_BOUND
 
@@ -110,14 +110,9 @@ class HighsBackend(Backend):
         h.passModel(lp)
         return h
 
-    def set_start(self, handle: Any, x: np.ndarray) -> None:
-        """Give HiGHS a feasible point of the model as its first incumbent (a MIP start)."""
-        import highspy
-
-        sol = highspy.HighsSolution()
-        sol.col_value = np.asarray(x, dtype=np.float64)
-        sol.value_valid = True
-        handle.setSolution(sol)
+    # No MIP start (``set_start`` stays the base no-op): with a start given by ``setSolution``, HiGHS 1.16
+    # reported ``Optimal`` with objective and dual bound 0 while returning the start (objective 1.46) on a
+    # tie-break stage of the random oracle (seed 0); such an answer would be believed as optimal.
 
     def run(self, handle: Any, options: SolveOptions) -> Any:
         """Solve under the time limit, relative gap, threads and verbosity; return the model status."""
@@ -157,9 +152,17 @@ class HighsBackend(Backend):
         if x.shape != (model.n_vars,):
             x = np.zeros(model.n_vars) if model.n_vars == 0 else x
         objective = float(info.objective_function_value)
+        recomputed = float(model.objective @ x + model.objective_offset) if x.size == model.n_vars else math.nan
+        if not abs(recomputed - objective) <= 1e-9 * max(1.0, abs(objective)):
+            # the values do not have the objective HiGHS reports: its bound and proof are not about them
+            return RawAnswer("feasible", x, recomputed, math.nan, False, "HiGHS objective disagrees with its values")
         if model.integer.any():
             bound = float(info.mip_dual_bound)
             bound = bound if math.isfinite(bound) and abs(bound) < INFINITE_BOUND else math.nan
+            if status == "optimal" and math.isfinite(bound) and relative_gap(objective, bound) > float(info.mip_gap):
+                # HiGHS closed the search (kOptimal) without updating its dual bound (seen when a MIP start is
+                # already optimal and presolve ends the solve): the bound is unknown, the proof is HiGHS's own
+                bound = math.nan
         else:
             bound = objective if status == "optimal" else math.nan  # an LP optimum is its own bound
         return RawAnswer(status, x, objective, bound, status == "optimal")
