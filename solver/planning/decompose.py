@@ -120,7 +120,6 @@ def solve_by_workload(
     groups: list[tuple[int, ...]] = [(k,) for k in range(len(workload_blocks))]
     solved: dict[tuple[int, ...], tuple[ModelBlock, SolveResult]] = {}
     by_columns: tuple[np.ndarray, float, float, list[tuple[ModelBlock, float]], list[int]] | None = None
-    done: set[int] = set()  # blocks whose plan is already tie-broken (columns of the one-row method)
     while True:
         x = np.zeros(compiled.n_vars)
         for g in groups:
@@ -195,8 +194,6 @@ def solve_by_workload(
     share = tol * share / share.sum()
     x2 = x.copy()
     for blk, cap, first_s in zip(blocks, v_w + share, stage_one_seconds, strict=True):
-        if id(blk) in done:
-            continue
         left = tie_break_budget(first_s, clock.left())
         if left <= MIN_SOLVE_S:
             return result, x, False
@@ -297,7 +294,6 @@ class _Column:
     bound: float
     usage: float
     seconds: float
-    tie: float = 0.0
 
 
 @dataclass
@@ -321,44 +317,15 @@ def _row_step(compiled: CompiledModel, r: int) -> tuple[float, bool]:
     return COLUMN_STEP_REL * max(1.0, abs(float(compiled.row_hi[r]))), False
 
 
-def _column(
-    front: _Frontier,
-    level: CompiledModel,
-    r: SolveResult,
-    relative_gap: float,
-    ranks: np.ndarray | None,
-    solve: SolveFn,
-    clock: Clock,
-    share: float,
-) -> _Column:
-    """Return a checked answer of a level model as a column (offline counts trimmed, usage after trimming).
-
-    With ``ranks`` (the tie-break weights) the column is the level model's tie-broken plan: its tie-break sum
-    minimised with its cost held within ``share`` (README, "Tie-break"), so that the columns, and hence the
-    master's pick, do not depend on which of several equal-cost plans a backend returned first.
-    """
+def _column(front: _Frontier, r: SolveResult, relative_gap: float) -> _Column:
+    """Return a checked answer of a level model as a column (rounded, offline counts trimmed, usage after that)."""
     assert r.x is not None
     sub = front.block.model
     x = r.x.copy()
     x[sub.integer] = np.rint(x[sub.integer])
     x = front.trim(np.clip(x, sub.lb, sub.ub))
-    cost = float(sub.objective @ x)
-    seconds = r.solve_seconds
-    if ranks is not None:
-        left = tie_break_budget(r.solve_seconds, clock.left())
-        if left > MIN_SOLVE_S:
-            w = ranks[front.block.cols]
-            r2 = solve(lexicographic_stage(level, cost + share, w, rel_tol=0.0), left, True, x)
-            if r2.x is not None and r2.status in ("optimal", "feasible"):
-                x2 = r2.x.copy()
-                x2[sub.integer] = np.rint(x2[sub.integer])
-                x2 = front.trim(np.clip(x2, sub.lb, sub.ub))
-                if level.rows_hold(x2, np.arange(level.n_rows), FEASIBILITY_TOL):
-                    x = x2
-            seconds += r2.solve_seconds
     usage = float(sub.row_activity(x)[front.local])
-    tie = float(ranks[front.block.cols] @ x) if ranks is not None else 0.0
-    return _Column(x, cost, _proven_bound(r, relative_gap), usage, seconds, tie)
+    return _Column(x, float(sub.objective @ x), _proven_bound(r, relative_gap), usage, r.solve_seconds)
 
 
 def _master(
@@ -413,12 +380,7 @@ def _master(
     if res.status != "optimal" or res.x is None:
         return None
     value = float(res.objective)
-    if not lower:  # among equal-cost picks, the least tie-break sum of the columns' plans (README, "Tie-break")
-        rank = np.array([c.tie for f in fronts for c in f.columns], dtype=float)
-        stage = lexicographic_stage(model, value, rank)
-        res2 = solve(stage, clock.left(), True)
-        if res2.status in ("optimal", "feasible") and res2.x is not None:
-            res = res2
+    # equal-cost picks are resolved afterwards, by the tie-break of the workloads on the row together
     assert res.x is not None
     chosen = np.flatnonzero(np.rint(res.x) > 0.5)
     picks = [0] * n_f
@@ -438,7 +400,6 @@ def solve_one_row(
     trim: TrimFn,
     clock: Clock,
     relative_gap: float,
-    ranks: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float, float, list[tuple[ModelBlock, float]], list[int]] | None:
     """Exact solve when one relaxable coupling row ``row`` is broken: (x, value, bound, [(level model, seconds)]).
 
@@ -451,9 +412,6 @@ def solve_one_row(
     """
     step, integral = _row_step(compiled, row)
     hi = float(compiled.row_hi[row])
-    # each workload's column tie-breaks hold its cost within this share of the whole stage's tolerance
-    scale = sum(max(1.0, abs(float(r.objective))) for _b, r in base.values())
-    share = TIE_BREAK_REL_TOL * scale / max(len(base), 1) / 2.0
     fronts: list[_Frontier] = []
     fixed_x = np.zeros(compiled.n_vars)
     fixed_bound = 0.0
@@ -473,7 +431,7 @@ def solve_one_row(
             fixed_bound += _proven_bound(r, relative_gap)
             continue
         front = _Frontier(blk, int(hit), [], True, trim_block)
-        front.columns.append(_column(front, blk.model, r, relative_gap, ranks, solve, clock, share))
+        front.columns.append(_column(front, r, relative_gap))
         front.open = front.columns[0].usage > 0.0
         fronts.append(front)
     if not fronts:
@@ -500,7 +458,7 @@ def solve_one_row(
                 continue
             if r.status != "optimal" or r.x is None:
                 return None
-            col = _column(f, level_model, r, relative_gap, ranks, solve, clock, share)
+            col = _column(f, r, relative_gap)
             if col.usage > f.columns[-1].usage - step / 2:
                 return None  # no progress (a solver answer above its level by its tolerance): merge instead
             f.columns.append(col)
