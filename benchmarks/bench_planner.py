@@ -5,7 +5,13 @@ the whole shipped AWS catalog (every type × region × market) × batch sizes ×
 workload classes. Writes the table between ``<!-- planner:begin -->`` and ``<!-- planner:end -->`` in
 docs/benchmarks.md.
 
+Scale cases (issue 15): ``--scale K:kind:coupling ...`` with kind online/offline/mixed and coupling
+uncoupled/budget/quota, each run in its own process (its peak RSS from ``resource.getrusage``), with the greedy
+baseline's cost and time; rows are appended to ``benchmarks/results/scale.jsonl`` and the table between
+``<!-- scale:begin -->`` and ``<!-- scale:end -->`` is rewritten from the latest row per case and backend.
+
 Run:  python benchmarks/bench_planner.py [--classes 1 10 100] [--backends ortools cbc] [--no-write]
+      python benchmarks/bench_planner.py --scale 10:mixed:quota 100:mixed:budget --backends ortools highs cbc
 """
 
 from __future__ import annotations
