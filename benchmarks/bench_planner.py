@@ -5,13 +5,20 @@ the whole shipped AWS catalog (every type × region × market) × batch sizes ×
 workload classes. Writes the table between ``<!-- planner:begin -->`` and ``<!-- planner:end -->`` in
 docs/benchmarks.md.
 
+Scale cases (issue 15): ``--scale K:kind:coupling ...`` with kind online/offline/mixed and coupling
+uncoupled/budget/quota, each run in its own process (its peak RSS from ``resource.getrusage``), with the greedy
+baseline's cost and time; rows are appended to ``benchmarks/results/scale.jsonl`` and the table between
+``<!-- scale:begin -->`` and ``<!-- scale:end -->`` is rewritten from the latest row per case and backend.
+
 Run:  python benchmarks/bench_planner.py [--classes 1 10 100] [--backends ortools cbc] [--no-write]
+      python benchmarks/bench_planner.py --scale 10:mixed:quota 100:mixed:budget --backends ortools highs cbc
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import math
 import os
 import platform
@@ -148,6 +155,146 @@ def brute_force(cands, scen) -> tuple[float | None, float, float]:
     return best, combos, time.perf_counter() - start
 
 
+# ---- scale cases (issue 15): workloads × kind × coupling, one subprocess per case (peak RSS per case) ----
+KINDS = ("online", "offline", "mixed")
+COUPLINGS = ("uncoupled", "budget", "quota")
+QUOTA_SHARE = 0.6
+"""The quota case caps the family the greedy plan uses most at this share of the greedy's count there (rounded
+up): it binds, so workloads compete for that family."""
+BUDGET_SHARE = 1.0
+"""The budget case caps the fleet's hourly spend at this share of the greedy plan's (which meets it)."""
+
+
+def scale_classes(k: int, kind: str) -> list[dict]:
+    """``k`` classes of :func:`workload_classes`, all online, all offline, or mixed (every 5th offline)."""
+    out = []
+    for i in range(k):
+        j = {"mixed": i, "online": 5 * (i // 4) + i % 4, "offline": 5 * i + 4}[kind]  # index into the cycle
+        c = workload_classes(j + 1)[j]
+        c["name"] = f"{c['name']}_{i}"
+        out.append(c)
+    return out
+
+
+def stream_candidates(scen):
+    """Candidates enumerated and reduced one workload at a time (the planner's path)."""
+    from solver.planning.planner import reduced_candidates
+
+    return reduced_candidates(scen)
+
+
+def greedy(table, scen) -> dict:
+    """Cheapest single candidate per workload, alone (what a user would write); its cost, counts and time."""
+    from formulations.billing import batch_requests, billed_horizon_h, min_hours_per_instance
+
+    t0 = time.perf_counter()
+    table = table.reset_index(drop=True)
+    ub = count_upper_bound(table, scen.model_copy(update={"limits": type(scen.limits)()}))
+    cap = capacity_per_instance(table, scen)
+    lost = batch_requests(table)
+    least = min_hours_per_instance(table, scen)
+    price = table["usd_per_hour"].to_numpy(dtype=float)
+    names = table["workload"].to_numpy()
+    tb = billed_horizon_h(scen)
+    cost = np.full(len(table), np.inf)
+    hours = np.zeros(len(table))
+    for w in scen.workloads:
+        rows = np.flatnonzero(names == w.name)
+        n = ub[rows]
+        if w.kind == "online":
+            cost[rows] = price[rows] * tb * n
+        else:
+            h = np.maximum(
+                least[rows] * n, (float(w.requests) + lost[rows] * n) / np.where(cap[rows] > 0, cap[rows], np.nan)
+            )
+            if scen.billing == "per_hour":
+                h = np.ceil(h - 1e-9)
+            hours[rows] = h
+            cost[rows] = np.where(n > 0, price[rows] * h, np.inf)
+    total, per_hour, families = 0.0, 0.0, {}
+    for w in scen.workloads:
+        rows = np.flatnonzero(names == w.name)
+        best = rows[np.argmin(cost[rows])]
+        total += cost[best]
+        per_hour += price[best] * ub[best]
+        fam = table["family"].iat[best]
+        families[fam] = families.get(fam, 0) + int(ub[best])
+    return {
+        "cost": float(total),
+        "usd_per_hour": float(per_hour),
+        "families": families,
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+def coupled(scen, coupling: str, g: dict):
+    """The scenario with the coupling row derived from the greedy plan (see QUOTA_SHARE, BUDGET_SHARE)."""
+    if coupling == "uncoupled":
+        return scen, ""
+    if coupling == "quota":
+        fam, count = max(g["families"].items(), key=lambda kv: (kv[1], kv[0]))
+        q = max(1, math.ceil(QUOTA_SHARE * count))
+        return scen.model_copy(
+            update={"limits": scen.limits.model_copy(update={"max_instances_per_family": {fam: q}})}
+        ), f"{fam} <= {q}"
+    b = round(BUDGET_SHARE * g["usd_per_hour"], 4)
+    return scen.model_copy(update={"limits": scen.limits.model_copy(update={"budget_usd_per_hour": b})}), f"${b}/h"
+
+
+def one_case(k: int, kind: str, coupling: str, backends: list[str], time_limit: float) -> list[dict]:
+    """Measure one scale case in this process; rows carry this process's peak RSS."""
+    import resource
+
+    base = scenario_from_dict({"markets": ["on_demand", "spot"], "workloads": scale_classes(k, kind)})
+    t0 = time.perf_counter()
+    red = stream_candidates(base)
+    table = red.table
+    t_cands = time.perf_counter() - t0
+    g = greedy(table, base)
+    scen, limit = coupled(base, coupling, g)
+    greedy_ok = True
+    if coupling == "quota":
+        fam, q = limit.split(" <= ")
+        greedy_ok = g["families"].get(fam, 0) <= int(q)
+    elif coupling == "budget":
+        greedy_ok = g["usd_per_hour"] <= scen.limits.budget_usd_per_hour + 1e-9
+    rows = []
+    for b in backends:
+        opts = SolveOptions(backend=b, time_limit_s=time_limit)
+        t0 = time.perf_counter()
+        try:
+            p = solve_candidates(
+                table, scen, opts, reduce=False, candidate_info=red.info, removed=red.removed, enumerated=red.enumerated
+            )
+            status, cost, gap, note = p.status, p.objective, p.gap, p.message
+        except Exception as exc:  # an honest row: what failed
+            status, cost, gap, note = type(exc).__name__, math.nan, math.nan, str(exc)[:80]
+        wall = time.perf_counter() - t0
+        rows.append(
+            {
+                "workloads": k,
+                "kind": kind,
+                "coupling": coupling,
+                "limit": limit,
+                "backend": b,
+                "candidates": red.enumerated,
+                "reduced": len(table),
+                "status": status,
+                "gap": gap,
+                "cost": cost,
+                "t_candidates": t_cands,
+                "t_plan": wall,
+                "greedy_cost": g["cost"],
+                "greedy_ok": greedy_ok,
+                "greedy_s": g["seconds"],
+                "note": note,
+                "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+            }
+        )
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
 def run_case(label: str, scen, backends: list[str], time_limit: float) -> list[dict]:
     """Measure one case on every backend; return table rows."""
     t0 = time.perf_counter()
@@ -274,13 +421,115 @@ def write_docs(text: str) -> None:
     path.write_text(new)
 
 
+SCALE_RESULTS = ROOT / "benchmarks" / "results" / "scale.jsonl"
+"""Every scale row measured, one JSON object a line; the docs table shows the latest row per (case, backend)."""
+
+
+def run_scale(cases: list[str], backends: list[str], time_limit: float, write: bool) -> None:
+    """Run each ``K:kind:coupling`` case in its own process (one at a time), store its rows, rewrite the table."""
+    import subprocess
+
+    for case in cases:
+        k, kind, coupling = case.split(":")
+        cmd = [sys.executable, __file__, "--one", k, kind, coupling, "--backends", *backends]
+        cmd += ["--time-limit", str(time_limit)]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        got = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+        if out.returncode and not got:
+            print(out.stderr[-2000:], file=sys.stderr)
+        SCALE_RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        with SCALE_RESULTS.open("a") as fh:
+            for row in got:
+                row["date"] = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
+                fh.write(json.dumps(row) + "\n")
+                print(row, flush=True)
+    if write:
+        write_scale_docs()
+
+
+def write_scale_docs() -> None:
+    """Rewrite the scale table (between ``<!-- scale:begin -->`` and ``<!-- scale:end -->``) from SCALE_RESULTS."""
+    latest: dict[tuple, dict] = {}
+    for line in SCALE_RESULTS.read_text().splitlines():
+        r = json.loads(line)
+        latest[(r["workloads"], r["kind"], r["coupling"], r["backend"])] = r
+    order = {k: i for i, k in enumerate(KINDS)} | {c: i for i, c in enumerate(COUPLINGS)}
+    keys = sorted(latest, key=lambda t: (t[0], order[t[1]], order[t[2]], t[3]))
+    head = (
+        "Scale cases (issue 15), measured by `python benchmarks/bench_planner.py --scale K:kind:coupling ...` on "
+        f"{platform.node() or 'this machine'} ({os.cpu_count()} cores, shared with other sessions), one process per "
+        "case; raw rows in `benchmarks/results/scale.jsonl`. Whole AWS catalog, both markets. `kind`: every class "
+        "online, offline, or mixed (every 5th offline); `coupling`: none, an hourly budget at the greedy plan's "
+        "spend, or a family quota at 60 % of the greedy plan's count in the family it uses most (`limit`). "
+        "`t_candidates`: enumeration, performance model and exact presolve, one workload at a time; `t_plan`: "
+        "build, solve and tie-break (the whole plan after the candidates). `greedy`: the cheapest single "
+        "candidate per workload, alone (it ignores the coupling row: `greedy ok` says whether it keeps it). "
+        "`peak RSS`: the case process's `ru_maxrss`.\n\n"
+    )
+    cols = [
+        "workloads",
+        "kind",
+        "coupling",
+        "limit",
+        "backend",
+        "candidates",
+        "reduced",
+        "status",
+        "gap",
+        "cost",
+        "t_candidates",
+        "t_plan",
+        "greedy_cost",
+        "greedy_ok",
+        "greedy_s",
+        "peak_rss_gb",
+        "date",
+    ]
+    names = {
+        "greedy_cost": "greedy cost",
+        "greedy_ok": "greedy ok",
+        "greedy_s": "greedy s",
+        "peak_rss_gb": "peak RSS GB",
+    }
+    lines = ["| " + " | ".join(names.get(c, c) for c in cols) + " |", "|" + "---|" * len(cols)]
+    for key in keys:
+        r = latest[key]
+        cells = []
+        for c in cols:
+            v = r.get(c, "")
+            if isinstance(v, float):
+                cells.append(
+                    "-" if math.isnan(v) else (f"{v:.3g}" if c != "cost" and c != "greedy_cost" else f"{v:.2f}")
+                )
+            else:
+                cells.append(str(v))
+        lines.append("| " + " | ".join(cells) + " |")
+    text = head + "\n".join(lines) + "\n"
+    path = ROOT / "docs" / "benchmarks.md"
+    doc = path.read_text()
+    block = "<!-- scale:begin -->\n" + text + "<!-- scale:end -->"
+    if "<!-- scale:begin -->" in doc:
+        doc = re.sub(r"<!-- scale:begin -->.*?<!-- scale:end -->", block.replace("\\", "\\\\"), doc, flags=re.S)
+    else:
+        doc = doc.replace("<!-- planner:end -->", "<!-- planner:end -->\n\n" + block, 1)
+    path.write_text(doc)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--scale", nargs="*", default=None, help="scale cases K:kind:coupling, each in its own process")
+    ap.add_argument("--one", nargs=3, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--classes", type=int, nargs="*", default=[1, 10, 100])
     ap.add_argument("--backends", nargs="*", default=["ortools", "cbc"])
     ap.add_argument("--time-limit", type=float, default=120.0)
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
+    if args.one is not None:
+        one_case(int(args.one[0]), args.one[1], args.one[2], args.backends, args.time_limit)
+        return
+    if args.scale is not None:
+        run_scale(args.scale, args.backends, args.time_limit, not args.no_write)
+        return
     rows = run_case(
         "paper 4 types",
         load_scenario(ROOT / "instances/paper/online_slo400_us-east-1.yaml"),

@@ -1,9 +1,11 @@
 """Golden instances with a known optimum, solved by every available backend (objectives equal, rel 1e-6)."""
 
+import sys
+
 import pytest
 from planner_tables import scenario, table
 
-from solver.backends import BACKENDS, available_backends, get_backend
+from solver.backends import AUTO_ORDER, BACKENDS, available_backends, get_backend
 from solver.errors import InfeasibleError, UnknownNameError
 from solver.planning.evaluate import evaluate
 from solver.planning.planner import solve_candidates
@@ -84,9 +86,13 @@ def test_golden_optimum(case, backend):
     assert evaluate(plan, scen, performance=cands).ok, evaluate(plan, scen, performance=cands)
 
 
-def test_both_backends_registered_and_available():
-    assert list(BACKENDS) == ["ortools", "cbc"]
-    assert set(BACKEND_NAMES) == {"ortools", "cbc"}
+def test_backends_registered_and_available():
+    assert list(BACKENDS) == ["ortools", "cbc", "highs"]
+    assert {"ortools", "cbc"} <= set(BACKEND_NAMES)
+
+
+def test_auto_order_names_every_backend():
+    assert sorted(AUTO_ORDER) == sorted(BACKENDS)
 
 
 def test_tie_break_gives_the_same_plan_on_every_backend():
@@ -109,8 +115,20 @@ def test_unknown_backend_lists_valid_names():
         get_backend("gurobi-ish")
 
 
-def test_auto_is_first_available():
-    assert get_backend("auto").name == BACKEND_NAMES[0]
+def test_auto_is_first_available_in_measured_order():
+    assert get_backend("auto").name == next(n for n in AUTO_ORDER if n in BACKEND_NAMES)
+
+
+def test_auto_works_without_highspy(monkeypatch):
+    # highspy is optional: without it auto falls back to the next measured backend
+    from solver.backends.highs import HighsBackend
+
+    monkeypatch.setitem(BACKENDS, "highs", HighsBackend())
+    monkeypatch.setitem(sys.modules, "highspy", None)  # import highspy now raises ImportError
+    assert not BACKENDS["highs"].available
+    assert get_backend("auto").name == next(n for n in AUTO_ORDER if n != "highs" and n in BACKEND_NAMES)
+    p = solve_candidates(*golden()[0][1:3], SolveOptions(time_limit_s=30))
+    assert p.backend != "highs" and p.objective == pytest.approx(6.0)
 
 
 @pytest.mark.parametrize("backend", BACKEND_NAMES)

@@ -1,7 +1,9 @@
 """Solver backends: a registry in preference order.
 
-Every registered backend takes every model the formulations build (integer and continuous variables), so
-``auto`` picks the first available one. An unknown name raises
+Every registered backend takes every model the formulations build (integer and continuous variables).
+``auto`` picks the first available one in :data:`AUTO_ORDER`, the order measured fastest on the planner
+benchmark (docs/benchmarks.md, planner section); ``highs`` needs the optional ``highspy`` (extra ``highs``),
+and without it ``auto`` falls back to the next. An unknown name raises
 :class:`~solver.errors.UnknownNameError` listing the valid ones.
 """
 
@@ -10,11 +12,19 @@ from __future__ import annotations
 from formulations.linear import CompiledModel
 from solver.backends.base import STATUSES, Backend, SolveResult, Status
 from solver.backends.cbc import CbcBackend, cbc_builds
+from solver.backends.highs import HighsBackend
 from solver.backends.ortools import OrToolsBackend
 from solver.errors import SolverError, UnknownNameError
 
-BACKENDS: dict[str, Backend] = {"ortools": OrToolsBackend("ortools", "scip"), "cbc": CbcBackend()}
-"""Registered backends in preference order (``auto`` takes the first available)."""
+BACKENDS: dict[str, Backend] = {
+    "ortools": OrToolsBackend("ortools", "scip"),
+    "cbc": CbcBackend(),
+    "highs": HighsBackend(),
+}
+"""Registered backends: the product's two named ones (OR-Tools, CBC), then HiGHS."""
+
+AUTO_ORDER: tuple[str, ...] = ("ortools", "highs", "cbc")
+"""What ``auto`` tries, fastest first, as measured by ``benchmarks/bench_planner.py`` (docs/benchmarks.md)."""
 
 
 def backend_names() -> list[str]:
@@ -28,7 +38,7 @@ def available_backends() -> list[str]:
 
 
 def get_backend(name: str = "auto", model: CompiledModel | None = None) -> Backend:
-    """Return the backend called ``name`` (``auto``: the first available one; ``model`` is not used).
+    """Return the backend called ``name`` (``auto``: the first available in :data:`AUTO_ORDER`; ``model`` unused).
 
     Raises
     ------
@@ -39,10 +49,10 @@ def get_backend(name: str = "auto", model: CompiledModel | None = None) -> Backe
     """
     key = name.lower()
     if key == "auto":
-        for b in BACKENDS.values():
-            if b.available:
-                return b
-        raise SolverError("no solver backend is available (install ortools or pulp)")
+        for auto in AUTO_ORDER:
+            if BACKENDS[auto].available:
+                return BACKENDS[auto]
+        raise SolverError("no solver backend is available (install highspy, ortools or pulp)")
     if key not in BACKENDS:
         raise UnknownNameError("backend", "backend", name, backend_names())
     b = BACKENDS[key]
@@ -52,10 +62,12 @@ def get_backend(name: str = "auto", model: CompiledModel | None = None) -> Backe
 
 
 __all__ = [
+    "AUTO_ORDER",
     "BACKENDS",
     "STATUSES",
     "Backend",
     "CbcBackend",
+    "HighsBackend",
     "OrToolsBackend",
     "SolveResult",
     "Status",

@@ -159,7 +159,11 @@ class Backend(ABC):
         """Read the status, values, objective and bound off a finished run."""
         raise NotImplementedError
 
-    def solve(self, model: CompiledModel, options: SolveOptions) -> SolveResult:
+    def set_start(self, handle: Any, x: np.ndarray) -> None:
+        """Give the solver a feasible point as its first incumbent (a MIP start); by default ignored."""
+        return
+
+    def solve(self, model: CompiledModel, options: SolveOptions, start: np.ndarray | None = None) -> SolveResult:
         """Translate, run and read; then normalise the status and gap and check the solution.
 
         Parameters
@@ -168,6 +172,9 @@ class Backend(ABC):
             The compiled model.
         options
             Time limit, relative gap, threads, verbosity.
+        start
+            A point of ``model`` (e.g. the stage-one plan in its tie-break stage), given to the solver as a MIP
+            start by backends that take one (:meth:`set_start`); it changes no answer's checks.
 
         Returns
         -------
@@ -175,13 +182,15 @@ class Backend(ABC):
             ``optimal``/``feasible`` only with a solution that keeps every bound, integrality and row of
             ``model`` at :data:`~formulations.linear.SOLUTION_TOL`; ``error`` naming what broke otherwise.
         """
-        start = time.perf_counter()
+        began = time.perf_counter()
         reason = trivially_infeasible(model)
         if reason is not None:
             return self._result("infeasible", None, math.nan, math.nan, math.nan, 0.0, reason)
         handle = self.translate(model)
+        if start is not None and start.shape == (model.n_vars,) and not model.violations(start, SOLUTION_TOL):
+            self.set_start(handle, np.clip(start, model.lb, model.ub))
         raw = self.read(handle, self.run(handle, options), model)
-        return self.believe(raw, model, options, time.perf_counter() - start)
+        return self.believe(raw, model, options, time.perf_counter() - began)
 
     def believe(self, raw: RawAnswer, model: CompiledModel, options: SolveOptions, seconds: float) -> SolveResult:
         """Apply the shared rules to a raw answer: normalise status and gap, check the solution."""

@@ -33,8 +33,9 @@ MIN_SOLVE_S = 0.05
 """No solver call is started with less time than this left (seconds)."""
 
 Blocks = tuple[list[ModelBlock], np.ndarray]
-SolveFn = Callable[[CompiledModel, float, bool], SolveResult]
-"""``solve(model, time limit s, tie_break)``: a tie-break stage is solved to a zero gap."""
+SolveFn = Callable[..., SolveResult]
+"""``solve(model, time limit s, tie_break, start=None)``: a tie-break stage is solved to a zero gap; ``start`` is
+a feasible point given to backends that take a MIP start."""
 TrimFn = Callable[[np.ndarray], np.ndarray]
 
 
@@ -155,6 +156,7 @@ def solve_by_workload(
     relaxable = compiled.relaxable_rows(coupling)
     groups: list[tuple[int, ...]] = [(k,) for k in range(len(workload_blocks))]
     solved: dict[tuple[int, ...], tuple[ModelBlock, SolveResult]] = {}
+    by_columns: tuple[np.ndarray, float, float, list[tuple[ModelBlock, float]], list[int]] | None = None
     while True:
         x = np.zeros(compiled.n_vars)
         for g in groups:
@@ -172,16 +174,40 @@ def solve_by_workload(
         broken = coupling[compiled.row_violation(x, coupling) > FEASIBILITY_TOL]
         if broken.size == 0:
             break
+        one_row = broken.size == 1 and np.isin(broken, relaxable).all()
+        if one_row and all(len(g) == 1 for g in groups):
+            base = {g[0]: solved[g] for g in groups}
+            by_columns = solve_one_row(
+                compiled, workload_blocks, int(broken[0]), base, solve, trim, clock, relative_gap
+            )
+            if by_columns is not None and compiled.rows_hold(by_columns[0], coupling, FEASIBILITY_TOL):
+                break
+            by_columns = None
         merged = merge_groups(compiled, groups, workload_blocks, broken, relaxable, x)
         if merged is None:
             return None
         groups = merged
-    blocks = [solved[g][0] for g in groups]
-    results = [solved[g][1] for g in groups]
-    bounds = [_proven_bound(r, relative_gap) for r in results]
-    stage_one_seconds = [r.solve_seconds for r in results]
-    value = float(compiled.objective @ x)
-    bound = float(sum(bounds))
+    if by_columns is not None:
+        x, value, bound, parts, on_row = by_columns
+        n_on = len(on_row)
+        blocks = [b for b, _s in parts[: len(parts) - n_on]]
+        stage_one_seconds = [s for _b, s in parts[: len(parts) - n_on]]
+        if ranks is not None:
+            # the workloads on the row are tie-broken together, on their merged model (the row with all its
+            # terms): equal-cost allocations between them are then resolved as by the whole-model stage
+            blocks.append(group_model(compiled, workload_blocks, tuple(on_row), coupling, relaxable))
+            stage_one_seconds.append(sum(s for _b, s in parts[len(parts) - n_on :]))
+        else:
+            blocks += [b for b, _s in parts[len(parts) - n_on :]]
+            stage_one_seconds += [s for _b, s in parts[len(parts) - n_on :]]
+        results = [solved[groups[0]][1]]
+    else:
+        blocks = [solved[g][0] for g in groups]
+        results = [solved[g][1] for g in groups]
+        bounds = [_proven_bound(r, relative_gap) for r in results]
+        stage_one_seconds = [r.solve_seconds for r in results]
+        value = float(compiled.objective @ x)
+        bound = float(sum(bounds))
     gap = base_relative_gap(value, bound)
     if not within_gap(gap, relative_gap):
         return None
@@ -209,9 +235,11 @@ def solve_by_workload(
         if left <= MIN_SOLVE_S:
             return result, x, False
         stage = lexicographic_stage(blk.model, cap, ranks[blk.cols], rel_tol=0.0)
-        r2 = solve(stage, left, True)
+        r2 = solve(stage, left, True, x[blk.cols])
         if r2.x is None or r2.status not in ("optimal", "feasible"):
-            return result, x, False
+            # stopped at its time limit without a better plan: the stage-one plan of the group is its incumbent
+            # (a feasible plan of the stage), kept as the whole-model stage keeps its best plan at its limit
+            continue
         x2[blk.cols] = r2.x
     cost = float(compiled.objective @ x2)
     if compiled.rows_hold(x2, coupling, FEASIBILITY_TOL) and cost <= value + tol + FEASIBILITY_TOL * max(1.0, value):
@@ -283,3 +311,212 @@ def merge_groups(
     if len(out) == len(groups) or len(out) < 2:
         return None
     return sorted(out)
+
+
+# ---- one broken coupling row: per-workload fleet columns and a multiple-choice master -------------------------
+COLUMN_STEP_REL = 1e-5
+"""On a row with a fractional coefficient (a budget), the next column of a workload is asked to use at most its
+last column's usage minus this share of ``max(1, |hi|)`` (README, "One coupling row"). It is ten times the
+tolerance an answer is checked at (``SOLUTION_TOL``), so every new column uses strictly less."""
+MAX_COLUMN_ROUNDS = 10_000
+"""Engineering stop of the column loop (each round adds a column to at least one workload, so it ends anyway)."""
+
+
+@dataclass
+class _Column:
+    """A per-workload fleet: its values on the block, cost, proven bound and usage of the coupling row."""
+
+    x: np.ndarray
+    cost: float
+    bound: float
+    usage: float
+    seconds: float
+
+
+@dataclass
+class _Frontier:
+    """A workload's columns, from its unconstrained optimum downwards in usage; ``open`` while lower ones may exist."""
+
+    block: ModelBlock
+    local: int
+    columns: list[_Column]
+    open: bool
+    trim: TrimFn
+
+
+def _row_step(compiled: CompiledModel, r: int) -> tuple[float, bool]:
+    """(step between usage levels, whether the row is integral: integer coefficients on integer variables only)."""
+    a, b = compiled.indptr[r], compiled.indptr[r + 1]
+    cols, coefs = compiled.indices[a:b], compiled.data[a:b]
+    integral = bool(np.all(compiled.integer[cols]) and np.all(coefs == np.rint(coefs)))
+    if integral:
+        return 1.0, True
+    return COLUMN_STEP_REL * max(1.0, abs(float(compiled.row_hi[r]))), False
+
+
+def _column(front: _Frontier, r: SolveResult, relative_gap: float) -> _Column:
+    """Return a checked answer of a level model as a column (rounded, offline counts trimmed, usage after that)."""
+    assert r.x is not None
+    sub = front.block.model
+    x = r.x.copy()
+    x[sub.integer] = np.rint(x[sub.integer])
+    x = front.trim(np.clip(x, sub.lb, sub.ub))
+    usage = float(sub.row_activity(x)[front.local])
+    return _Column(x, float(sub.objective @ x), _proven_bound(r, relative_gap), usage, r.solve_seconds)
+
+
+def _master(
+    fronts: list[_Frontier],
+    hi: float,
+    step: float,
+    integral: bool,
+    lower: bool,
+    solve: SolveFn,
+    clock: Clock,
+) -> tuple[float, list[int]] | None:
+    """Solve the multiple-choice master: one column per workload, total usage ``<= hi``; (value, pick per workload).
+
+    ``lower``: costs are the columns' proven bounds, a fractional row's usages are lowered by ``step``, and every
+    open frontier gets a *pseudo-column* (cost: its last column's bound, usage 0), which makes the master a
+    relaxation of the coupled model (README, "One coupling row"). Pick ``len(columns)`` is the pseudo-column.
+    Otherwise costs and usages are the columns' own. ``None`` when the master has no answer.
+    """
+    costs, usages, owner = [], [], []
+    for i, f in enumerate(fronts):
+        for c in f.columns:
+            costs.append(c.bound if lower else c.cost)
+            usages.append(c.usage - (step if lower and not integral else 0.0))
+            owner.append(i)
+        if lower and f.open:
+            costs.append(f.columns[-1].bound)
+            usages.append(0.0)
+            owner.append(i)
+    m = len(costs)
+    own = np.asarray(owner, dtype=np.int64)
+    n_f = len(fronts)
+    # rows: one "choose one" row per workload (sorted by owner: CSR in order), then the usage row
+    order = np.argsort(own, kind="stable")
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(own, minlength=n_f)), [m + m]]).astype(np.int64)
+    indices = np.concatenate([order, np.arange(m)]).astype(np.int64)
+    data = np.concatenate([np.ones(m), np.maximum(np.asarray(usages), 0.0)])
+    model = CompiledModel(
+        "min",
+        np.zeros(m),
+        np.ones(m),
+        np.ones(m, dtype=bool),
+        np.asarray(costs, dtype=float),
+        0.0,
+        indptr,
+        indices,
+        data,
+        np.concatenate([np.ones(n_f), [-np.inf]]),
+        np.concatenate([np.ones(n_f), [hi]]),
+        ["master.choose"] * n_f + ["master.usage"],
+    )
+    res = solve(model, clock.left(), True)  # zero gap: the master is small
+    if res.status != "optimal" or res.x is None:
+        return None
+    value = float(res.objective)
+    # equal-cost picks are resolved afterwards, by the tie-break of the workloads on the row together
+    assert res.x is not None
+    chosen = np.flatnonzero(np.rint(res.x) > 0.5)
+    picks = [0] * n_f
+    starts = np.concatenate([[0], np.cumsum([len(f.columns) + (1 if lower and f.open else 0) for f in fronts])])
+    for j in chosen:
+        i = int(own[j])
+        picks[i] = int(j - starts[i])
+    return value, picks
+
+
+def solve_one_row(
+    compiled: CompiledModel,
+    blocks: list[ModelBlock],
+    row: int,
+    base: dict[int, tuple[ModelBlock, SolveResult]],
+    solve: SolveFn,
+    trim: TrimFn,
+    clock: Clock,
+    relative_gap: float,
+) -> tuple[np.ndarray, float, float, list[tuple[ModelBlock, float]], list[int]] | None:
+    """Exact solve when one relaxable coupling row ``row`` is broken: (x, value, bound, [(level model, seconds)]).
+
+    README, "One coupling row". Each workload on the row gets columns: its optimum with the row restricted to
+    it, then the optimum with its usage at most the last column's usage minus a step, and so on while the
+    lower master asks. The lower master (columns at their bounds, pseudo-columns for what is not yet
+    computed) bounds the whole model; once it picks only computed columns, the upper master (columns at their
+    costs) gives the plan. ``None`` when the row is not of the method's kind, time runs out, or the gap is not
+    closed: the caller merges groups instead.
+    """
+    step, integral = _row_step(compiled, row)
+    hi = float(compiled.row_hi[row])
+    fronts: list[_Frontier] = []
+    fixed_x = np.zeros(compiled.n_vars)
+    fixed_bound = 0.0
+    for _k, (blk, r) in sorted(base.items()):
+        assert r.x is not None
+        hit = np.searchsorted(blk.rows, row)
+        on_row = hit < blk.rows.size and blk.rows[hit] == row
+
+        def trim_block(xb: np.ndarray, blk: ModelBlock = blk) -> np.ndarray:
+            full = np.zeros(compiled.n_vars)
+            full[blk.cols] = xb
+            return trim(full)[blk.cols]
+
+        if not on_row:
+            xb = trim_block(r.x)
+            fixed_x[blk.cols] = xb
+            fixed_bound += _proven_bound(r, relative_gap)
+            continue
+        front = _Frontier(blk, int(hit), [], True, trim_block)
+        front.columns.append(_column(front, r, relative_gap))
+        front.open = front.columns[0].usage > 0.0
+        fronts.append(front)
+    if not fronts:
+        return None
+    for _ in range(MAX_COLUMN_ROUNDS):
+        low = _master(fronts, hi, step, integral, True, solve, clock)
+        if low is None:
+            return None
+        pseudo = [i for i, p in enumerate(low[1]) if p == len(fronts[i].columns)]
+        if not pseudo:
+            break
+        for i in pseudo:
+            f = fronts[i]
+            if clock.left() <= MIN_SOLVE_S:
+                return None
+            level = f.columns[-1].usage - step
+            sub = f.block.model
+            row_hi = sub.row_hi.copy()
+            row_hi[f.local] = min(row_hi[f.local], level)
+            level_model = dataclasses.replace(sub, row_hi=row_hi)
+            r = solve(level_model, clock.left(), False)
+            if r.status == "infeasible":
+                f.open = False
+                continue
+            if r.status != "optimal" or r.x is None:
+                return None
+            col = _column(f, r, relative_gap)
+            if col.usage > f.columns[-1].usage - step / 2:
+                return None  # no progress (a solver answer above its level by its tolerance): merge instead
+            f.columns.append(col)
+            f.open = col.usage > 0.0
+    else:
+        return None
+    upper = _master(fronts, hi, step, integral, False, solve, clock)
+    if upper is None:
+        return None
+    x = fixed_x.copy()
+    levels = []
+    for f, p in zip(fronts, upper[1], strict=True):
+        col = f.columns[p]
+        x[f.block.cols] = col.x
+        row_hi = f.block.model.row_hi.copy()
+        row_hi[f.local] = col.usage + FEASIBILITY_TOL * max(1.0, abs(col.usage))
+        levels.append(ModelBlock(f.block.cols, f.block.rows, dataclasses.replace(f.block.model, row_hi=row_hi)))
+    value = float(compiled.objective @ x)
+    bound = low[0] + fixed_bound
+    on = {id(f.block) for f in fronts}
+    fixed = [(blk, r.solve_seconds) for _k, (blk, r) in sorted(base.items()) if id(blk) not in on]
+    chosen = [(lv, f.columns[p].seconds) for lv, f, p in zip(levels, fronts, upper[1], strict=True)]
+    ks = [k for k, (blk, _r) in sorted(base.items()) if id(blk) in on]
+    return x, value, min(bound, value), [*fixed, *chosen], ks

@@ -39,9 +39,10 @@ from formulations.spot import TypeSet
 from solver.backends import Backend, SolveResult, Status, available_backends, get_backend
 from solver.backends.base import relative_gap, within_gap
 from solver.data.catalog import Catalog
+from solver.data.scenario import check_references
 from solver.errors import InfeasibleError, SolverError, SolverLimitError
 from solver.planning import decompose
-from solver.planning.candidates import CandidateSet, candidate_set, shared_candidates
+from solver.planning.candidates import CandidateSet, candidate_set, offers, shared_candidates, workload_candidates
 from solver.planning.classes import expand
 from solver.planning.decompose import Clock
 from solver.planning.plan import TIE_ORDER, Plan
@@ -82,23 +83,78 @@ def plan(
         The backend failed or is unavailable.
     """
     classes = expand(scenario)  # one class per size bucket (a plain workload is its own class)
-    cs = candidate_set(classes.scenario, catalog)
-    frame = cs.frame
-    if classes.shares:  # shared replicas: pooled rows next to every class's own candidates
-        pooled = shared_candidates(frame, classes.scenario, classes.groups())
-        if not pooled.empty:
-            frame = pd.concat([frame.assign(pool=-1), pooled], ignore_index=True)
-    result = solve_candidates(frame, classes.scenario, options, candidate_info=cs)
+    sc = classes.scenario
+    pooled = pd.DataFrame()
+    if classes.shares:  # shared replicas: pools are formed from every class's full candidate table
+        cs = candidate_set(sc, catalog)
+        pooled = shared_candidates(cs.frame, sc, classes.groups())
+    if pooled.empty:  # no pool: enumerate and presolve one workload at a time (a fraction of the memory)
+        red = reduced_candidates(sc, catalog)
+        frame, info = red.table, red.info
+
+        def solve(f: pd.DataFrame, reduce: bool = False) -> Plan:
+            return solve_candidates(
+                f, sc, options, reduce=reduce, candidate_info=info, removed=red.removed, enumerated=red.enumerated
+            )
+
+    else:  # pooled rows next to every class's own candidates (the presolve keeps pooled rows as they are)
+        frame, info = pd.concat([cs.frame.assign(pool=-1), pooled], ignore_index=True), cs
+
+        def solve(f: pd.DataFrame, reduce: bool = True) -> Plan:
+            return solve_candidates(f, sc, options, candidate_info=info)
+
+    result = solve(frame)
     if verify:  # simulate the plan; re-solve with lower rates while an SLO is missed (solver/simulation/verify.py)
         from solver.simulation.verify import verify_plan
 
-        result = verify_plan(
-            result,
-            classes.scenario,
-            frame,
-            lambda f: solve_candidates(f, classes.scenario, options, candidate_info=cs),
-        )
+        result = verify_plan(result, sc, frame, lambda f: solve(f, reduce=True))
     return result
+
+
+@dataclasses.dataclass(frozen=True)
+class ReducedCandidates:
+    """The presolved candidate table, built one workload at a time.
+
+    Attributes
+    ----------
+    table
+        The candidates kept by :func:`~solver.planning.presolve.reduce_candidates`, workload after workload.
+    removed
+        Per workload, rows the presolve removed per reason.
+    info
+        What the enumeration dropped and considered (its ``frame`` is empty: the full table is never held).
+    enumerated
+        Candidates enumerated before the presolve (the plan's ``candidates``).
+    """
+
+    table: pd.DataFrame
+    removed: dict[str, dict[str, int]]
+    info: CandidateSet
+    enumerated: int
+
+
+def reduced_candidates(scenario: Scenario, catalog: Catalog | None = None) -> ReducedCandidates:
+    """Enumerate and presolve the candidates one workload at a time (the same table as on the whole at once).
+
+    The presolve is per candidate (rules) and per dominance group, and every group lies in one workload
+    (:data:`~solver.planning.presolve.DOMINANCE_KEY`), so reducing each workload's table alone keeps the same rows
+    in the same order as reducing their concatenation; peak memory is one workload's full table plus the
+    reduced ones, not the full table of every workload (docs/benchmarks.md, peak RSS).
+    """
+    if catalog is None:
+        check_references(scenario)
+    off = offers(scenario, catalog)
+    frames, removed, dropped, considered, enumerated = [], {}, {}, {}, 0
+    for i, w in enumerate(scenario.workloads):
+        table, drop, n = workload_candidates(w, off, scenario, i)
+        dropped[w.name], considered[w.name] = drop, n
+        enumerated += len(table)
+        kept, gone = reduce_candidates(table, scenario)
+        removed.update(gone)
+        frames.append(kept)
+        del table
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return ReducedCandidates(frame, removed, CandidateSet(pd.DataFrame(), dropped, considered), enumerated)
 
 
 def solve_candidates(
@@ -110,6 +166,8 @@ def solve_candidates(
     tie_break: bool | None = None,
     candidate_info: CandidateSet | None = None,
     nogoods: Sequence[TypeSet] = (),
+    removed: Mapping[str, Mapping[str, int]] | None = None,
+    enumerated: int | None = None,
 ) -> Plan:
     """Solve the fleet MILP on a given candidate table (the planner's core; used by tests and benchmarks).
 
@@ -129,18 +187,23 @@ def solve_candidates(
         What was dropped while enumerating (for the infeasibility message).
     nogoods
         Sets of (workload, instance type) pairs the plan may not use exactly (``plan --top-k``, README row (28)).
+    removed
+        With ``reduce=False`` on an already presolved table: what its presolve removed (same message).
+    enumerated
+        Candidates enumerated before any presolve (default: the rows of ``cands``), reported in the plan.
     """
     options = options or SolveOptions()
     if tie_break is None:
         tie_break = options.tie_break
     clock = Clock(options.time_limit_s)
-    removed: Mapping[str, Mapping[str, int]] = {}
+    removed = removed or {}
     table = cands
     if reduce:  # pooled rows (shared replicas) are kept as they are: the presolve's dominance is per class
         pooled = cands["pool"].to_numpy() >= 0 if "pool" in cands.columns else np.zeros(len(cands), dtype=bool)
         table, removed = reduce_candidates(cands[~pooled], scenario)
         if pooled.any():
             table = pd.concat([table, cands[pooled]], ignore_index=True)
+    n_cands = len(cands) if enumerated is None else enumerated
     _check_coverage(table, scenario, removed, candidate_info)
     table = table.reset_index(drop=True)
     fm = build(table, scenario, nogoods)
@@ -172,7 +235,7 @@ def solve_candidates(
         if left > decompose.MIN_SOLVE_S:
             exact = float(compiled.objective @ clean(x) + compiled.objective_offset)
             cap = max(result.objective, exact) if compiled.sense == "min" else min(result.objective, exact)
-            second = checked(lexicographic_stage(compiled, cap, ranks), left, True)
+            second = checked(lexicographic_stage(compiled, cap, ranks), left, True, clean(x))
             if second.x is not None and second.status in ("optimal", "feasible"):
                 answers.insert(0, second.x)
     problems: list[str] = []
@@ -180,7 +243,7 @@ def solve_candidates(
         final = _repair_demand(compiled, trim(_round_integers(compiled, candidate)))
         problems = _final_violations(compiled, final)
         if not problems:
-            return Plan.from_solution(fm, compiled, final, result, clock.spent(), len(cands), checked.note)
+            return Plan.from_solution(fm, compiled, final, result, clock.spent(), n_cands, checked.note)
     # Still short (online counts cannot be repaired at equal cost): solve once more with the short demand rows'
     # right-hand sides raised past the solver's tolerance, and check the answer against the original rows.
     tight = _tighten_short_demand(compiled, final)
@@ -196,7 +259,7 @@ def solve_candidates(
                 gap = relative_gap(value, result.bound)
                 status: Status = "optimal" if within_gap(gap, options.relative_gap) else "feasible"
                 honest = dataclasses.replace(again, status=status, bound=result.bound, gap=gap)
-                return Plan.from_solution(fm, compiled, final, honest, clock.spent(), len(cands), note)
+                return Plan.from_solution(fm, compiled, final, honest, clock.spent(), n_cands, note)
     raise SolverError(f"{result.backend} returned a plan that breaks the model: {'; '.join(problems[:3])}")
 
 
@@ -234,14 +297,16 @@ class _CheckedSolve:
         self.note = ""
         self._gap = options.relative_gap
 
-    def __call__(self, model: CompiledModel, limit_s: float, tie_break: bool = False) -> SolveResult:
-        """Solve ``model`` within ``limit_s`` (and the plan's time left).
+    def __call__(
+        self, model: CompiledModel, limit_s: float, tie_break: bool = False, start: np.ndarray | None = None
+    ) -> SolveResult:
+        """Solve ``model`` within ``limit_s`` (and the plan's time left); ``start``: a MIP start, if any.
 
         A tie-break stage (``tie_break``) is solved to a zero relative gap: its weights differ by less than the
         requested gap of the whole objective, so a gap-sized answer could be any of the tied plans.
         """
         self._gap = 0.0 if tie_break else self.options.relative_gap
-        result = self._one(self.backend, model, limit_s)
+        result = self._one(self.backend, model, limit_s, start)
         if result.status not in ("error", "infeasible"):
             return result
         for name in available_backends():
@@ -254,12 +319,15 @@ class _CheckedSolve:
                 return other
         return result
 
-    def _one(self, backend: Backend, model: CompiledModel, limit_s: float) -> SolveResult:
+    def _one(
+        self, backend: Backend, model: CompiledModel, limit_s: float, start: np.ndarray | None = None
+    ) -> SolveResult:
         """One backend call, its time limit cut to what the plan has left."""
         left = min(limit_s, self.clock.left())
         if left <= decompose.MIN_SOLVE_S:
             return SolveResult("no_solution", None, math.nan, math.nan, math.nan, backend.name, 0.0, "time limit")
-        return backend.solve(model, self.options.model_copy(update={"time_limit_s": left, "relative_gap": self._gap}))
+        opts = self.options.model_copy(update={"time_limit_s": left, "relative_gap": self._gap})
+        return backend.solve(model, opts, start) if start is not None else backend.solve(model, opts)
 
 
 def _round_integers(compiled: CompiledModel, x: np.ndarray) -> np.ndarray:
