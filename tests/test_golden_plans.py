@@ -40,18 +40,18 @@ def _strip(value: object) -> object:
     return value
 
 
-def _close(a: object, b: object, where: str = "") -> None:
+def _close(a: object, b: object, where: str = "", rel: float = 1e-9) -> None:
     if isinstance(a, dict) and isinstance(b, dict):
         assert sorted(a) == sorted(b), f"{where}: keys differ"
         for k in a:
-            _close(a[k], b[k], f"{where}.{k}")
+            _close(a[k], b[k], f"{where}.{k}", rel)
     elif isinstance(a, list) and isinstance(b, list):
         assert len(a) == len(b), f"{where}: lengths differ"
         for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            _close(x, y, f"{where}[{i}]")
+            _close(x, y, f"{where}[{i}]", rel)
     elif isinstance(a, float) or isinstance(b, float):
         assert isinstance(a, int | float) and isinstance(b, int | float), f"{where}: {a!r} != {b!r}"
-        assert math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12), f"{where}: {a!r} != {b!r}"
+        assert math.isclose(a, b, rel_tol=rel, abs_tol=1e-12), f"{where}: {a!r} != {b!r}"
     else:
         assert a == b, f"{where}: {a!r} != {b!r}"
 

@@ -16,6 +16,7 @@ from solver.planning.evaluate import evaluate
 from solver.planning.plan import Plan
 from solver.planning.planner import plan
 from solver.specs import SolveOptions
+from solver.tolerances import SOLUTION_TOL
 
 pytestmark = pytest.mark.skipif(
     not {"highs", "ortools"} <= set(available_backends()), reason="needs highspy and ortools"
@@ -50,7 +51,9 @@ def test_highs_plan_matches_golden(name, path):
     expected = json.loads((GOLDEN / f"{name}.json").read_text())
     if isinstance(got, dict) and "backend" in got:
         assert got["backend"] == "highs"
-    _close(_drop(got, NAMED), _drop(expected, NAMED), name)
+    # another backend than the goldens' (ortools): a shared pool's continuous shares are set only to the solvers'
+    # feasibility tolerance, so values are compared at the solution check's tolerance
+    _close(_drop(got, NAMED), _drop(expected, NAMED), name, SOLUTION_TOL)
 
 
 def check_seed_highs(seed: int) -> list[str]:

@@ -28,7 +28,14 @@ TIE_BREAK_TIME_FACTOR = 3.0
 """A tie-break stage may take at most this multiple of its stage one's time (engineering bound, not a model
 coefficient)."""
 TIE_BREAK_MIN_S = 1.0
-"""... but always at least this long (seconds)."""
+"""... but always at least this long (seconds). When a stage stops at its budget the plan says so
+(:data:`TIE_BREAK_CUT_NOTE`): on a loaded machine, and on models with shared pools, stages stop there and two
+backends may then return different plans of equal cost (a longer floor, 5 s, did not resolve the pooled cases)."""
+TIE_BREAK_CUT_NOTE = (
+    "tie-break stopped at its time budget in {cut} of {n} group(s): the plan is optimal, but among plans of "
+    "equal cost it may not be the canonical one (another backend or a faster machine may pick another)"
+)
+"""Said in the plan's message when a tie-break stage stops at its budget."""
 MIN_SOLVE_S = 0.05
 """No solver call is started with less time than this left (seconds)."""
 
@@ -230,12 +237,14 @@ def solve_by_workload(
     share = np.maximum(1.0, np.abs(v_w))
     share = tol * share / share.sum()
     x2 = x.copy()
+    cut = 0
     for blk, cap, first_s in zip(blocks, v_w + share, stage_one_seconds, strict=True):
         left = tie_break_budget(first_s, clock.left())
         if left <= MIN_SOLVE_S:
             return result, x, False
         stage = lexicographic_stage(blk.model, cap, ranks[blk.cols], rel_tol=0.0)
         r2 = solve(stage, left, True, x[blk.cols])
+        cut += r2.status != "optimal"
         if r2.x is None or r2.status not in ("optimal", "feasible"):
             # stopped at its time limit without a better plan: the stage-one plan of the group is its incumbent
             # (a feasible plan of the stage), kept as the whole-model stage keeps its best plan at its limit
@@ -243,7 +252,8 @@ def solve_by_workload(
         x2[blk.cols] = r2.x
     cost = float(compiled.objective @ x2)
     if compiled.rows_hold(x2, coupling, FEASIBILITY_TOL) and cost <= value + tol + FEASIBILITY_TOL * max(1.0, value):
-        return dataclasses.replace(result, solve_seconds=clock.spent()), x2, True
+        note = TIE_BREAK_CUT_NOTE.format(cut=cut, n=len(blocks)) if cut else ""
+        return dataclasses.replace(result, solve_seconds=clock.spent(), message=note), x2, True
     return result, x, False
 
 

@@ -238,12 +238,15 @@ def solve_candidates(
             second = checked(lexicographic_stage(compiled, cap, ranks), left, True, clean(x))
             if second.x is not None and second.status in ("optimal", "feasible"):
                 answers.insert(0, second.x)
+            if second.status != "optimal":
+                result = dataclasses.replace(result, message=decompose.TIE_BREAK_CUT_NOTE.format(cut=1, n=1))
     problems: list[str] = []
     for candidate in answers:
         final = _repair_demand(compiled, trim(_round_integers(compiled, candidate)))
         problems = _final_violations(compiled, final)
         if not problems:
-            return Plan.from_solution(fm, compiled, final, result, clock.spent(), n_cands, checked.note)
+            note = "; ".join(filter(None, [checked.note, result.message]))
+            return Plan.from_solution(fm, compiled, final, result, clock.spent(), n_cands, note)
     # Still short (online counts cannot be repaired at equal cost): solve once more with the short demand rows'
     # right-hand sides raised past the solver's tolerance, and check the answer against the original rows.
     tight = _tighten_short_demand(compiled, final)
