@@ -36,6 +36,7 @@ from solver.data.scenario import check_references
 from solver.performance.calibration import CalibrationProfile, load_profile
 from solver.performance.ctcf import ENGINES
 from solver.performance.memory import tp_shardable
+from solver.performance.model import OUTPUT_COLUMNS
 from solver.specs import ModelSpec, Scenario, Workload
 from solver.tolerances import OFFLOAD_GRID_TOL, PRESOLVE_REL_TOL, floor_int
 
@@ -385,28 +386,8 @@ def shared_candidates(frame: pd.DataFrame, scenario: Scenario, groups: dict[str,
     return out[columns].reset_index(drop=True)
 
 
-_PREDICTED = {
-    "ttft_ms",
-    "tpot_ms",
-    "e2e_s",
-    "tps",
-    "rate_rps",
-    "replicas",
-    "ttft_model_ms",
-    "tpot_model_ms",
-    "output_tokens_per_s",
-    "weights_gib",
-    "kv_gib",
-    "activations_gib",
-    "staging_gib",
-    "total_gpu_gib",
-    "available_gpu_gib",
-    "kv_total_gib",
-    "offloaded_kv_gib",
-    "host_available_gib",
-    "min_offload_fraction",
-    "fits",
-}
+_PREDICTED = (set(OUTPUT_COLUMNS) - {"offload_fraction"}) | {"replicas"}
+"""Columns the performance model writes (and a candidate's replicas per instance): re-predicted for a mix."""
 
 
 def _cheapest_pools(rows: pd.DataFrame, per_class: int) -> pd.DataFrame:
