@@ -319,7 +319,7 @@ class Plan:
         return pd.DataFrame([asdict(r) for r in self.fleet], columns=cols)
 
     def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-ready dict: status, costs, gap, backend, solve time, and the fleet rows."""
+        """Return a JSON-ready dict: status, costs, gap, backend, solve time, the fleet rows and the plan's message."""
         return {
             "status": self.status,
             "objective_name": self.objective_name,
@@ -334,6 +334,7 @@ class Plan:
             "model_size": dict(self.model_size),
             "candidates": self.candidates,
             "fleet": [asdict(r) for r in self.fleet],
+            **({"message": self.message} if self.message else {}),
             **({"explanation": self.explanation} if self.explanation is not None else {}),
             **({"verification": self.verification} if self.verification else {}),
         }
