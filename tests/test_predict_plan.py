@@ -44,21 +44,7 @@ def test_predict_reproduces_every_plan_row(path: Path) -> None:
             _check_pool_row(row, workloads, scenario)
             continue
         w = workloads[row.workload]
-        pred = predict(
-            w.model,
-            batch_size=row.batch_size,
-            input_tokens=w.input_tokens,
-            output_tokens=w.output_tokens,
-            instance=row.instance_type,
-            tp=row.tp,
-            offload=row.offload_fraction,
-            dtype=w.dtype,
-            kv_dtype=w.kv_dtype,
-            engine=scenario.engine,
-            offload_mode=scenario.offload_mode,
-            profile=scenario.profile,
-            batching=batching_mode(w, scenario.engine),
-        )
+        pred = _predict_row(row, w, scenario, w.input_tokens)
         where = f"{path.stem}: {row.workload} on {row.instance_type} tp={row.tp} b={row.batch_size}"
         assert pred.fits, where
         assert (pred.tp, pred.batch_size, pred.gpu) == (row.tp, row.batch_size, row.gpu), where
@@ -78,6 +64,25 @@ def test_predict_reproduces_every_plan_row(path: Path) -> None:
             assert _close(mine, theirs), f"{where}: {name} predict {mine!r} != plan {theirs!r}"
 
 
+def _predict_row(row, w, scenario, input_tokens: int):
+    """``predict`` of class ``w`` at fleet row ``row``'s configuration, with this prompt length."""
+    return predict(
+        w.model,
+        batch_size=row.batch_size,
+        input_tokens=input_tokens,
+        output_tokens=w.output_tokens,
+        instance=row.instance_type,
+        tp=row.tp,
+        offload=row.offload_fraction,
+        dtype=w.dtype,
+        kv_dtype=w.kv_dtype,
+        engine=scenario.engine,
+        offload_mode=scenario.offload_mode,
+        profile=scenario.profile,
+        batching=batching_mode(w, scenario.engine),
+    )
+
+
 def _check_pool_row(row, workloads, scenario) -> None:
     """A shared row: each class it serves, predicted in the mix of the served classes, is at most the row's figure.
 
@@ -88,21 +93,7 @@ def _check_pool_row(row, workloads, scenario) -> None:
     ceil_in = max(w.input_tokens for w in served)
     ceil_out = max(w.output_tokens for w in served)
     for w in served:
-        pred = predict(
-            w.model,
-            batch_size=row.batch_size,
-            input_tokens=mixed_tokens(ceil_in, ceil_out, w.output_tokens),
-            output_tokens=w.output_tokens,
-            instance=row.instance_type,
-            tp=row.tp,
-            offload=row.offload_fraction,
-            dtype=w.dtype,
-            kv_dtype=w.kv_dtype,
-            engine=scenario.engine,
-            offload_mode=scenario.offload_mode,
-            profile=scenario.profile,
-            batching=batching_mode(w, scenario.engine),
-        )
+        pred = _predict_row(row, w, scenario, mixed_tokens(ceil_in, ceil_out, w.output_tokens))
         where = f"pool {row.pool} ({w.name}) on {row.instance_type}"
         assert pred.fits and (pred.tp, pred.batch_size, pred.gpu) == (row.tp, row.batch_size, row.gpu), where
         assert pred.ttft_ms <= row.ttft_ms * (1 + REL), where

@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping, Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import numpy as np
 import pandas as pd
@@ -88,26 +88,19 @@ def plan(
     if classes.shares:  # shared replicas: pools are formed from every class's full candidate table
         cs = candidate_set(sc, catalog)
         pooled = shared_candidates(cs.frame, sc, classes.groups())
+    known: dict[str, Any]  # what the candidate table's making found, for the solve's messages and counts
     if pooled.empty:  # no pool: enumerate and presolve one workload at a time (a fraction of the memory)
         red = reduced_candidates(sc, catalog)
-        frame, info = red.table, red.info
-
-        def solve(f: pd.DataFrame, reduce: bool = False) -> Plan:
-            return solve_candidates(
-                f, sc, options, reduce=reduce, candidate_info=info, removed=red.removed, enumerated=red.enumerated
-            )
-
+        frame, presolved = red.table, True
+        known = {"candidate_info": red.info, "removed": red.removed, "enumerated": red.enumerated}
     else:  # pooled rows next to every class's own candidates (the presolve keeps pooled rows as they are)
-        frame, info = pd.concat([cs.frame.assign(pool=-1), pooled], ignore_index=True), cs
-
-        def solve(f: pd.DataFrame, reduce: bool = True) -> Plan:
-            return solve_candidates(f, sc, options, candidate_info=info)
-
-    result = solve(frame)
+        frame, presolved = pd.concat([cs.frame.assign(pool=-1), pooled], ignore_index=True), False
+        known = {"candidate_info": cs}
+    result = solve_candidates(frame, sc, options, reduce=not presolved, **known)
     if verify:  # simulate the plan; re-solve with lower rates while an SLO is missed (solver/simulation/verify.py)
         from solver.simulation.verify import verify_plan
 
-        result = verify_plan(result, sc, frame, lambda f: solve(f, reduce=True))
+        result = verify_plan(result, sc, frame, lambda f: solve_candidates(f, sc, options, **known))
     return result
 
 
