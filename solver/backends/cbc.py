@@ -150,6 +150,13 @@ class CbcBackend(Backend):
                 prob.addConstraint(pulp.LpConstraint(expr, pulp.LpConstraintLE, f"r{r}_hi", hi))
         return prob, xs
 
+    def set_start(self, handle: Any, x: np.ndarray) -> None:
+        """Give CBC ``x`` as its MIP start (PuLP's ``warmStart``: the variables' initial values)."""
+        prob, xs = handle
+        for var, v in zip(xs, x.tolist(), strict=True):
+            var.setInitialValue(float(round(v)) if var.cat == "Integer" else float(v))
+        prob.infersave_start = True
+
     def run(self, handle: Any, options: SolveOptions) -> Any:
         """Run the pinned CBC with a log file; return (exception or None, log text)."""
         import pulp
@@ -165,6 +172,7 @@ class CbcBackend(Backend):
                 threads=options.threads,
                 logPath=log,
                 options=list(CBC_OPTIONS),
+                warmStart=bool(getattr(prob, "infersave_start", False)),
             )
             try:
                 prob.solve(cmd)

@@ -64,6 +64,11 @@ class OrToolsBackend(Backend):
         h.set_maximize(model.sense == "max")
         return h
 
+    def set_start(self, handle: Any, x: np.ndarray) -> None:
+        """Give SCIP (or HiGHS) ``x`` as a solution hint: its first incumbent when it is feasible."""
+        for j, v in enumerate(x.tolist()):
+            handle.add_hint(j, float(v))
+
     def run(self, handle: Any, options: SolveOptions) -> Any:
         """Solve with the time limit, relative gap and threads; return the solver helper."""
         from ortools.linear_solver.python import model_builder_helper as mbh

@@ -164,6 +164,7 @@ def solve_by_workload(
     groups: list[tuple[int, ...]] = [(k,) for k in range(len(workload_blocks))]
     solved: dict[tuple[int, ...], tuple[ModelBlock, SolveResult]] = {}
     by_columns: tuple[np.ndarray, float, float, list[tuple[ModelBlock, float]], list[int]] | None = None
+    columns_started = 0.0
     while True:
         x = np.zeros(compiled.n_vars)
         for g in groups:
@@ -184,6 +185,7 @@ def solve_by_workload(
         one_row = broken.size == 1 and np.isin(broken, relaxable).all()
         if one_row and all(len(g) == 1 for g in groups):
             base = {g[0]: solved[g] for g in groups}
+            columns_started = clock.spent()
             by_columns = solve_one_row(
                 compiled, workload_blocks, int(broken[0]), base, solve, trim, clock, relative_gap
             )
@@ -199,16 +201,21 @@ def solve_by_workload(
         n_on = len(on_row)
         blocks = [b for b, _s in parts[: len(parts) - n_on]]
         stage_one_seconds = [s for _b, s in parts[: len(parts) - n_on]]
+        members: list[tuple[int, ...]] = [(k,) for k in sorted(set(range(len(workload_blocks))) - set(on_row))]
         if ranks is not None:
             # the workloads on the row are tie-broken together, on their merged model (the row with all its
-            # terms): equal-cost allocations between them are then resolved as by the whole-model stage
+            # terms), each workload's cost held at its column's (below)
             blocks.append(group_model(compiled, workload_blocks, tuple(on_row), coupling, relaxable))
-            stage_one_seconds.append(sum(s for _b, s in parts[len(parts) - n_on :]))
+            # its stage one: the first solves of its workloads and the whole column method
+            columns_s = clock.spent() - columns_started
+            stage_one_seconds.append(columns_s + sum(solved[(k,)][1].solve_seconds for k in on_row))
+            members.append(tuple(on_row))
         else:
             blocks += [b for b, _s in parts[len(parts) - n_on :]]
             stage_one_seconds += [s for _b, s in parts[len(parts) - n_on :]]
         results = [solved[groups[0]][1]]
     else:
+        members = list(groups)
         blocks = [solved[g][0] for g in groups]
         results = [solved[g][1] for g in groups]
         bounds = [_proven_bound(r, relative_gap) for r in results]
@@ -228,22 +235,29 @@ def solve_by_workload(
     x_exact = exact(x) if exact is not None else x
     value = max(value, float(compiled.objective @ x_exact))
     tol = TIE_BREAK_REL_TOL * max(1.0, abs(value))
-    v_w = np.array(
+    # each workload block's cost cap: its stage-one cost plus its share of the tolerance (shares add up to tol)
+    v_k = np.array(
         [
-            max(float(blk.model.objective @ x[blk.cols]), float(blk.model.objective @ x_exact[blk.cols]))
-            for blk in blocks
+            max(float(compiled.objective[b.cols] @ x[b.cols]), float(compiled.objective[b.cols] @ x_exact[b.cols]))
+            for b in workload_blocks
         ]
     )
-    share = np.maximum(1.0, np.abs(v_w))
-    share = tol * share / share.sum()
+    weight = np.maximum(1.0, np.abs(v_k))
+    cap_k = v_k + tol * weight / weight.sum()
     x2 = x.copy()
     cut = 0
-    for blk, cap, first_s in zip(blocks, v_w + share, stage_one_seconds, strict=True):
+    for blk, group, first_s in zip(blocks, members, stage_one_seconds, strict=True):
         left = tie_break_budget(first_s, clock.left())
         if left <= MIN_SOLVE_S:
             return result, x, False
-        stage = lexicographic_stage(blk.model, cap, ranks[blk.cols], rel_tol=0.0)
-        r2 = solve(stage, left, True, x[blk.cols])
+        stage = lexicographic_stage(
+            blk.model,
+            float(cap_k[list(group)].sum()),
+            ranks[blk.cols],
+            0.0,
+            _part_caps(blk, workload_blocks, group, cap_k),
+        )
+        r2 = solve(stage, left, True, x_exact[blk.cols])
         cut += r2.status != "optimal"
         if r2.x is None or r2.status not in ("optimal", "feasible"):
             # stopped at its time limit without a better plan: the stage-one plan of the group is its incumbent
@@ -255,6 +269,23 @@ def solve_by_workload(
         note = TIE_BREAK_CUT_NOTE.format(cut=cut, n=len(blocks)) if cut else ""
         return dataclasses.replace(result, solve_seconds=clock.spent(), message=note), x2, True
     return result, x, False
+
+
+def _part_caps(
+    blk: ModelBlock, workload_blocks: list[ModelBlock], group: tuple[int, ...], cap_k: np.ndarray
+) -> list[tuple[np.ndarray, float]]:
+    """Per-workload cost caps of a merged group's tie-break stage (local column indices of ``blk``, cap).
+
+    A group of several workloads is tie-broken on its merged model with each workload's cost held at its
+    stage-one value: the stage then only picks among plans that split the cost as stage one did, which keeps its
+    relaxation as tight as the per-workload stages' (one cap on the sum lets the relaxation move cost between
+    workloads, and on pooled models the stage then rarely closes its gap in its time budget).
+    """
+    if len(group) < 2:
+        return []
+    pos = np.full(int(blk.cols.max()) + 1, -1, dtype=np.int64)
+    pos[blk.cols] = np.arange(blk.cols.size)
+    return [(pos[workload_blocks[k].cols], float(cap_k[k])) for k in group]
 
 
 def group_model(
@@ -427,7 +458,14 @@ def _master(
     if res.status != "optimal" or res.x is None:
         return None
     value = float(res.objective)
-    # equal-cost picks are resolved afterwards, by the tie-break of the workloads on the row together
+    if not lower:
+        # equal-cost picks: one canonical pick whatever the backend (the tie-break of the workloads on the row
+        # then holds each workload's cost at its pick's, decompose.solve_by_workload)
+        canonical = solve(
+            lexicographic_stage(model, value, _master_ranks(np.asarray(costs), usages, own, n_f)), clock.left(), True
+        )
+        if canonical.status == "optimal" and canonical.x is not None:
+            res = canonical
     assert res.x is not None
     chosen = np.flatnonzero(np.rint(res.x) > 0.5)
     picks = [0] * n_f
@@ -436,6 +474,19 @@ def _master(
         i = int(own[j])
         picks[i] = int(j - starts[i])
     return value, picks
+
+
+def _master_ranks(costs: np.ndarray, usages: list[float], owner: np.ndarray, n_f: int) -> np.ndarray:
+    """Secondary objective of the upper master: among picks of equal total cost, a canonical one.
+
+    Workload ``i``'s pick is weighed by ``(1 + ((i + 1) / (n + 1))^2) · cost`` (its cost share, distinct weights
+    per workload, so equal totals split differently differ), plus a usage term a million times smaller, so that
+    of two columns of one cost the one leaving more of the row wins.
+    """
+    weight = 1.0 + ((owner + 1.0) / (n_f + 1.0)) ** 2
+    use = np.maximum(np.asarray(usages, dtype=float), 0.0)
+    scale = max(float(np.abs(costs).max(initial=0.0)), 1.0) / max(float(use.max(initial=0.0)), 1.0)
+    return weight * costs + 1e-6 * scale * use
 
 
 def solve_one_row(

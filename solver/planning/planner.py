@@ -46,6 +46,7 @@ from solver.planning.candidates import CandidateSet, candidate_set, offers, shar
 from solver.planning.classes import expand
 from solver.planning.decompose import Clock
 from solver.planning.plan import TIE_ORDER, Plan
+from solver.planning.polish import polish_continuous
 from solver.planning.presolve import reduce_candidates
 from solver.specs import Scenario, SolveOptions
 from solver.tolerances import ACTIVITY_NOISE, DEMAND_NOISE, ROUNDING_TOL, SOLUTION_TOL, ceil_int
@@ -235,11 +236,12 @@ def solve_candidates(
                 result = dataclasses.replace(result, message=decompose.TIE_BREAK_CUT_NOTE.format(cut=1, n=1))
     problems: list[str] = []
     for candidate in answers:
-        final = _repair_demand(compiled, trim(_round_integers(compiled, candidate)))
-        problems = _final_violations(compiled, final)
-        if not problems:
-            note = "; ".join(filter(None, [checked.note, result.message]))
-            return Plan.from_solution(fm, compiled, final, result, clock.spent(), n_cands, note)
+        for point in _polished(compiled, _round_integers(compiled, candidate), ranks):
+            final = _repair_demand(compiled, trim(point))
+            problems = _final_violations(compiled, final)
+            if not problems:
+                note = "; ".join(filter(None, [checked.note, result.message]))
+                return Plan.from_solution(fm, compiled, final, result, clock.spent(), n_cands, note)
     # Still short (online counts cannot be repaired at equal cost): solve once more with the short demand rows'
     # right-hand sides raised past the solver's tolerance, and check the answer against the original rows.
     tight = _tighten_short_demand(compiled, final)
@@ -338,6 +340,19 @@ def _round_integers(compiled: CompiledModel, x: np.ndarray) -> np.ndarray:
     return np.clip(out, compiled.lb, compiled.ub)
 
 
+def _polished(compiled: CompiledModel, x: np.ndarray, ranks: np.ndarray | None) -> list[np.ndarray]:
+    """Return the points to try for a rounded answer: its polished form (:mod:`solver.planning.polish`), then itself.
+
+    Only with the tie-break on (``ranks``): polishing is what makes the continuous part canonical.
+    """
+    if ranks is None:
+        return [x]
+    polished = polish_continuous(compiled, x, ranks)
+    if polished is None or np.array_equal(polished, x):
+        return [x]
+    return [_round_integers(compiled, polished), x]
+
+
 def _demand_rows(compiled: CompiledModel) -> np.ndarray:
     """Return the indices of the demand rows (:data:`DEMAND_BLOCKS`)."""
     return np.array([r for r, b in enumerate(compiled.row_block) if b in DEMAND_BLOCKS], dtype=np.int64)
@@ -367,7 +382,9 @@ def _repair_demand(compiled: CompiledModel, x: np.ndarray) -> np.ndarray:
             pos &= ~compiled.integer[cols]
             if not pos.any():
                 continue
-        order = np.argsort(compiled.objective[cols[pos]] / coefs[pos], kind="stable")
+        # cheapest raise first; among equal ones (a pool's shares cost nothing) the largest share, the class's
+        # main route, so that a tolerance's worth of rate is never routed to a pool it does not otherwise use
+        order = np.lexsort((-out[cols[pos]], compiled.objective[cols[pos]] / coefs[pos]))
         for j, c in zip(cols[pos][order], coefs[pos][order], strict=True):
             trial = out.copy()
             step = deficit / c
@@ -432,8 +449,21 @@ def _trim_offline_counts(fm: FleetModel, compiled: CompiledModel, x: np.ndarray)
 
 
 def _tie_ranks(fm: FleetModel, compiled: CompiledModel) -> np.ndarray:
-    """Secondary objective coefficients: ``rank_c`` on ``n_c`` and on ``h_c``."""
-    order = fm.cands.sort_values(list(TIE_ORDER), kind="stable").index.to_numpy()
+    """Secondary objective coefficients: ``|o_j| · rank_c`` on ``n_c``, ``h_c`` (and a pool's ``N_p``).
+
+    ``rank_c = 1 + (i_c / (N + 1))^2`` orders the candidates by :data:`TIE_ORDER`, the price descending (so
+    that of two plans of one cost the one with fewer, larger instances wins; quadratic, so that equal sums of
+    ranks over different fleets are rare). Each rank multiplies the variable's primary objective
+    coefficient ``o_j`` (its price): the secondary is then the cost with every candidate's price scaled by at
+    most 2, so the stage's relaxation stays as tight as stage one's and its search about as short. With plain
+    ranks (``rank_c`` alone) the stage had to prove an exact-cost knapsack from a weak relaxation, and on pooled
+    models it stopped at its time budget without a plan (random-scenario oracle, seeds 248, 456, 935, 2158).
+    Variables without a price (a pool's shares, offline counts) get ``1e-6 · mean price · rank``: a preference
+    a million times weaker.
+    """
+    keys = list(TIE_ORDER)
+    ascending = [k != "usd_per_hour" for k in keys]  # pricier first: of equal costs, fewer and larger instances
+    order = fm.cands.sort_values(keys, ascending=ascending, kind="stable").index.to_numpy()
     rank = np.empty(len(order), dtype=float)
     rank[order] = 1.0 + (np.arange(1, len(order) + 1, dtype=float) / (len(order) + 1)) ** 2
     coef = np.zeros(compiled.n_vars)
@@ -445,7 +475,10 @@ def _tie_ranks(fm: FleetModel, compiled: CompiledModel) -> np.ndarray:
         coef[fm.pool_n.index] = first
     h = fm.family("h")
     coef[h.index] = rank[fm.offline_idx]
-    return coef
+    price = np.abs(compiled.objective)
+    priced = price > 0
+    scale = float(price[priced].mean()) if priced.any() else 1.0
+    return np.where(priced, price, 1e-6 * scale) * coef
 
 
 def _check_coverage(
