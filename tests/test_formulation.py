@@ -251,15 +251,19 @@ def test_max_throughput_error_names_the_unbounded_types():
     build(two(), scenario(objective="max_throughput", limits={"max_instances": {"a.x": 3, "b.x": 1}}))
 
 
-def test_tie_break_prefers_earlier_candidates_not_always_fewer_instances():
-    """Defect: the docs claimed "fewer instances first"; weights in (1, 2] let 3 early instances beat 2 late ones."""
-    early = {"instance_type": "a.x", "usd_per_hour": 2.0, "rate_rps": 1.25}  # 3 instances carry 3 req/s: $6
-    late = {"instance_type": "b.x", "family": "b", "usd_per_hour": 3.0, "rate_rps": 1.875}  # 2 instances: $6
+def test_tie_break_puts_the_spend_on_earlier_candidates():
+    """Of equal-cost plans the stage keeps the one whose spend lies on earlier candidates (pricier first).
+
+    Defect it keeps fixed: the docs once claimed "fewer instances first", which no weighting guarantees.
+    """
+    cheap = {"instance_type": "a.x", "usd_per_hour": 2.0, "rate_rps": 1.25}  # 3 instances carry 3 req/s: $6
+    dear = {"instance_type": "b.x", "family": "b", "usd_per_hour": 3.0, "rate_rps": 1.875}  # 2 instances: $6
     filler = [{"instance_type": f"c.{k}", "family": "c", "usd_per_hour": 2.5, "ttft_ms": 900.0} for k in range(20)]
     s = scenario([{"name": "w", "rate_rps": 3, "slo": {"ttft_ms": 500}}])
-    plan = solve_candidates(table(early, late, *filler), s, OPTS, reduce=False)
-    assert plan.objective == pytest.approx(6.0)
-    assert [(r.instance_type, r.count) for r in plan.fleet] == [("a.x", 3)]
+    for rows in ((cheap, dear, *filler), (dear, cheap, *filler)):  # the table's order does not matter
+        plan = solve_candidates(table(*rows), s, OPTS, reduce=False)
+        assert plan.objective == pytest.approx(6.0)
+        assert [(r.instance_type, r.count) for r in plan.fleet] == [("b.x", 2)]
     readme = (pathlib.Path(__file__).resolve().parents[1] / "formulations" / "README.md").read_text()
     assert "fewer instances first" not in readme
 
