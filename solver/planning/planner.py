@@ -433,7 +433,7 @@ def _trim_offline_counts(fm: FleetModel, compiled: CompiledModel, x: np.ndarray)
 
 def _tie_ranks(fm: FleetModel, compiled: CompiledModel) -> np.ndarray:
     """Secondary objective coefficients: ``rank_c`` on ``n_c`` and on ``h_c``."""
-    order = fm.cands.sort_values(list(TIE_ORDER), kind="stable").index.to_numpy()
+    order = fm.cands.sort_values([k for k in TIE_ORDER if k in fm.cands.columns], kind="stable").index.to_numpy()
     rank = np.empty(len(order), dtype=float)
     rank[order] = 1.0 + (np.arange(1, len(order) + 1, dtype=float) / (len(order) + 1)) ** 2
     coef = np.zeros(compiled.n_vars)
