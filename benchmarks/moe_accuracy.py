@@ -1,6 +1,6 @@
 """Leave-one-model-out accuracy of the MoE performance model on the 329 measured Mixtral 8x7B runs (issue 17).
 
-Run: python benchmarks/moe_accuracy.py [--extract] [--data /work/shared/data] [--write]
+Run: python -m benchmarks.moe_accuracy [--extract] [--data /work/shared/data] [--write]
 
 * ``--extract`` rebuilds ``instances/measurements/holdout/dli_trtllm_mixtral.csv`` from
   ``shared/data/nvidia_dli_trtllm_nim/trt_llm_0_9_0_dli.csv`` (provenance in ``instances/DATA_PROVENANCE.md``).
@@ -201,9 +201,9 @@ def moe_what_if(*, gemm_efficiency: float = 1.0, layer_overhead_s: float = 0.0, 
             pass_overhead_s=costs.pass_overhead_s + model.num_moe_layers * layer_overhead_s,
         )
 
-    def read_fixed(self: latency.ModelCosts, tokens: np.ndarray) -> np.ndarray | float:
+    def read_fixed(self: latency.ModelCosts, tokens: np.ndarray, ep: np.ndarray | None = None) -> np.ndarray | float:
         if not self.num_experts or touched is None:
-            return original_read(self, tokens)
+            return original_read(self, tokens, ep)
         return self.weight_bytes - self.moe_layers * (self.num_experts - touched) * self.expert_bytes
 
     latency.ModelCosts.of = classmethod(patched)  # type: ignore[method-assign,assignment]
@@ -504,7 +504,7 @@ def report() -> str:
         BEGIN,
         "## Mixture of experts: Mixtral 8x7B, leave one model out",
         "",
-        "Produced by `python benchmarks/moe_accuracy.py --write` (do not edit by hand). Rows: the Mixtral 8x7B runs "
+        "Produced by `python -m benchmarks.moe_accuracy --write` (do not edit by hand). Rows: the Mixtral 8x7B runs "
         "of the NVIDIA DLI TensorRT-LLM 0.9.0 table (`instances/measurements/holdout/dli_trtllm_mixtral.csv`, "
         f"{len(rows)} of the 329: GH200, H100 NVL and L40 have no row in `instances/gpus.csv` and are not "
         "predicted). Static batches, fp16, TP 2 (A100-80GB, H100, H200) and TP 4 (L40S, PCIe). Predicted with "
