@@ -77,8 +77,12 @@ def test_alltoall_worked_example(gpu, pcie):
     tokens, tp = np.array([256.0]), np.array([8.0])
     ar = allreduce_s(tokens * 4096 * 2, tp, hw.link_bytes_per_s, hw.allreduce_latency_s)[0]
     assert costs.comm_s(hw, tp, tokens)[0] == pytest.approx(64 * ar)
-    assert costs.comm_s(hw, tp, tokens, ep=np.array([8.0]))[0] == pytest.approx(32 * ar + 32 * 2 * expected)
-    assert costs.comm_s(hw, tp, tokens, ep=np.array([8.0]))[0] < costs.comm_s(hw, tp, tokens)[0]  # k = 2 < ep
+    with_ep = costs.comm_s(hw, tp, tokens, ep=np.array([8.0]))[0]
+    if pcie:  # no peer-to-peer all-to-all over PCIe: the MoE all-reduce stays
+        assert with_ep == pytest.approx(64 * ar)
+    else:
+        assert with_ep == pytest.approx(32 * ar + 32 * 2 * expected)
+        assert with_ep < 64 * ar  # k = 2 < ep: a quarter of the all-reduce's bytes
 
 
 def test_busiest_gpu_reads_one_whole_expert_at_batch_1_and_all_its_experts_at_a_large_batch():
@@ -105,14 +109,14 @@ def test_candidates_carry_the_ep_dimension_for_moe_models_only():
     assert (dense["ep"] == 1).all() and len(dense) == len(grid)
 
 
-def _scenario(model: str) -> Scenario:
+def _scenario(model: str, instance: str = "p5.48xlarge") -> Scenario:
     return Scenario.model_validate(
         {
             "catalog": "aws",
             "markets": ["on_demand"],
             "engine": "vllm",
             "regions": ["us-east-1"],
-            "instances": ["g6e.48xlarge"],
+            "instances": [instance],
             "workloads": [
                 {
                     "name": "job",
@@ -133,7 +137,7 @@ def _without_ep(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_a_plan_where_expert_parallelism_wins(monkeypatch):
-    """Mixtral (k = 2) batch job on 8 x L40S over PCIe: the dispatch + combine all-to-alls move k/ep = 1/4 of the
+    """Mixtral (k = 2) batch job on 8 x H100 over NVLink: the dispatch + combine all-to-alls move k/ep = 1/4 of the
     MoE all-reduce's bytes, so the EP replica is faster and the job needs fewer instance-hours."""
     scen = _scenario("mixtral-8x7b")
     with_ep = plan(scen)
@@ -145,7 +149,17 @@ def test_a_plan_where_expert_parallelism_wins(monkeypatch):
     _without_ep(monkeypatch)
     tp_only = plan(scen)
     assert tp_only.fleet[0].ep == 1
-    assert with_ep.total_cost_usd < 0.9 * tp_only.total_cost_usd
+    assert with_ep.total_cost_usd < 0.95 * tp_only.total_cost_usd
+
+
+def test_expert_parallelism_never_wins_over_pcie(monkeypatch):
+    """8 x L40S: without a peer-to-peer all-to-all the MoE all-reduce stays, and the busiest GPU reads at least
+    as many expert bytes as under TP, so EP is never faster and the plan keeps TP at the same cost."""
+    scen = _scenario("mixtral-8x7b", "g6e.48xlarge")
+    with_ep = plan(scen)
+    assert all(r.ep == 1 for r in with_ep.fleet)
+    _without_ep(monkeypatch)
+    assert plan(scen).total_cost_usd == pytest.approx(with_ep.total_cost_usd, rel=1e-9)
 
 
 def test_expert_parallelism_cannot_win_when_k_equals_ep(monkeypatch):
@@ -159,11 +173,11 @@ def test_expert_parallelism_cannot_win_when_k_equals_ep(monkeypatch):
 
 
 def test_predict_ep_and_its_errors(capsys):
-    base = {"input_tokens": 2048, "output_tokens": 256, "batch_size": 64, "instance": "g6e.48xlarge", "tp": 8}
+    base = {"input_tokens": 2048, "output_tokens": 256, "batch_size": 64, "instance": "p5.48xlarge", "tp": 8}
     tp_pred = predict("mixtral-8x7b", **base, batching="static")
     ep_pred = predict("mixtral-8x7b", **base, batching="static", ep=8)
     assert ep_pred.ep == 8 and tp_pred.ep == 1
-    assert ep_pred.ttft_ms < tp_pred.ttft_ms  # prefill: a quarter of the MoE all-reduce bytes over PCIe
+    assert ep_pred.ttft_ms < tp_pred.ttft_ms  # prefill: a quarter of the MoE all-reduce bytes over NVLink
     assert math.isclose(ep_pred.memory["weights_gib"], tp_pred.memory["weights_gib"], rel_tol=1e-12)
     args = ["predict", "--instance", "g6e.48xlarge", "--input-len", "20", "--output-len", "20", "--batch-size", "4"]
     code, _out, err = run([*args, "--model", "llama-2-7b", "--tp", "8", "--ep", "8"], capsys)

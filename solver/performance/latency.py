@@ -60,7 +60,11 @@ bandwidths bytes per second. Each phase is a roofline on the ``tp`` GPUs of the 
     (dispatch) and gets the k results back (combine), two all-to-alls of x = T·k·h·2/ep bytes per GPU:
         A2A(x) = [ep > 1] · ((ep-1)/ep · x / N_eff + ALLREDUCE_LATENCY_S[link] / 2)
     (N_eff and the latency are the all-reduce's, per link type; an all-to-all is one phase, half the
-    all-reduce's two), so the 2L all-reduces become 2L·AR - L_moe·AR + 2·L_moe·A2A. The GPUs step together,
+    all-reduce's two), so the 2L all-reduces become 2L·AR - L_moe·AR + 2·L_moe·A2A. That is vLLM's EP over
+    NVLink (its pplx / DeepEP all-to-all backends, docs.vllm.ai "Expert Parallel Deployment"); over PCIe,
+    without peer-to-peer links, vLLM falls back to a broadcast-based exchange (the "naive" backend), so there EP
+    keeps the MoE all-reduce's cost (no A2A term). TensorRT-LLM's EP also used the all-reduce path in 2024
+    (NVIDIA/TensorRT-LLM issue #2331); the A2A term is vLLM's and SGLang's. The GPUs step together,
     so the busiest one sets the time: under uniform routing each of its m = E/ep experts is touched with
     p = 1 - (1 - k/E)^T, and the expected maximum over the ep GPUs of their touched experts is taken as
         X_max = min(m, m·p + sqrt(2·ln(ep) · m·p·(1-p)))   (Gaussian approximation of the maximum of ep sums)
@@ -221,7 +225,8 @@ class ModelCosts:
             return np.asarray(comm, dtype=np.float64)
         x = tokens * self.experts_per_token * self.hidden_size * ACTIVATION_BYTES / ep
         a2a = alltoall_s(x, ep, hw.link_bytes_per_s, hw.allreduce_latency_s)
-        return np.asarray(comm + self.moe_layers * np.where(ep > 1.0, 2.0 * a2a - ar, 0.0), dtype=np.float64)
+        exchange = (ep > 1.0) & ~np.asarray(hw.on_pcie, dtype=bool)  # PCIe: the all-reduce stays (docstring)
+        return np.asarray(comm + self.moe_layers * np.where(exchange, 2.0 * a2a - ar, 0.0), dtype=np.float64)
 
 
 def expected_experts_touched(num_experts: int, experts_per_token: int, tokens: npt.ArrayLike) -> FloatArray:
@@ -263,6 +268,8 @@ class Hardware:
     """GPU→CPU hidden-state writes (cpu_attention queries), B/s."""
     allreduce_latency_s: FloatArray | float = 0.0
     """Fixed time of one all-reduce, s."""
+    on_pcie: FloatArray | bool = False
+    """True where the GPU-to-GPU link is PCIe (expert parallelism has no all-to-all there, module docstring)."""
 
 
 def hardware(
@@ -301,6 +308,7 @@ def hardware(
         host_write_bytes_per_s=host * HOST_WRITE_EFFICIENCY,
         host_hidden_bytes_per_s=host * HOST_HIDDEN_WRITE_EFFICIENCY,
         allreduce_latency_s=np.where(on_pcie, ALLREDUCE_LATENCY_S["pcie"], ALLREDUCE_LATENCY_S["nvlink"]),
+        on_pcie=on_pcie,
     )
 
 
