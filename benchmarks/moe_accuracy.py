@@ -532,7 +532,10 @@ def report() -> str:
         f"streaming all 8 experts' weights once per step takes {all_w * 1e3:.1f} ms per GPU at 0.8 x peak bandwidth "
         f"(2 experts per layer: {k_w * 1e3:.1f} ms). Uniform routing touches "
         f"{float(expected_experts_touched(8, 2, 32)):.2f} of 8 experts per layer at batch 32; the measurements "
-        "are what a router sending every token to the same 2 experts gives. Real checkpoints route far more "
+        "are what a router sending every token to the same 2 experts gives (benchmarks with random or dummy "
+        "weights are known to do this: sgl-project/sglang PR #25571 adds balanced routing because 'random gate "
+        "weights cause severe expert imbalance'; ggml-org/llama.cpp PR #6069: one repeated prompt token picks "
+        "the same experts every time). Real checkpoints route far more "
         "evenly (the uniform formula is the planner's default, and an upper bound on the bytes of a real "
         "router's step), so these rows under-state the decode cost of a served Mixtral between batch 2 and 64. "
         "The same leave-one-model-out prediction with the card's `expert_routing: same_experts` (no refit):",
