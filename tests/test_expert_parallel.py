@@ -184,3 +184,14 @@ def test_predict_ep_and_its_errors(capsys):
     assert code == 2 and err.strip().count("\n") == 0 and "--ep" in err and "dense" in err
     code, _out, err = run([*args, "--model", "mixtral-8x7b", "--tp", "8", "--ep", "4"], capsys)
     assert code == 2 and "--ep: must be 1 or equal to tp" in err
+
+
+def test_export_starts_vllm_with_expert_parallelism():
+    """A fleet row with ep > 1 becomes ``vllm serve ... --enable-expert-parallel``; a TP row does not."""
+    from solver.apps.export.common import deployment_rows
+
+    scen = _scenario("mixtral-8x7b")
+    args = [d.vllm_args() for d in deployment_rows(plan(scen), scen)]
+    assert args and all("--enable-expert-parallel" in a and "--tensor-parallel-size" in a for a in args)
+    tp_scen = _scenario("mixtral-8x7b", "g6e.48xlarge")
+    assert all("--enable-expert-parallel" not in d.vllm_args() for d in deployment_rows(plan(tp_scen), tp_scen))
