@@ -367,6 +367,12 @@ def table(rows: pd.DataFrame, err: pd.DataFrame, keys: list[str]) -> str:
     return "\n".join(lines)
 
 
+def errors_uniform_by_batch(rows: pd.DataFrame, profile: object) -> pd.Series:
+    """Signed TPOT error (%) by batch of ``rows`` with uniform routing and ``profile``."""
+    err = errors(rows, calibrated(model_rows(rows, get_model("mixtral-8x7b")), profile))  # type: ignore[arg-type]
+    return err.join(rows[["batch"]]).groupby("batch")["tpot_signed"].mean()
+
+
 def diagnosis_section(rows: pd.DataFrame, same_err: pd.DataFrame, profile: object) -> list[str]:
     """Which Mixtral rows carry the error and why: implied experts, dense rows' bias, corrections tried."""
     rows = rows.assign(implied=implied_experts(rows, profile))
@@ -394,6 +400,13 @@ def diagnosis_section(rows: pd.DataFrame, same_err: pd.DataFrame, profile: objec
         dense_cells = f"{len(d)} | {d['bias'].mean():+.1f} % | {d['ape'].mean():.1f} %" if len(d) else "0 | | "
         cmp_lines.append(f"| {b} | {len(g)} | {g['tpot_signed'].mean():+.1f} % | {dense_cells} |")
     scan, best, n_aic = correction_scan(rows, np.ones(len(rows), dtype=bool))
+    nv = piv[[g for g in gpus if g != "L40S"]]
+    low, mid = nv.loc[nv.index <= 16].to_numpy(), nv.loc[(nv.index >= 32) & (nv.index <= 64)].to_numpy()
+    uni_err = errors_uniform_by_batch(rows, profile)
+    uni_mid = uni_err[(uni_err.index >= 2) & (uni_err.index <= 64)]
+    big = same[same["batch"] >= 64].groupby("batch")["tpot_signed"].mean()
+    big_dense = dense[dense["batch"].isin(big.index)].groupby("batch")["bias"].mean()
+    gap = (big_dense - big).dropna()
     l40s = rows[(rows["gpu"] == "L40S") & (rows["batch"] == 1) & (rows["input"] == 128) & (rows["output"] == 128)]
     card = get_model("mixtral-8x7b")
     l40s_bw = get_gpu("L40S").memory_bandwidth_gb_per_s * 1e9
@@ -415,9 +428,10 @@ def diagnosis_section(rows: pd.DataFrame, same_err: pd.DataFrame, profile: objec
         "",
         *lines,
         "",
-        "On the NVLink GPUs the runs read about 1.3-2 experts per layer up to batch 16 and 2-5 at batch 32-64, "
-        "where uniform routing reads 7.2-8: the uniform-routing error (TPOT bias +80 to +190 % at batch 2-64, the "
-        "first batch table) is the expected-experts-touched bytes, on every GPU and at both TP degrees. Weight "
+        f"On the NVLink GPUs the runs read {low.min():.1f}-{low.max():.1f} experts per layer up to batch 16 and "
+        f"{mid.min():.1f}-{mid.max():.1f} at batch 32-64, where uniform routing reads 7.2-8: the uniform-routing "
+        f"error (TPOT bias {uni_mid.min():+.0f} to {uni_mid.max():+.0f} % at batch 2-64, the first batch table) is "
+        "the expected-experts-touched bytes, on every GPU and at both TP degrees. Weight "
         "dtype is not the cause: the source's `GPU Peak Memory Usage` (48.8 GB per A100 at TP 2, batch 1) is the "
         "fp16 checkpoint (93.4 GB) split over 2 GPUs. Two more things show: (1) at batch 1-16 the implied count is "
         "below k = 2, the fewest experts one token can read: even with `same_experts` the model is too slow there "
@@ -441,8 +455,8 @@ def diagnosis_section(rows: pd.DataFrame, same_err: pd.DataFrame, profile: objec
         "",
         "The dense rows carry the same too-fast bias from batch 64 up (TensorRT-LLM 0.9's decode step at large "
         "batches is slower than the roofline's compute leg, for dense models too); the Mixtral rows' bias there "
-        "is about 10-20 points larger. That part is the dense decode model's and the trtllm profile's, not a "
-        "mixture-of-experts term.",
+        f"is {gap.min():.0f}-{gap.max():.0f} points larger. That part is the dense decode model's and the trtllm "
+        "profile's, not a mixture-of-experts term.",
         "",
         "**MoE-specific corrections tried, fitted out of sample.** Each is fitted on the "
         f"{n_aic} aiconfigurator "
