@@ -73,6 +73,7 @@ def _predict_row(row, w, scenario, input_tokens: int):
         output_tokens=w.output_tokens,
         instance=row.instance_type,
         tp=row.tp,
+        ep=row.ep,
         offload=row.offload_fraction,
         dtype=w.dtype,
         kv_dtype=w.kv_dtype,

@@ -94,6 +94,7 @@ OPTION_FLAGS: dict[str, str] = {
     "input_len": "--input-len",
     "output_len": "--output-len",
     "tp": "--tp",
+    "ep": "--ep",
     "offload": "--offload",
     "batching": "--batching",
     "concurrency": "--concurrency",
@@ -450,6 +451,9 @@ def predict(
         float | None, typer.Option("--rate", help="Open-loop arrival rate per replica, requests/s (continuous).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
+    ep: Annotated[
+        int, typer.Option("--ep", help="Expert parallelism (MoE): 1, or the TP degree to spread whole experts.")
+    ] = 1,
 ) -> None:
     """Predict latency, throughput and memory of one replica (static batch or continuous batching)."""
     from solver.data.models import get_model
@@ -476,6 +480,7 @@ def predict(
         batching=batching,
         concurrency=concurrency,
         rate_rps=rate,
+        ep=ep,
     )
     payload = result.to_dict()
     if as_json:

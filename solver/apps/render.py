@@ -250,7 +250,7 @@ def plan_table(plan: Any, scenario: Scenario | None = None, *, wide: bool = Fals
         cells = [
             [r.workload, r.kind, *([label] if (label := serves_label(r.split)) else [])],
             [f"{r.count} × {r.instance_type}", ", ".join(x for x in (r.gpu, r.market) if x), r.region],
-            [f"TP {r.tp}, batch {r.batch_size}", replicas, f"offload {percent(r.offload_fraction)}"],
+            [f"TP {r.tp}{ep_label(r.ep)}, batch {r.batch_size}", replicas, f"offload {percent(r.offload_fraction)}"],
             capacity,
             _headroom_lines(acc),
             [money(r.usd_per_hour * r.count, "h"), f"{r.count} × {price(r.usd_per_hour)}"],
@@ -327,3 +327,8 @@ def sweep_table(frame: pd.DataFrame, paths: Iterable[str], out_csv: str) -> Tabl
         title=f"sweep: {len(frame)} points -> {out_csv}",
         formats={"cost_usd_per_hour": lambda v: money(v, "h"), "n_instances": number},
     )
+
+
+def ep_label(ep: int) -> str:
+    """``, EP n`` for a row with expert parallelism, else nothing."""
+    return f", EP {ep}" if ep > 1 else ""

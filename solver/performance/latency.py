@@ -53,6 +53,27 @@ bandwidths bytes per second. Each phase is a roofline on the ``tp`` GPUs of the 
 
     TPOT = mean of t_dec(c) over c = s+1 … s+n (exact for the piecewise-linear roofline, see _mean_max_linear)
 
+    expert parallelism (MoE only, ep = tp: each of the replica's GPUs holds E/ep whole routed experts instead of
+    a 1/tp slice of every expert; attention stays tensor-parallel). Per MoE layer the all-reduce after the MLP
+    is replaced by the token exchange: each GPU owns T/ep tokens (the attention all-reduce done as
+    reduce-scatter + all-gather, the same bytes), sends each token's hidden state to the GPUs of its k experts
+    (dispatch) and gets the k results back (combine), two all-to-alls of x = T·k·h·2/ep bytes per GPU:
+        A2A(x) = [ep > 1] · ((ep-1)/ep · x / N_eff + ALLREDUCE_LATENCY_S[link] / 2)
+    (N_eff and the latency are the all-reduce's, per link type; an all-to-all is one phase, half the
+    all-reduce's two), so the 2L all-reduces become 2L·AR - L_moe·AR + 2·L_moe·A2A. That is vLLM's EP over
+    NVLink (its pplx / DeepEP all-to-all backends, docs.vllm.ai "Expert Parallel Deployment"); over PCIe,
+    without peer-to-peer links, vLLM falls back to a broadcast-based exchange (the "naive" backend), so there EP
+    keeps the MoE all-reduce's cost (no A2A term). TensorRT-LLM's EP also used the all-reduce path in 2024
+    (NVIDIA/TensorRT-LLM issue #2331); the A2A term is vLLM's and SGLang's. The GPUs step together,
+    so the busiest one sets the time: under uniform routing each of its m = E/ep experts is touched with
+    p = 1 - (1 - k/E)^T, and the expected maximum over the ep GPUs of their touched experts is taken as
+        X_max = min(m, m·p + sqrt(2·ln(ep) · m·p·(1-p)))   (Gaussian approximation of the maximum of ep sums)
+    whole experts read per MoE layer on that GPU, so W(T) uses E_T = ep·X_max in place of the uniform E_T
+    (same_experts: the k experts sit on one GPU, X_max = min(k, m)). At large T, X_max -> m and the bytes
+    equal tensor parallelism's; at small T EP reads more (batch 1, Mixtral on 8 GPUs: one whole expert, 4x
+    the 2/8 of TP). The busiest GPU's extra tokens in the FLOPs are not modelled (within
+    sqrt(2·ln(ep)/(T·k/ep)) of the mean: 4 % for an 8,192-token prefill of Mixtral on 8 GPUs).
+
 Constants and their sources:
 
 * ``COMPUTE_EFFICIENCY = 0.73``: achieved / peak dense FP16 tensor FLOPS of the four projection GEMMs of one layer
@@ -167,10 +188,11 @@ class ModelCosts:
             same_experts=model.expert_routing == "same_experts",
         )
 
-    def weights_read(self, tokens: FloatArray) -> FloatArray | float:
+    def weights_read(self, tokens: FloatArray, ep: FloatArray | None = None) -> FloatArray | float:
         """Weight bytes one forward pass over ``tokens`` tokens reads: ``W(T)`` of the module docstring.
 
-        A dense model reads all its weights (the scalar ``weight_bytes``, whatever ``tokens``).
+        A dense model reads all its weights (the scalar ``weight_bytes``, whatever ``tokens``). With expert
+        parallelism (``ep`` > 1) it is ``tp`` times what the busiest GPU reads (``E_T = ep · X_max``).
         """
         if not self.num_experts:
             return self.weight_bytes
@@ -178,8 +200,33 @@ class ModelCosts:
             touched: FloatArray | float = float(self.experts_per_token)
         else:
             touched = expected_experts_touched(self.num_experts, self.experts_per_token, tokens)
+        if ep is not None:
+            touched = np.where(ep > 1.0, ep * self.busiest_gpu_experts(tokens, ep), touched)
         all_routed = self.moe_layers * self.num_experts * self.expert_bytes
         return self.weight_bytes - all_routed + self.moe_layers * touched * self.expert_bytes
+
+    def busiest_gpu_experts(self, tokens: FloatArray, ep: FloatArray) -> FloatArray:
+        """Return the expected routed experts the busiest of ``ep`` GPUs reads per MoE layer (``X_max``)."""
+        m = self.num_experts / np.maximum(ep, 1.0)
+        if self.same_experts:
+            return np.asarray(np.minimum(float(self.experts_per_token), m) + 0.0 * tokens, dtype=np.float64)
+        p = expected_experts_touched(self.num_experts, self.experts_per_token, tokens) / self.num_experts
+        spread = np.sqrt(2.0 * np.log(np.maximum(ep, 1.0)) * m * p * (1.0 - p))
+        return np.asarray(np.minimum(m, m * p + spread), dtype=np.float64)
+
+    def comm_s(self, hw: Hardware, tp: FloatArray, tokens: FloatArray, ep: FloatArray | None = None) -> FloatArray:
+        """Return the GPU-to-GPU time of one forward pass over ``tokens`` tokens, seconds.
+
+        2L all-reduces, or with expert parallelism ``2L·AR - L_moe·AR + 2·L_moe·A2A`` (module docstring).
+        """
+        ar = allreduce_s(tokens * self.hidden_size * ACTIVATION_BYTES, tp, hw.link_bytes_per_s, hw.allreduce_latency_s)
+        comm = 2.0 * self.num_layers * ar
+        if ep is None or not self.num_experts:
+            return np.asarray(comm, dtype=np.float64)
+        x = tokens * self.experts_per_token * self.hidden_size * ACTIVATION_BYTES / ep
+        a2a = alltoall_s(x, ep, hw.link_bytes_per_s, hw.allreduce_latency_s)
+        exchange = (ep > 1.0) & ~np.asarray(hw.on_pcie, dtype=bool)  # PCIe: the all-reduce stays (docstring)
+        return np.asarray(comm + self.moe_layers * np.where(exchange, 2.0 * a2a - ar, 0.0), dtype=np.float64)
 
 
 def expected_experts_touched(num_experts: int, experts_per_token: int, tokens: npt.ArrayLike) -> FloatArray:
@@ -221,6 +268,8 @@ class Hardware:
     """GPU→CPU hidden-state writes (cpu_attention queries), B/s."""
     allreduce_latency_s: FloatArray | float = 0.0
     """Fixed time of one all-reduce, s."""
+    on_pcie: FloatArray | bool = False
+    """True where the GPU-to-GPU link is PCIe (expert parallelism has no all-to-all there, module docstring)."""
 
 
 def hardware(
@@ -259,6 +308,7 @@ def hardware(
         host_write_bytes_per_s=host * HOST_WRITE_EFFICIENCY,
         host_hidden_bytes_per_s=host * HOST_HIDDEN_WRITE_EFFICIENCY,
         allreduce_latency_s=np.where(on_pcie, ALLREDUCE_LATENCY_S["pcie"], ALLREDUCE_LATENCY_S["nvlink"]),
+        on_pcie=on_pcie,
     )
 
 
@@ -290,6 +340,37 @@ def allreduce_s(
     return np.where(tp > 1.0, t, 0.0)
 
 
+def alltoall_s(
+    nbytes: FloatArray,
+    ep: FloatArray,
+    link_bytes_per_s: FloatArray,
+    allreduce_latency_s: FloatArray | float = ALLREDUCE_LATENCY_S["nvlink"],
+) -> FloatArray:
+    """All-to-all time when each of ``ep`` GPUs sends ``nbytes`` spread over all of them (its own share stays).
+
+    ``(ep-1)/ep · nbytes / link + allreduce_latency_s / 2`` (0 at ep = 1): the all-reduce's link bandwidth and
+    latency per link type (``LINK_EFFICIENCY``, ``ALLREDUCE_LATENCY_S``), one phase instead of two.
+
+    Parameters
+    ----------
+    nbytes
+        Bytes each GPU sends (its own share included).
+    ep
+        Expert-parallel degrees.
+    link_bytes_per_s
+        Effective GPU-to-GPU bandwidth, B/s (:func:`hardware`).
+    allreduce_latency_s
+        Fixed time of one all-reduce on the link; an all-to-all pays half.
+
+    Returns
+    -------
+    numpy.ndarray
+        Seconds.
+    """
+    t = (ep - 1.0) / ep * nbytes / link_bytes_per_s + allreduce_latency_s / 2.0
+    return np.asarray(np.where(ep > 1.0, t, 0.0), dtype=np.float64)
+
+
 def prefill_s(
     costs: ModelCosts,
     hw: Hardware,
@@ -298,6 +379,7 @@ def prefill_s(
     batch: FloatArray,
     input_tokens: float | FloatArray,
     offload_fraction: FloatArray,
+    ep: FloatArray | None = None,
 ) -> FloatArray:
     """Prefill time of a static batch (time to first token), seconds; formula ``t_pf`` of the module docstring.
 
@@ -313,6 +395,8 @@ def prefill_s(
         Prompt tokens per sequence.
     offload_fraction
         Share of the KV cache written to host memory.
+    ep
+        Expert-parallel degree of each configuration (1 or tp; None: none uses expert parallelism).
 
     Returns
     -------
@@ -326,13 +410,9 @@ def prefill_s(
         + batch * costs.attn_flops_per_pair * s * (s + 1.0) / 2.0
     )
     kv_written = batch * s * costs.kv_bytes_per_token
-    mem = costs.weights_read(batch * s) + kv_written
+    mem = costs.weights_read(batch * s, ep) + kv_written
     roof = np.maximum(flops / (tp * hw.flops_per_s), mem / (tp * hw.bytes_per_s))
-    comm = (
-        2.0
-        * costs.num_layers
-        * allreduce_s(batch * s * costs.hidden_size * ACTIVATION_BYTES, tp, hw.link_bytes_per_s, hw.allreduce_latency_s)
-    )
+    comm = costs.comm_s(hw, tp, batch * s, ep)
     offload = offload_fraction * kv_written / (tp * hw.host_write_bytes_per_s)
     return np.asarray(roof + comm + offload + costs.pass_overhead_s, dtype=np.float64)
 
@@ -344,18 +424,15 @@ def _step_lines(
     batch: FloatArray,
     f: FloatArray,
     mode: str,
+    ep: FloatArray | None = None,
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
     """Decode step as lines in c: compute leg a1+b1·c, memory leg a2+b2·c, serial part a3+b3·c (seconds)."""
     on_gpu = 1.0 - f if mode == "cpu_attention" else np.ones_like(f)
     a1 = batch * (costs.flops_per_token + costs.head_flops) / (tp * hw.flops_per_s)
     b1 = batch * costs.attn_flops_per_pair * on_gpu / (tp * hw.flops_per_s)
-    a2 = costs.weights_read(batch) / (tp * hw.bytes_per_s)
+    a2 = costs.weights_read(batch, ep) / (tp * hw.bytes_per_s)
     b2 = batch * costs.kv_bytes_per_token * on_gpu / (tp * hw.bytes_per_s)
-    a3 = (
-        2.0
-        * costs.num_layers
-        * allreduce_s(batch * costs.hidden_size * ACTIVATION_BYTES, tp, hw.link_bytes_per_s, hw.allreduce_latency_s)
-    )
+    a3 = costs.comm_s(hw, tp, batch, ep)
     a3 = a3 + costs.pass_overhead_s + f * batch * costs.kv_bytes_per_token / (tp * hw.host_write_bytes_per_s)
     if mode == "copy":
         b3 = f * batch * costs.kv_bytes_per_token / (tp * hw.host_bytes_per_s)
@@ -395,6 +472,7 @@ def mean_decode_step_s(
     output_tokens: float | FloatArray,
     offload_fraction: FloatArray,
     offload_mode: str,
+    ep: FloatArray | None = None,
 ) -> FloatArray:
     """Mean decode-step time over the generated tokens (contexts s+1 … s+n), seconds: the modelled TPOT.
 
@@ -412,6 +490,8 @@ def mean_decode_step_s(
         Share of the KV cache in host memory.
     offload_mode
         ``copy`` (offloaded KV streamed back each step) or ``cpu_attention`` (attention on the CPU).
+    ep
+        Expert-parallel degree of each configuration (1 or tp; None: none uses expert parallelism).
 
     Returns
     -------
@@ -419,7 +499,7 @@ def mean_decode_step_s(
         Seconds per decode step, averaged exactly over the generated tokens.
     """
     _check_mode(offload_mode)
-    a1, b1, a2, b2, a3, b3 = _step_lines(costs, hw, tp, batch, offload_fraction, offload_mode)
+    a1, b1, a2, b2, a3, b3 = _step_lines(costs, hw, tp, batch, offload_fraction, offload_mode, ep)
     s = np.asarray(input_tokens, dtype=np.float64)
     n = np.asarray(output_tokens, dtype=np.float64)
     c0 = s + 1.0 + np.zeros_like(batch)

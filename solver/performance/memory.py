@@ -8,7 +8,9 @@ Formulas (``P`` parameters, ``B_w`` bytes per weight, ``B_kv`` bytes per KV elem
 
     weights_gib        = (P - P_exp) · B_w / tp / 2**30 + P_exp · B_exp / tp / 2**30
                          P_exp = routed-expert parameters of all MoE layers (0 for a dense model), B_exp the
-                         experts' bytes per weight (ModelSpec.expert_dtype, e.g. MXFP4 4.25 bits; else B_w)
+                         experts' bytes per weight (ModelSpec.expert_dtype, e.g. MXFP4 4.25 bits; else B_w);
+                         expert parallelism (ep = tp > 1): each GPU holds ceil(E / ep) whole routed experts,
+                         P_exp · B_exp / tp becomes L_moe · ceil(E / ep) · W_exp (W_exp: one expert's bytes)
     kv_bytes_per_token = 2 · L · n_kv · d · B_kv                         (MHA, GQA, MQA; whole replica; K and V)
                        = L · (r_kv + d_rope) · B_kv                      (MLA: the latent and the rope key)
     kv_total_gib       = b · (s + n) · kv_bytes_per_token / 2**30      (whole replica)
@@ -200,8 +202,8 @@ def nccl_gib(tp: FloatArray) -> FloatArray:
     return out.astype(np.float64)
 
 
-def weights_gib(model: ModelSpec, dtype: str, tp: npt.ArrayLike) -> FloatArray:
-    """Weight memory per GPU: parameters · bytes per weight / tp, in GiB.
+def weights_gib(model: ModelSpec, dtype: str, tp: npt.ArrayLike, ep: npt.ArrayLike | None = None) -> FloatArray:
+    """Weight memory per GPU: parameters · bytes per weight / tp, in GiB (expert parallelism: module docstring).
 
     Parameters
     ----------
@@ -211,6 +213,8 @@ def weights_gib(model: ModelSpec, dtype: str, tp: npt.ArrayLike) -> FloatArray:
         Weight dtype.
     tp
         Tensor-parallel degrees.
+    ep
+        Expert-parallel degrees (1 or tp; None: 1 everywhere).
 
     Returns
     -------
@@ -220,7 +224,15 @@ def weights_gib(model: ModelSpec, dtype: str, tp: npt.ArrayLike) -> FloatArray:
     tp_arr = np.asarray(tp, dtype=np.float64)
     if not model.is_moe:
         return model.num_params * DTYPE_BYTES[dtype] / tp_arr / GIB
-    return model.weight_bytes(dtype) / tp_arr / GIB
+    total = model.weight_bytes(dtype)
+    if ep is None:
+        return total / tp_arr / GIB
+    ep_arr = np.asarray(ep, dtype=np.float64)
+    one = model.expert_bytes(dtype)
+    routed = model.num_moe_layers * model.num_experts * one
+    whole = model.num_moe_layers * np.ceil(model.num_experts / np.maximum(ep_arr, 1.0)) * one * ep_arr / tp_arr
+    per_gpu = (total - routed) / tp_arr + np.where(ep_arr > 1.0, whole, routed / tp_arr)
+    return np.asarray(per_gpu / GIB, dtype=np.float64)
 
 
 def tp_shardable(model: ModelSpec, tp: npt.ArrayLike) -> npt.NDArray[np.bool_]:
@@ -426,6 +438,7 @@ def memory_arrays(
     tp: FloatArray,
     batch: FloatArray,
     offload_fraction: FloatArray,
+    ep: FloatArray | None = None,
 ) -> MemoryArrays:
     """Evaluate every memory quantity of the module docstring for arrays of configurations.
 
@@ -444,13 +457,15 @@ def memory_arrays(
         tensor-parallel degree, batch size).
     offload_fraction
         Requested KV offload fraction in [0, 1], or NaN for "the smallest that fits".
+    ep
+        Expert-parallel degrees (1 or tp; None: no expert parallelism).
 
     Returns
     -------
     MemoryArrays
         Per-GPU and per-replica memory, the smallest offload fraction that fits, the one used, and ``fits``.
     """
-    w = weights_gib(model, dtype, tp)
+    w = weights_gib(model, dtype, tp, ep)
     act = activations_gib(model, batch, input_tokens, tp, engine)
     kv_tot = kv_total_gib(model, kv_dtype, batch, input_tokens + output_tokens)
     kv_gpu_full = kv_tot * kv_head_share(model, tp)

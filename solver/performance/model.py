@@ -201,6 +201,7 @@ def predict_frame(
     _check_arrays(tp, batch, gpu_count, offload, out)
     if not caps.offloads_kv:  # the KV stays on the GPU: "smallest that fits" is 0, any other fraction cannot run
         offload = np.where(np.isnan(offload), 0.0, offload)
+    ep = expert_parallel_degrees(out, model, tp)
     g = _gpu_arrays(out["gpu"], w_dtype)
     mem = memory_arrays(
         model,
@@ -215,6 +216,7 @@ def predict_frame(
         tp=tp,
         batch=batch,
         offload_fraction=offload,
+        ep=ep,
     )
     costs = ModelCosts.of(model, w_dtype, kv)
     hw = hardware(g["tflops"], g["bw"], g["host"], g["link"], gpu_count, g["pcie"])
@@ -269,10 +271,11 @@ def predict_frame(
         output_tokens=n_out,
         offload_fraction=f,
         offload_mode=offload_mode,
+        ep=ep,
     )
     t_dec0 = step(batch=running)
     if batching == "static":
-        t_pf = prefill_s(costs, hw, tp=tp, batch=batch, input_tokens=s_in, offload_fraction=f)
+        t_pf = prefill_s(costs, hw, tp=tp, batch=batch, input_tokens=s_in, offload_fraction=f, ep=ep)
         ttft_model_ms = t_pf * 1e3
         tpot_model_ms = t_dec0 * 1e3
         prefill_model_ms = ttft_model_ms
@@ -281,13 +284,13 @@ def predict_frame(
         rate = batch / e2e_s
     else:
         one = np.ones_like(batch)
-        p_model = prefill_s(costs, hw, tp=tp, batch=one, input_tokens=s_in, offload_fraction=f)
+        p_model = prefill_s(costs, hw, tp=tp, batch=one, input_tokens=s_in, offload_fraction=f, ep=ep)
         prefill_model_ms = p_model * 1e3
         # every phase time the serving model composes, calibrated in one CTCF call (rows stacked)
         pre, dec = [p_model], [t_dec0]
         if rate_rps is None and arrivals == "cohort":
             k = serving.cohort_size(running, s_in, engine_memory(engine).max_prefill_tokens)
-            pre.append(prefill_s(costs, hw, tp=tp, batch=k, input_tokens=s_in, offload_fraction=f))
+            pre.append(prefill_s(costs, hw, tp=tp, batch=k, input_tokens=s_in, offload_fraction=f, ep=ep))
             dec.append(t_dec0)
         elif rate_rps is not None:
             ref = np.where(np.isfinite(slots), np.maximum(slots, 2.0), np.maximum(batch, 2.0))
@@ -341,6 +344,29 @@ def predict_frame(
     return out
 
 
+def expert_parallel_degrees(frame: pd.DataFrame, model: ModelSpec, tp: np.ndarray) -> np.ndarray | None:
+    """Return the optional ``ep`` column of ``frame``, checked: 1, or ``tp`` (> 1) for a mixture-of-experts model.
+
+    Returns None when no row uses expert parallelism (the tensor-parallel formulas apply unchanged).
+    """
+    if "ep" not in frame.columns:
+        return None
+    ep = frame["ep"].to_numpy(dtype=float)
+    bad = ~(np.isfinite(ep) & ((ep == 1.0) | (ep == tp)))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise InputError(
+            "ep", f"must be 1 or equal to tp ({int(tp[i])}: experts over the replica's GPUs), got {ep[i]:g}"
+        )
+    if not (ep > 1.0).any():
+        return None
+    if not model.is_moe:
+        raise InputError("ep", f"expert parallelism needs a mixture-of-experts model; {model.name} is dense")
+    if (ep > model.num_experts).any():
+        raise InputError("ep", f"must not exceed the {model.num_experts} routed experts of {model.name}")
+    return ep
+
+
 def _check_arrays(tp: np.ndarray, batch: np.ndarray, gpu_count: np.ndarray, offload: np.ndarray, frame: Any) -> None:
     """Validate the numeric input columns of :func:`predict_frame` (one-line InputError)."""
     if not np.all(np.isfinite(tp)) or np.any(tp < 1) or np.any(tp != np.round(tp)):
@@ -387,6 +413,8 @@ class Prediction:
     offload_fraction: float
     min_offload_fraction: float
     fits: bool
+    ep: int = 1
+    """Expert-parallel degree: 1 (experts sharded by TP) or tp (whole experts spread over the GPUs)."""
     batching: str = "static"
     concurrency: int | None = None
     """Closed-loop clients (continuous batching at a fixed concurrency; the batch size)."""
@@ -430,6 +458,7 @@ def predict(
     offload_mode: str = "copy",
     profile: CalibrationProfile | str | None = None,
     catalog: str = "aws",
+    ep: int = 1,
     batching: str | None = None,
     concurrency: int | None = None,
     rate_rps: float | None = None,
@@ -460,6 +489,9 @@ def predict(
         Closed-loop clients (continuous batching at a fixed concurrency; sets the batch size).
     rate_rps
         Open-loop Poisson arrival rate at this replica, requests/s (continuous batching).
+    ep
+        Expert-parallel degree: 1 (default; every expert sharded by TP) or the TP degree (a mixture-of-experts
+        model's routed experts spread whole over the replica's GPUs, :mod:`solver.performance.latency`).
 
     Returns
     -------
@@ -509,6 +541,7 @@ def predict(
                 "tp": tp_used,
                 "batch_size": batch_size,
                 "offload_fraction": np.nan if offload is None else offload,
+                "ep": ep,
             }
         ]
     )
@@ -551,6 +584,7 @@ def predict(
         offload_fraction=float(row["offload_fraction"]),
         min_offload_fraction=float(row["min_offload_fraction"]),
         fits=bool(row["fits"]),
+        ep=int(ep),
         batching=batching,
         concurrency=int(batch_size) if batching == "continuous" and rate_rps is None else None,
         rate_rps=None if rate_rps is None else float(rate_rps),

@@ -183,6 +183,7 @@ def workload_candidates(
         listed = np.isin(grid["tp"].to_numpy(dtype=np.int64), np.asarray(list(wanted), dtype=np.int64))
         dropped["search.tp_degrees"] = int((~listed).sum())
         grid = grid[listed].reset_index(drop=True)
+    grid = expert_parallel_rows(grid, model)
     if grid.empty:
         return grid, dropped, considered
     first = predict_workload(grid.assign(offload_fraction=np.nan), w, scenario, model=model)
@@ -193,7 +194,7 @@ def workload_candidates(
     extra = [g for g in scenario.search.offload_grid] if engine_capabilities(scenario.engine).offloads_kv else []
     if extra and not first.empty:
         fmin = first["offload_fraction"].to_numpy(dtype=float)
-        base = first[[*off.columns, "tp", "batch_size"]]
+        base = first[[*off.columns, "tp", "ep", "batch_size"]]
         parts = []
         for g in extra:
             sel = g > fmin + OFFLOAD_GRID_TOL
@@ -207,6 +208,21 @@ def workload_candidates(
     table.insert(0, "workload", w.name)
     table.insert(1, "kind", w.kind)
     return table, dropped, considered
+
+
+def expert_parallel_rows(grid: pd.DataFrame, model: ModelSpec) -> pd.DataFrame:
+    """Add the expert-parallel dimension (``ep``) to the enumeration grid.
+
+    Column ``ep`` = 1 on every row, and for a mixture-of-experts model a copy with ``ep = tp`` of each row with
+    1 < tp <= routed experts (whole experts spread over the replica's GPUs instead of every expert sharded by
+    TP; :mod:`solver.performance.latency`).
+    """
+    out = grid.assign(ep=np.ones(len(grid), dtype=np.int64))
+    if not model.is_moe or grid.empty:
+        return out
+    tp = grid["tp"].to_numpy(dtype=np.int64)
+    wide = grid[(tp > 1) & (tp <= model.num_experts)]
+    return pd.concat([out, wide.assign(ep=wide["tp"].to_numpy(dtype=np.int64))], ignore_index=True)
 
 
 def replicas_per_instance(frame: pd.DataFrame) -> np.ndarray:
@@ -257,7 +273,7 @@ def build_candidates(scenario: Scenario, catalog: Catalog | None = None) -> pd.D
 # --------------------------------------------------------------------------------------------------
 # Shared replicas (formulations/sharing.py): one pool per configuration two or more classes may share
 # --------------------------------------------------------------------------------------------------
-POOL_CONFIG: tuple[str, ...] = ("instance_type", "region", "market", "tp", "batch_size", "offload_fraction")
+POOL_CONFIG: tuple[str, ...] = ("instance_type", "region", "market", "tp", "ep", "batch_size", "offload_fraction")
 """A pool's configuration: classes routed to one pool run on replicas of exactly this."""
 POOLS_PER_CLASS = 8
 """Pools kept per class: the ones where it costs least per request/s (``price / (rho · r_{k,p})``). A cap on the
@@ -328,11 +344,12 @@ def shared_candidates(frame: pd.DataFrame, scenario: Scenario, groups: dict[str,
                 "g": group,
                 "o": offer,
                 "tp": part["tp"].to_numpy(),
+                "ep": part["ep"].to_numpy() if "ep" in part else np.ones(len(part), dtype=np.int64),
                 "b": part["batch_size"].to_numpy(),
                 "f": part["offload_fraction"].to_numpy(),
             }
         ),
-        ["g", "o", "tp", "b", "f"],
+        ["g", "o", "tp", "ep", "b", "f"],
     )
     # pools only at configurations where some class of the group has its largest capacity per instance on that
     # offer (the configuration the presolve keeps for it alone): a restriction of the shared model, never of

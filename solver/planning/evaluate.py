@@ -29,7 +29,7 @@ from solver.planning.plan import Plan
 from solver.specs import Scenario
 from solver.tolerances import EVALUATE_REL_TOL, WHOLE_HOURS_TOL, ceil_int
 
-KEYS = ["workload", "instance_type", "region", "market", "tp", "batch_size", "offload_fraction"]
+KEYS = ["workload", "instance_type", "region", "market", "tp", "ep", "batch_size", "offload_fraction"]
 
 
 @dataclass(frozen=True)
@@ -166,8 +166,11 @@ def _pools(
             if v < 0:
                 out.append(Violation("split rate negative", where, v, 0.0))
         cfg = {key: row[key] for key in ("instance_type", "region", "market", "tp", "batch_size", "offload_fraction")}
+        cfg["ep"] = int(row["ep"]) if "ep" in row.index else 1
         if performance is not None:
             perf = performance[performance["pool"].to_numpy() >= 0] if "pool" in performance else performance
+            if "ep" not in perf.columns:
+                perf = perf.assign(ep=1)
             match = perf
             for key, value in cfg.items():
                 match = match[match[key] == value]
@@ -184,7 +187,7 @@ def _pools(
                 continue
             price = float(hw["usd_per_hour"].iloc[0])
             base = hw.iloc[[0]].assign(
-                tp=cfg["tp"], batch_size=cfg["batch_size"], offload_fraction=cfg["offload_fraction"]
+                tp=cfg["tp"], batch_size=cfg["batch_size"], offload_fraction=cfg["offload_fraction"], ep=cfg["ep"]
             )
             ceil_in = max(wl[k].input_tokens for k, _v in split)
             ceil_out = max(wl[k].output_tokens for k, _v in split)
@@ -250,6 +253,8 @@ def _exact_rows(
         columns={"usd_per_hour": "plan_usd_per_hour"}
     )
     if performance is not None:
+        if "ep" not in performance.columns:  # a hand-made table without expert parallelism
+            performance = performance.assign(ep=1)
         perf = performance.drop_duplicates(KEYS)
         merged = plan_cols.merge(perf, on=KEYS, how="left")
     else:

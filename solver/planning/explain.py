@@ -349,10 +349,16 @@ def unit_of(cands: pd.DataFrame | pd.Series, scenario: Scenario) -> Any:
     return float(unit[0]) if isinstance(cands, pd.Series) else unit
 
 
+def ep_label(ep: int) -> str:
+    """``, EP n`` for a candidate with expert parallelism, else nothing."""
+    return f", EP {ep}" if ep > 1 else ""
+
+
 def _describe(c: pd.Series, unit: float, per: str) -> dict[str, Any]:
     """Describe a candidate in words and numbers."""
     text = (
-        f"{c['instance_type']} {c['market']} {c['region']} (TP {int(c['tp'])}, batch {int(c['batch_size'])}, "
+        f"{c['instance_type']} {c['market']} {c['region']} (TP {int(c['tp'])}{ep_label(int(c.get('ep', 1)))}, "
+        f"batch {int(c['batch_size'])}, "
         f"{unit:,.4g} {per})"
     )
     return {

@@ -18,7 +18,9 @@ from formulations.linear import CompiledModel
 from formulations.model import FleetModel
 from solver.backends.base import SolveResult
 
-TIE_ORDER = ("usd_per_hour", "instance_type", "region", "market", "workload", "tp", "batch_size", "offload_fraction")
+TIE_ORDER = (
+    *("usd_per_hour", "instance_type", "region", "market", "workload", "tp", "ep", "batch_size", "offload_fraction"),
+)
 """Candidate order that defines ``rank_c`` of the tie-break stage (and the order of the fleet rows)."""
 
 FLEET_FIELDS: tuple[str, ...] = (
@@ -77,6 +79,9 @@ class FleetRow:
     split: tuple[tuple[str, float], ...] = ()
     """Online rows: the request classes the row serves and the rate routed to each (req/s); the rates of one
     class over all rows add up to its arrival rate. A pool row lists every class it serves."""
+    ep: int = 1
+    """Expert-parallel degree (mixture-of-experts models): 1, experts sharded by TP; ``tp``, whole experts spread
+    over the replica's GPUs. In the JSON output only when above 1."""
 
 
 @dataclass(frozen=True)
@@ -196,12 +201,19 @@ class Plan:
                 util[name] = float(w.requests or 0) / work if work > 0 else math.nan
         fleet = []
         sub = cands.iloc[used]
-        order = used[np.asarray(sub.reset_index(drop=True).sort_values(["workload", *TIE_ORDER], kind="stable").index)]
+        order = used[
+            np.asarray(
+                sub.reset_index(drop=True)
+                .sort_values(["workload", *(k for k in TIE_ORDER if k in sub.columns)], kind="stable")
+                .index
+            )
+        ]
         picked = cands.iloc[order]
         columns = {
             k: picked[k].tolist()
             for k in (*(f for f in FLEET_FIELDS if f not in ("count", "utilisation")), "replicas", "e2e_s", "rate_rps")
         }  # the candidate's own columns; count and utilisation come from the solution
+        eps = picked["ep"].tolist() if "ep" in picked.columns else [1] * len(order)
         gpus = picked["gpu"].tolist() if "gpu" in picked.columns else [""] * len(order)
         for j, i in enumerate(order):
             w = wl[str(columns["workload"][j])]
@@ -216,6 +228,7 @@ class Plan:
                     region=str(columns["region"][j]),
                     count=int(n[i]),
                     tp=int(columns["tp"][j]),
+                    ep=int(eps[j]),
                     batch_size=int(columns["batch_size"][j]),
                     offload_fraction=float(columns["offload_fraction"][j]),
                     usd_per_hour=price,
@@ -333,11 +346,19 @@ class Plan:
             "horizon_h": self.horizon_h,
             "model_size": dict(self.model_size),
             "candidates": self.candidates,
-            "fleet": [asdict(r) for r in self.fleet],
+            "fleet": [_row_dict(r) for r in self.fleet],
             **({"message": self.message} if self.message else {}),
             **({"explanation": self.explanation} if self.explanation is not None else {}),
             **({"verification": self.verification} if self.verification else {}),
         }
+
+
+def _row_dict(row: FleetRow) -> dict[str, Any]:
+    """Return a fleet row as JSON: every field, ``ep`` only when the row uses expert parallelism (``ep`` > 1)."""
+    out = asdict(row)
+    if out["ep"] == 1:
+        del out["ep"]
+    return out
 
 
 def _pool_rows(fm: FleetModel, x: np.ndarray, shares: np.ndarray, routed: np.ndarray, billed: float) -> list[FleetRow]:
@@ -372,6 +393,7 @@ def _pool_rows(fm: FleetModel, x: np.ndarray, shares: np.ndarray, routed: np.nda
                 region=str(lead["region"]),
                 count=int(counts[p]),
                 tp=int(lead["tp"]),
+                ep=int(lead["ep"]) if "ep" in lead.index else 1,
                 batch_size=int(lead["batch_size"]),
                 offload_fraction=float(lead["offload_fraction"]),
                 usd_per_hour=price,

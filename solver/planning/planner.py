@@ -461,7 +461,7 @@ def _tie_ranks(fm: FleetModel, compiled: CompiledModel) -> np.ndarray:
     Variables without a price (a pool's shares, offline counts) get ``1e-6 · mean price · rank``: a preference
     a million times weaker.
     """
-    keys = list(TIE_ORDER)
+    keys = [k for k in TIE_ORDER if k in fm.cands.columns]
     ascending = [k != "usd_per_hour" for k in keys]  # pricier first: of equal costs, fewer and larger instances
     order = fm.cands.sort_values(keys, ascending=ascending, kind="stable").index.to_numpy()
     rank = np.empty(len(order), dtype=float)

@@ -107,6 +107,7 @@ def workload_replicas(
             profile=profile,
             static=static,
             label=f"{row.instance_type} tp{row.tp} b{row.batch_size}",
+            ep=row.ep,
         )
         replicas = max(int(row.replicas), 1) * int(row.count)
         out.extend([cfg] * (replicas if scale >= 1.0 else max(1, round(replicas * scale))))

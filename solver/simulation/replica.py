@@ -67,6 +67,8 @@ class ReplicaConfig:
     _hw: object
     _tp: np.ndarray
     _f: np.ndarray
+    _ep: np.ndarray | None = None
+    """Expert-parallel degree (None: tensor parallelism only), as :func:`solver.performance.model.predict_frame`."""
     _prefill_cache: dict[tuple[int, int], float] = field(default_factory=dict)
 
     def decode_s(self, b: int, context_sum: float, k: int) -> float:
@@ -108,6 +110,7 @@ class ReplicaConfig:
             batch=np.array([float(sequences)]),
             input_tokens=tokens / sequences,
             offload_fraction=self._f,
+            ep=self._ep,
         )
         out = self.alpha_prefill * float(t[0]) + self.beta_prefill_s
         self._prefill_cache[key] = out
@@ -133,6 +136,7 @@ def replica_config(
     profile: CalibrationProfile | None = None,
     static: bool = False,
     label: str = "",
+    ep: int = 1,
 ) -> ReplicaConfig:
     """Build the timing tables of one replica (module docstring) with the performance model's own functions.
 
@@ -154,6 +158,8 @@ def replica_config(
         Static batches instead of continuous batching.
     label
         Name in the results.
+    ep
+        Expert-parallel degree of the plan's row (1, or tp for a mixture-of-experts model).
     """
     from solver.data.gpus import get_gpu
 
@@ -184,6 +190,7 @@ def replica_config(
         tp=tp_arr,
         batch=one * float(batch_size),
         offload_fraction=f_req,
+        ep=None if ep == 1 else one * float(ep),
     )
     f = mem.offload_fraction
     staging = 2.0 / model.num_layers
@@ -202,8 +209,9 @@ def replica_config(
         np.full(batch_size, spec.gpu_link_gb_per_s),
         np.full(batch_size, float(gpu_count)),
     )
+    ep_b = None if ep == 1 else np.full(batch_size, float(ep))
     a1, b1, a2, b2, a3, b3 = _step_lines(
-        costs, hw_b, np.full(batch_size, float(tp)), batches, np.full(batch_size, f[0]), offload_mode
+        costs, hw_b, np.full(batch_size, float(tp)), batches, np.full(batch_size, f[0]), offload_mode, ep_b
     )
     lines = [(0.0, 0.0, 0.0, 0.0, 0.0, 0.0)]
     lines += [
@@ -226,4 +234,5 @@ def replica_config(
         _hw=hw,
         _tp=tp_arr,
         _f=f,
+        _ep=None if ep == 1 else one * float(ep),
     )

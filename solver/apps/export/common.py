@@ -49,6 +49,8 @@ class Deployment:
     instance_hours: float
     notes: tuple[str, ...]
     cloud: str = ""
+    ep: int = 1
+    """Expert parallelism of the row (``--enable-expert-parallel`` when above 1: whole experts over the TP GPUs)."""
 
     def vllm_args(self) -> list[str]:
         """Return the ``vllm serve`` arguments after the model, as the plan's prediction assumed them."""
@@ -60,6 +62,8 @@ class Deployment:
             *("--gpu-memory-utilization", f"{self.gpu_memory_utilization:g}"),
             *("--port", str(SERVE_PORT)),
         ]
+        if self.ep > 1:
+            args += ["--enable-expert-parallel"]
         if self.replicas_per_instance > 1:
             args += ["--data-parallel-size", str(self.replicas_per_instance)]
         if self.max_num_batched_tokens is not None:
@@ -151,6 +155,7 @@ def deployment_rows(plan: Plan, scenario: Scenario, field: str = "plan") -> list
                 instances=row.count,
                 replicas_per_instance=row.replicas,
                 tp=row.tp,
+                ep=row.ep,
                 batch_size=row.batch_size,
                 max_model_len=w.input_tokens + w.output_tokens,
                 model=model.hf_id if model.hf_id else str(Path(w.model).expanduser().resolve().parent),
