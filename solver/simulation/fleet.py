@@ -1,8 +1,10 @@
 """Simulate a plan's fleet: one replica per model copy of each fleet row, each workload under its own arrivals.
 
 :func:`simulate` simulates a given plan (``solver.simulate``, in :mod:`solver.apps.simulate`, plans first when
-no plan is given; ``infersave simulate``). Workloads do not
-share replicas in a plan, so each is simulated on its own rows' replicas:
+no plan is given; ``infersave simulate``). A workload with a size distribution is simulated as its request
+classes (:func:`solver.planning.classes.expand`, one per bucket, as it was planned). Classes that share
+replicas (pooled rows) are simulated together on those rows (:mod:`solver.simulation.mixed`); every other
+class on its own rows' replicas:
 
 * **online** — arrivals from the workload's ``arrival`` field (Poisson at ``rate_rps``, or gamma with its
   ``cv``) over ``duration_s``, or a trace; continuous batching unless the engine runs static batches
@@ -227,10 +229,39 @@ def simulate(
     if not (0 <= warm < duration_s):
         raise InputError("warmup_s", f"must be in [0, duration_s), got {warm!r}")
     start = time.perf_counter()
+    from solver.planning.classes import expand
+    from solver.simulation.mixed import components, simulate_component
+
+    scenario = expand(scenario).scenario  # size buckets are the plan's request classes (a no-op without)
     hw = _hardware(scenario)
     results = []
     trace_used = False
+    mixed = {c.classes[0]: c for c in components(plan, scenario) if c.mixed(plan)}
+    in_mixed = {name for c in mixed.values() for name in c.classes}
+    first_online = next((w.name for w in scenario.workloads if w.kind == "online"), None)
     for k, w in enumerate(scenario.workloads):
+        if w.name in in_mixed:  # shared replicas: the component's classes are simulated together, once
+            comp = mixed.get(w.name)
+            if comp is None:
+                continue
+            replay = None
+            if traced is not None and first_online in comp.classes:
+                replay, trace_used = {first_online: traced}, True
+            results.extend(
+                simulate_component(
+                    scenario,
+                    plan,
+                    comp,
+                    hw,
+                    duration_s=duration_s,
+                    warmup_s=warm,
+                    seed=seed,
+                    routing=routing,
+                    chunked_prefill=chunked_prefill,
+                    trace=replay,
+                )
+            )
+            continue
         rows = [r for r in plan.fleet if r.workload == w.name]
         if not rows:
             continue

@@ -101,7 +101,7 @@ def sustainable_rate(scenario: Scenario, w: Workload, row: FleetRow, hardware: p
 
 
 def _matches(frame: pd.DataFrame, row: FleetRow) -> np.ndarray:
-    """Rows of the candidate table that are the fleet row's candidate."""
+    """Rows of the candidate table that are the fleet row's candidate (an own row: not a pooled one)."""
     m = (
         (frame["workload"] == row.workload)
         & (frame["instance_type"] == row.instance_type)
@@ -111,7 +111,104 @@ def _matches(frame: pd.DataFrame, row: FleetRow) -> np.ndarray:
         & (frame["batch_size"] == row.batch_size)
     )
     off = frame["offload_fraction"].to_numpy(dtype=float)
-    return np.asarray(m, dtype=bool) & np.isclose(off, float(row.offload_fraction), rtol=0, atol=1e-9)
+    own = frame["pool"].to_numpy(dtype=float) < 0 if "pool" in frame.columns else True
+    return np.asarray(m, dtype=bool) & np.isclose(off, float(row.offload_fraction), rtol=0, atol=1e-9) & own
+
+
+def _pool_members(frame: pd.DataFrame, row: FleetRow) -> np.ndarray:
+    """Rows of the candidate table of the pool a pooled fleet row is (every class it may serve)."""
+    if "pool" not in frame.columns:
+        return np.zeros(len(frame), dtype=bool)
+    names = {n for n, _ in row.split}
+    m = (
+        (frame["pool"].to_numpy(dtype=float) >= 0)
+        & frame["workload"].isin(names).to_numpy()
+        & (frame["instance_type"] == row.instance_type).to_numpy()
+        & (frame["region"] == row.region).to_numpy()
+        & (frame["market"] == row.market).to_numpy()
+        & (frame["tp"] == row.tp).to_numpy()
+        & (frame["batch_size"] == row.batch_size).to_numpy()
+        & np.isclose(frame["offload_fraction"].to_numpy(dtype=float), float(row.offload_fraction), rtol=0, atol=1e-9)
+    )
+    pools = np.unique(frame.loc[m, "pool"].to_numpy())
+    return frame["pool"].isin(pools).to_numpy() & (frame["pool"].to_numpy(dtype=float) >= 0)
+
+
+def sustainable_load(
+    scenario: Scenario, row: FleetRow, mix: dict[str, float], hardware: pd.DataFrame | None = None
+) -> float:
+    """Highest load one replica of a pooled ``row`` carries with every class meeting its SLOs, as a share of 1.
+
+    ``mix`` gives, per class, its rate ``r_{k,p}`` (the candidate's, req/s) and the plan's load shares are
+    ``x_k / r_k`` normalised: at load ``L`` class k arrives at ``L · share_k · r_k`` (so ``Σ_k x_k / r_k = L``,
+    the left side of the capacity row (20) per replica). The pool's rates are then lowered to ``L · r_k``
+    (module docstring, step 2, for a pool): the mixed counterpart of :func:`sustainable_rate`, by the same
+    bisection on simulations (:mod:`solver.simulation.mixed`), cached per (configuration, mix, arrivals, SLOs).
+    """
+    from solver.planning.plan import Plan
+    from solver.simulation.mixed import Component, simulate_component
+
+    wl = {w.name: w for w in scenario.workloads}
+    rates = {k: r for k, r in row.split if k in mix and r > 0}
+    load = {k: rates[k] / mix[k] for k in rates if mix[k] > 0}
+    total = sum(load.values())
+    if total <= 0:
+        return 1.0
+    share = {k: v / total for k, v in load.items()}
+    key = (
+        scenario.engine,
+        scenario.offload_mode,
+        scenario.profile,
+        row.instance_type,
+        row.tp,
+        row.batch_size,
+        round(float(row.offload_fraction), 9),
+        tuple(sorted((*_row_key(wl[k], row)[4:], round(share[k], 4), round(mix[k], 6)) for k in share)),
+    )
+    hit = _CURVES.get(key)
+    if hit is not None:
+        return hit
+    hw = hardware if hardware is not None else _hardware(scenario)
+    names = tuple(k for k in wl if k in share)
+
+    def meets(level: float) -> bool:
+        split = tuple((k, level * share[k] * mix[k]) for k in names)
+        one = dataclasses.replace(row, count=1, replicas=1, split=split)
+        fake = Plan(
+            fleet=(one,),
+            status="",
+            cost_usd_per_hour=0,
+            total_cost_usd=0,
+            objective=0,
+            gap=0,
+            backend="",
+            solve_seconds=0,
+        )
+        rate = sum(r for _, r in split)
+        duration = CURVE_REQUESTS / rate
+        res = simulate_component(
+            scenario,
+            fake,
+            Component(names, (0,)),
+            hw,
+            duration_s=duration,
+            warmup_s=duration / 10.0,
+            seed=VERIFY_SEED + 7,
+        )
+        return all(a["met"] for r in res for a in r.attainment)
+
+    lo, hi = 0.0, 1.0
+    if meets(hi):
+        _CURVES[key] = hi
+        return hi
+    for _ in range(CURVE_STEPS):
+        mid = 0.5 * (lo + hi)
+        if meets(mid):
+            lo = mid
+        else:
+            hi = mid
+    _CURVES[key] = lo
+    return lo
 
 
 def _attainment(sim: Any) -> dict[str, Any]:
@@ -133,9 +230,18 @@ def _attainment(sim: Any) -> dict[str, Any]:
     }
 
 
-def _shared_classes(plan: Plan) -> set[str]:
-    """Classes routed to a shared row (``pool >= 0``): the simulator verifies only rows of one class."""
-    return {name for row in plan.fleet if row.pool >= 0 for name, _rate in row.split}
+def _lower_pool(scenario: Scenario, frame: pd.DataFrame, row: FleetRow, hw: pd.DataFrame) -> list[str]:
+    """Lower every rate of the pool of a failing pooled row by its sustainable load (in place); say what."""
+    members = _pool_members(frame, row)
+    if not members.any():
+        return []
+    part = frame.loc[members]
+    mix = dict(zip(part["workload"].astype(str), part["rate_rps"].astype(float), strict=True))
+    level = sustainable_load(scenario, row, mix, hw)
+    factor = level if level < 1 - 1e-9 else DERATE
+    frame.loc[members, "rate_rps"] = part["rate_rps"].to_numpy(dtype=float) * factor
+    classes = "+".join(sorted(mix))
+    return [f"pool {row.instance_type} b{row.batch_size} ({classes}) rates ×{factor:.3g}"]
 
 
 def verify_plan(
@@ -153,20 +259,6 @@ def verify_plan(
     ``resolve`` solves the MILP again on a changed candidate table (the planner passes its own solve).
     """
     start = time.perf_counter()
-    shared = _shared_classes(plan)
-    if shared:  # shared replicas serve a mix of classes, which the simulator does not route yet: left out, said
-        scenario = scenario.model_copy(update={"workloads": [w for w in scenario.workloads if w.name not in shared]})
-        if not scenario.workloads:
-            skipped: dict[str, Any] = {
-                "met": None,
-                "workloads": {},
-                "rounds": 0,
-                "notes": [],
-                "unverified": sorted(shared),
-            }
-            note = "not verified by simulation: every class is served by shared replicas, which are not simulated"
-            message = "; ".join(m for m in (plan.message, note) if m)
-            return dataclasses.replace(plan, verification=skipped, message=message)
     hw = _hardware(scenario)
     workloads = {w.name: w for w in scenario.workloads}
     frame = cands.copy()
@@ -178,11 +270,20 @@ def verify_plan(
         if not failing:
             break
         done += 1
-        changed = []
+        changed: list[str] = []
+        lowered: set[int] = set()  # fleet rows already acted on this round (a pool fails for several classes)
         for res in failing:
             w = workloads[res.workload]
-            for row in plan.fleet:
-                if row.workload != w.name:
+            blamed = {b["row"] for b in res.by_row if not b["met"]}
+            if not blamed:  # the class fails overall but no row alone does (or it is simulated alone): all its rows
+                blamed = {j for j, row in enumerate(plan.fleet) if row.workload == w.name} | {
+                    b["row"] for b in res.by_row
+                }
+            for j in sorted(blamed - lowered):
+                lowered.add(j)
+                row = plan.fleet[j]
+                if row.pool >= 0:
+                    changed.extend(_lower_pool(scenario, frame, row, hw))
                     continue
                 mask = _matches(frame, row)
                 if not mask.any():
@@ -205,10 +306,6 @@ def verify_plan(
     summary = f"verified by simulation ({duration_s:g} s, seed {seed}): {verdict}"
     if notes:
         summary += f" after {done} re-solve(s)"
-    if shared:
-        summary += f"; not simulated: {', '.join(sorted(shared))} (served by shared replicas)"
     info: dict[str, Any] = {**_attainment(sim), "rounds": done, "notes": notes, "seconds": time.perf_counter() - start}
-    if shared:
-        info["unverified"] = sorted(shared)
     message = "; ".join([m for m in (plan.message, summary, *notes) if m])
     return dataclasses.replace(plan, verification=info, message=message)
