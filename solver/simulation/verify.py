@@ -100,38 +100,43 @@ def sustainable_rate(scenario: Scenario, w: Workload, row: FleetRow, hardware: p
     return lo
 
 
-def _matches(frame: pd.DataFrame, row: FleetRow) -> np.ndarray:
-    """Rows of the candidate table that are the fleet row's candidate (an own row: not a pooled one)."""
-    m = (
-        (frame["workload"] == row.workload)
-        & (frame["instance_type"] == row.instance_type)
-        & (frame["region"] == row.region)
-        & (frame["market"] == row.market)
-        & (frame["tp"] == row.tp)
-        & (frame["batch_size"] == row.batch_size)
-    )
+def _same_replica(frame: pd.DataFrame, row: FleetRow) -> np.ndarray:
+    """Candidates whose replica is the fleet row's: same GPUs (type, count, memory), TP, batch and offload.
+
+    Their simulations are the same, whatever the instance type, region or market (with KV offload the host
+    memory counts too), so a rate lowered for one is lowered for all: the re-solve cannot pick a twin.
+    """
+    ref = frame.loc[frame["instance_type"] == row.instance_type]
+    if ref.empty:
+        return np.zeros(len(frame), dtype=bool)
+    first = ref.iloc[0]
+    m = np.ones(len(frame), dtype=bool)
+    for col in ("gpu", "gpu_count", "gpu_memory_mib"):
+        if col in frame.columns:
+            m &= (frame[col] == first[col]).to_numpy()
+    m &= (frame["tp"] == row.tp).to_numpy() & (frame["batch_size"] == row.batch_size).to_numpy()
     off = frame["offload_fraction"].to_numpy(dtype=float)
+    m &= np.isclose(off, float(row.offload_fraction), rtol=0, atol=1e-9)
+    if float(row.offload_fraction) > 0 and "host_memory_gib" in frame.columns:
+        m &= (frame["host_memory_gib"] == first["host_memory_gib"]).to_numpy()
+    return m
+
+
+def _matches(frame: pd.DataFrame, row: FleetRow) -> np.ndarray:
+    """Own (not pooled) candidates of the fleet row's class with the fleet row's replica (:func:`_same_replica`)."""
     own = frame["pool"].to_numpy(dtype=float) < 0 if "pool" in frame.columns else True
-    return np.asarray(m, dtype=bool) & np.isclose(off, float(row.offload_fraction), rtol=0, atol=1e-9) & own
+    return _same_replica(frame, row) & (frame["workload"] == row.workload).to_numpy() & own
 
 
 def _pool_members(frame: pd.DataFrame, row: FleetRow) -> np.ndarray:
-    """Rows of the candidate table of the pool a pooled fleet row is (every class it may serve)."""
+    """Candidates of every pool with the pooled fleet row's replica that serves its classes (all their classes)."""
     if "pool" not in frame.columns:
         return np.zeros(len(frame), dtype=bool)
     names = {n for n, _ in row.split}
-    m = (
-        (frame["pool"].to_numpy(dtype=float) >= 0)
-        & frame["workload"].isin(names).to_numpy()
-        & (frame["instance_type"] == row.instance_type).to_numpy()
-        & (frame["region"] == row.region).to_numpy()
-        & (frame["market"] == row.market).to_numpy()
-        & (frame["tp"] == row.tp).to_numpy()
-        & (frame["batch_size"] == row.batch_size).to_numpy()
-        & np.isclose(frame["offload_fraction"].to_numpy(dtype=float), float(row.offload_fraction), rtol=0, atol=1e-9)
-    )
+    pooled = frame["pool"].to_numpy(dtype=float) >= 0
+    m = pooled & frame["workload"].isin(names).to_numpy() & _same_replica(frame, row)
     pools = np.unique(frame.loc[m, "pool"].to_numpy())
-    return frame["pool"].isin(pools).to_numpy() & (frame["pool"].to_numpy(dtype=float) >= 0)
+    return frame["pool"].isin(pools).to_numpy() & pooled
 
 
 def sustainable_load(
@@ -230,17 +235,22 @@ def _attainment(sim: Any) -> dict[str, Any]:
     }
 
 
-def _lower_pool(scenario: Scenario, frame: pd.DataFrame, row: FleetRow, hw: pd.DataFrame) -> list[str]:
-    """Lower every rate of the pool of a failing pooled row by its sustainable load (in place); say what."""
-    members = _pool_members(frame, row)
+def _lower_pool(
+    scenario: Scenario, frame: pd.DataFrame, alive: np.ndarray, row: FleetRow, hw: pd.DataFrame
+) -> list[str]:
+    """Lower every rate of the pools of a failing pooled row by its sustainable load (in place); say what."""
+    members = _pool_members(frame, row) & alive
     if not members.any():
         return []
     part = frame.loc[members]
     mix = dict(zip(part["workload"].astype(str), part["rate_rps"].astype(float), strict=True))
     level = sustainable_load(scenario, row, mix, hw)
+    classes = "+".join(sorted(mix))
+    if level <= 0:  # fails at every load tried: the configuration cannot serve this mix
+        alive[members] = False
+        return [f"pool {row.instance_type} b{row.batch_size} ({classes}) removed (misses at any load)"]
     factor = level if level < 1 - 1e-9 else DERATE
     frame.loc[members, "rate_rps"] = part["rate_rps"].to_numpy(dtype=float) * factor
-    classes = "+".join(sorted(mix))
     return [f"pool {row.instance_type} b{row.batch_size} ({classes}) rates ×{factor:.3g}"]
 
 
@@ -261,7 +271,8 @@ def verify_plan(
     start = time.perf_counter()
     hw = _hardware(scenario)
     workloads = {w.name: w for w in scenario.workloads}
-    frame = cands.copy()
+    frame = cands.reset_index(drop=True)
+    alive = np.ones(len(frame), dtype=bool)  # candidates not removed by a re-solve
     sim = simulate(scenario, plan, duration_s=duration_s, seed=seed)
     notes: list[str] = []
     done = 0
@@ -283,20 +294,24 @@ def verify_plan(
                 lowered.add(j)
                 row = plan.fleet[j]
                 if row.pool >= 0:
-                    changed.extend(_lower_pool(scenario, frame, row, hw))
+                    changed.extend(_lower_pool(scenario, frame, alive, row, hw))
                     continue
-                mask = _matches(frame, row)
+                mask = _matches(frame, row) & alive
                 if not mask.any():
                     continue
-                current = float(frame.loc[mask, "rate_rps"].iloc[0])
+                current = float(frame.loc[mask, "rate_rps"].max())
                 target = sustainable_rate(scenario, w, dataclasses.replace(row, rate_rps=current), hw)
+                if target <= 0:  # misses even at the lowest rate tried: the configuration cannot serve the class
+                    alive[mask] = False
+                    changed.append(f"{row.instance_type} b{row.batch_size} removed (misses at any rate)")
+                    continue
                 new = target if target < current * (1 - 1e-9) else current * DERATE
-                frame.loc[mask, "rate_rps"] = new
+                frame.loc[mask, "rate_rps"] = np.minimum(frame.loc[mask, "rate_rps"].to_numpy(dtype=float), new)
                 changed.append(f"{row.instance_type} b{row.batch_size} {current:.3g}→{new:.3g} req/s")
         names = ", ".join(r.workload for r in failing)
         notes.append(f"round {done}: {names} missed an SLO in simulation; lowered {'; '.join(changed)}; re-solved")
         try:
-            candidate = resolve(frame)
+            candidate = resolve(frame[alive].reset_index(drop=True))
         except InfersaveError as exc:  # lower rates can make limits (budget, quotas) unreachable
             notes.append(f"the re-solve found no plan ({exc}); kept the plan that missed")
             break
