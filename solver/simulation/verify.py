@@ -32,6 +32,7 @@ import pandas as pd
 
 from solver.errors import InfersaveError
 from solver.simulation import arrivals as arr
+from solver.simulation.capacity import COLUMN
 from solver.simulation.fleet import _hardware, simulate, simulate_workload, workload_replicas
 from solver.specs import Scenario, Workload
 
@@ -319,6 +320,12 @@ def verify_plan(
         sim = simulate(scenario, plan, duration_s=duration_s, seed=seed)
     verdict = "every SLO met" if sim.met else "some SLO still missed"
     summary = f"verified by simulation ({duration_s:g} s, seed {seed}): {verdict}"
+    if COLUMN in cands.columns:  # percentile SLOs: the planner lowered rates up front (solver/simulation/capacity.py)
+        lower = cands["rate_rps"].to_numpy(dtype=float) < cands[COLUMN].to_numpy(dtype=float) * (1 - 1e-9)
+        summary = (
+            f"percentile SLOs: {int(lower.sum()):,} of {len(cands):,} candidates' rates lowered to their capacity "
+            f"curves (queueing approximation); {summary}"
+        )
     if notes:
         summary += f" after {done} re-solve(s)"
     info: dict[str, Any] = {**_attainment(sim), "rounds": done, "notes": notes, "seconds": time.perf_counter() - start}
