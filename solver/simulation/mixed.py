@@ -39,6 +39,7 @@ from solver.simulation import arrivals as arr
 from solver.simulation.loop import RawRun, run
 from solver.simulation.replica import ReplicaConfig
 from solver.simulation.results import WorkloadResult, attainment, goodput, request_frame, summary, timeseries
+from solver.simulation.sizing import MAX_REPLICAS, MAX_REQUESTS, WORKLOAD_SEED_STRIDE, workload_replicas
 from solver.specs import Scenario, Workload
 
 if TYPE_CHECKING:
@@ -113,8 +114,6 @@ def _subset(raw: RawRun, mask: np.ndarray, replicas: list[int]) -> RawRun:
 
 def row_config(scenario: Scenario, row: FleetRow, classes: list[Workload], hardware: pd.DataFrame) -> ReplicaConfig:
     """One replica of ``row`` sized for the longest prompt and output among ``classes`` (module docstring)."""
-    from solver.simulation.fleet import workload_replicas
-
     lead = classes[0].model_copy(
         update={
             "input_tokens": max(w.input_tokens for w in classes),
@@ -142,8 +141,6 @@ def simulate_component(
 
     ``trace`` replaces the arrivals of a class (by name; its requests are split over its rows as above).
     """
-    from solver.simulation.fleet import MAX_REPLICAS, MAX_REQUESTS, WORKLOAD_SEED_STRIDE
-
     wl = {w.name: w for w in scenario.workloads}
     index = {w.name: k for k, w in enumerate(scenario.workloads)}
     traced = trace or {}
