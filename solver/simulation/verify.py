@@ -1,21 +1,31 @@
 """Verification of a plan by simulation, and the re-solve that makes a failing plan meet its percentile SLOs.
 
 ``infersave plan`` (and ``solver.plan(..., verify=True)``) simulates the plan it found
-(:func:`solver.simulation.fleet.simulate`, :data:`VERIFY_DURATION_S` of arrivals, seed :data:`VERIFY_SEED`).
-When an online workload misses an SLO — a percentile (``ttft_percentile: 99``) or, for an SLO without one, the
-mean — the plan is not returned as is:
+(:func:`solver.simulation.fleet.simulate`, :data:`VERIFY_DURATION_S` of arrivals, seed :data:`VERIFY_SEED`;
+classes sharing pooled rows together, :mod:`solver.simulation.mixed`). With percentile TTFT or E2E SLOs the
+planner has already lowered every candidate's rate to its capacity curve (:mod:`solver.simulation.capacity`, a
+queueing approximation); the simulation checks the plan that came out. When an online class misses an SLO — a
+percentile (``ttft_percentile: 99``) or, for an SLO without one, the mean — the plan is not returned as is:
 
-1. each fleet row of a failing workload gets a *sustainable rate at the percentile*: the highest Poisson (or the
-   workload's gamma) arrival rate one replica of that configuration serves while meeting every latency SLO of
-   the workload at its percentile, found by bisection on simulations of one replica
-   (:func:`sustainable_rate`, cached per (configuration, lengths, arrival process, SLO)) — one point of the
-   candidate's capacity curve, where the curve crosses the SLO;
-2. that candidate's ``rate_rps`` (the MILP's constant r_c) is lowered to it — or, if it already was at most
+1. the rows to blame are those where the class's requests missed its SLOs (``by_row`` of a class simulated
+   with others), else every row of the class;
+2. an own row gets a *sustainable rate at the percentile*: the highest Poisson (or the workload's gamma)
+   arrival rate one replica of that configuration serves while meeting every latency SLO of the class at its
+   percentile, found by bisection on simulations of one replica (:func:`sustainable_rate`, cached per
+   (configuration, lengths, arrival process, SLO)) — the point where the candidate's simulated capacity curve
+   crosses the SLO; its ``rate_rps`` (the MILP's constant r_c) is lowered to it — or, if it already was at most
    that (the fleet fails although each replica alone would not), by the factor :data:`DERATE`;
-3. the MILP is solved again on the changed table, and the new plan simulated; at most :data:`MAX_ROUNDS` rounds.
+3. a pooled row gets a *sustainable load* (:func:`sustainable_load`): the largest share ``L`` of one replica's
+   capacity, split among its classes as in the plan, at which every class meets its SLOs in a mixed
+   simulation; every rate ``r_{k,p}`` of the pool is multiplied by ``L`` (or :data:`DERATE`), so the capacity row
+   (20) admits at most that load;
+4. a rate is lowered on every candidate with the same replica (GPU type, count and memory, TP, batch, offload:
+   the same simulation), whatever its instance type, region or market, so the re-solve cannot pick a twin; a
+   configuration that misses at every rate tried is removed;
+5. the MILP is solved again on the changed table, and the new plan simulated; at most :data:`MAX_ROUNDS` rounds.
 
 The MILP still sees constants. The plan carries the simulated attainment of the last round (``verification``:
-per workload and SLO the statistic checked, p50, p99, met) and a message saying what was done. A single replica
+per class and SLO the statistic checked, p50, p99, met) and a message saying what was done. A single replica
 is a pessimistic model of a fleet (join-shortest-queue pools the queues of several), so lowered rates are safe.
 """
 
