@@ -77,6 +77,9 @@ def test_verified_plan_of_a_met_scenario_is_unchanged() -> None:
         "instances/scenarios/llama70b_tp.yaml",
         "instances/scenarios/mixed_spot.yaml",
         "instances/scenarios/offline_batch.yaml",
+        "instances/scenarios/chat_distribution.yaml",
+        "instances/scenarios/moe_chat_summarise.yaml",
+        "instances/scenarios/default.yaml",
     ],
 )
 def test_cli_plan_is_verified_and_shows_p50_p99(scenario: str | None, capsys: pytest.CaptureFixture[str]) -> None:
@@ -86,6 +89,7 @@ def test_cli_plan_is_verified_and_shows_p50_p99(scenario: str | None, capsys: py
     payload = json.loads(out)
     ver = payload["verification"]
     assert ver["met"] is True
+    assert "unverified" not in ver  # every class simulated, shared replicas included
     for w in ver["workloads"].values():
         for a in w["attainment"]:
             assert a["p50"] <= a["p99"]
