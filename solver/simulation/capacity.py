@@ -176,18 +176,22 @@ def apply(frame: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:
         m = names == name
         if not m.any():
             continue
-        sub = out.loc[m]
+        # one curve per distinct (TTFT, E2E, batch, rate): regions, markets and twin instance types share it
+        keys = np.column_stack(
+            [out.loc[m, c].to_numpy(dtype=float) for c in ("ttft_ms", "e2e_s", "batch_size", "rate_rps")]
+        )
+        uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
         lam = sustainable_rates(
-            sub["ttft_ms"].to_numpy(dtype=float),
-            sub["e2e_s"].to_numpy(dtype=float),
-            sub["batch_size"].to_numpy(dtype=np.int64),
-            sub["rate_rps"].to_numpy(dtype=float),
+            uniq[:, 0],
+            uniq[:, 1],
+            uniq[:, 2].astype(np.int64),
+            uniq[:, 3],
             cv=float(w.arrival.cv),
             ttft_limit_ms=w.slo.ttft_ms,
             ttft_pct=w.slo.ttft_percentile,
             e2e_limit_s=w.slo.e2e_s,
             e2e_pct=w.slo.e2e_percentile,
-        )
+        )[np.ravel(inverse)]
         rates[m] = np.minimum(rates[m], lam / cap)
     out["rate_rps"] = rates
     return out[out["rate_rps"].to_numpy(dtype=float) > 0].reset_index(drop=True)

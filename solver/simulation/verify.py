@@ -22,7 +22,8 @@ percentile (``ttft_percentile: 99``) or, for an SLO without one, the mean — th
 4. a rate is lowered on every candidate with the same replica (GPU type, count and memory, TP, batch, offload:
    the same simulation), whatever its instance type, region or market, so the re-solve cannot pick a twin; a
    configuration that misses at every rate tried is removed;
-5. the MILP is solved again on the changed table, and the new plan simulated; at most :data:`MAX_ROUNDS` rounds.
+5. the MILP is solved again on the changed table, and the new plan simulated; at most :data:`MAX_ROUNDS` rounds,
+   and no round starts after :data:`BUDGET_S` seconds.
 
 The MILP still sees constants. The plan carries the simulated attainment of the last round (``verification``:
 per class and SLO the statistic checked, p50, p99, met) and a message saying what was done. A single replica
@@ -55,6 +56,8 @@ VERIFY_DURATION_S = 600.0
 """Seconds of arrivals simulated to verify a plan."""
 MAX_ROUNDS = 4
 """Most re-solves after a failed verification."""
+BUDGET_S = 60.0
+"""Wall seconds after which no further re-solve round starts (the plan of the last round is returned, said)."""
 DERATE = 0.85
 """Factor applied to a failing candidate's rate when its single-replica sustainable rate is no lower."""
 CURVE_REQUESTS = 3_000
@@ -290,6 +293,9 @@ def verify_plan(
     while not sim.met and done < rounds:
         failing = [r for r in sim.workloads if not r.met and r.kind == "online"]
         if not failing:
+            break
+        if time.perf_counter() - start > BUDGET_S:
+            notes.append(f"stopped re-solving after {BUDGET_S:g} s")
             break
         done += 1
         changed: list[str] = []
