@@ -242,7 +242,8 @@ def simulate_component(
         others = [n for n in comp.classes if n != k]
         class_notes = list(notes)
         if others:
-            class_notes.append(f"shares replicas with {', '.join(others)}")
+            more = f" and {len(others) - 3} more" if len(others) > 3 else ""
+            class_notes.append(f"shares replicas with {', '.join(others[:3])}{more}")
         out.append(
             WorkloadResult(
                 workload=k,
