@@ -29,6 +29,7 @@ load per replica is the plan's (noted in the results).
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -154,6 +155,7 @@ def simulate_component(
         notes.append(f"simulated {sum(sim_counts)} of {total} replicas, each row at its plan load per replica")
     # rate of class k routed to row j in the simulated slice (the plan's split times the row's replica ratio)
     rates: dict[str, list[float]] = {k: [0.0] * len(rows) for k in comp.classes}
+    planned: dict[str, float] = dict.fromkeys(comp.classes, 0.0)
     for j, row in enumerate(rows):
         named = served(row)
         for name, rate in named:
@@ -166,6 +168,7 @@ def simulate_component(
                     / max(sum(c for r, c in zip(rows, counts, strict=True) if name in dict(served(r))), 1)
                 )
             rates[name][j] += rate * sim_counts[j] / counts[j]
+            planned[name] += rate
     configs: list[ReplicaConfig] = []
     groups: list[list[int]] = []
     for j, row in enumerate(rows):
@@ -173,7 +176,13 @@ def simulate_component(
         cfg = row_config(scenario, row, [wl[n] for n in names if n in wl] or [wl[comp.classes[0]]], hardware)
         groups.append(list(range(len(configs), len(configs) + sim_counts[j])))
         configs.extend([cfg] * sim_counts[j])
-    lam = {k: float(sum(v)) for k, v in rates.items()}
+    # a class whose split adds up to its workload's rate (to the solver's tolerance) arrives at exactly that rate
+    # (times the slice's share of it): two plans equal to that tolerance must simulate the same arrivals
+    lam = {}
+    for k, v in rates.items():
+        exact = float(wl[k].rate_rps or 0.0)
+        base = exact if math.isclose(planned[k], exact, rel_tol=1e-6) else planned[k]
+        lam[k] = base * float(sum(v)) / planned[k] if planned[k] > 0 else 0.0
     total_rate = sum(lam.values())
     horizon = duration_s
     if not traced and total_rate > 0:
