@@ -28,7 +28,7 @@ from nbclient.exceptions import CellExecutionError
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = ROOT / "notebooks"
 SOURCES = sorted(NOTEBOOK_DIR.glob("[0-9]*.py"))
-EXPECTED = {"01-quickstart", "02-offload-vs-batch", "03-cost-vs-slo", "04-calibration", "05-fleet-mix"}
+EXPECTED = {"01-quickstart", "02-offload-vs-batch", "03-cost-vs-slo", "04-calibration", "05-fleet-mix", "06-simulation"}
 PAIRING = "ipynb,py:percent"
 CELL_TIMEOUT_S = 300
 IDS = [p.stem for p in SOURCES]

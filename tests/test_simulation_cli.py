@@ -87,3 +87,24 @@ def test_bad_duration_and_plan(tmp_path: Path, capsys: pytest.CaptureFixture[str
     bad.write_text("{not json")
     code, _, err = run(["simulate", SCENARIO, "--plan", str(bad)], capsys)
     assert code == 2 and "not valid JSON" in err
+
+
+def test_a_saved_plan_with_shared_replicas_reads_back_and_every_class_is_simulated(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scenario = "instances/scenarios/chat_distribution.yaml"
+    code, out, _ = run(["plan", scenario, "--no-verify", "--json"], capsys)
+    payload = json.loads(out)
+    assert any(r["pool"] >= 0 for r in payload["fleet"])
+    plan = tmp_path / "plan.json"
+    plan.write_text(out)
+    code, out, _ = run(["simulate", scenario, "--plan", str(plan), "--duration", "120", "--json"], capsys)
+    assert code in (0, None)
+    names = {w["workload"] for w in json.loads(out)["workloads"]}
+    routed = {name for r in payload["fleet"] for name, rate in r["split"] if rate > 0}
+    assert names == routed  # each class with traffic, the buckets of chat and the pooled api among them
+    bad = dict(payload)
+    bad["fleet"] = [{**payload["fleet"][-1], "split": [["nope", 1.0]]}]
+    plan.write_text(json.dumps(bad))
+    code, _, err = run(["simulate", scenario, "--plan", str(plan)], capsys)
+    assert code == 2 and "fleet.0.split.0" in err and "nope" in err

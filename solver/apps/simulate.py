@@ -30,10 +30,17 @@ def load_plan(plan_file: str, scenario: Any) -> Any:
         raise InputError(plan_file, f"cannot read: {exc.__class__.__name__}") from None
     except (json.JSONDecodeError, RecursionError) as exc:
         raise InputError(plan_file, f"not valid JSON ({str(exc)[:80]})") from None
+    from solver.planning.classes import expand
+
     saved = Plan.from_dict(payload, field=plan_file)
-    names = {w.name for w in scenario.workloads}
+    names = {w.name for w in expand(scenario).scenario.workloads}  # workloads, or their size buckets' classes
     for i, row in enumerate(saved.fleet):
-        if row.workload not in names:
+        if row.split:  # the classes a row serves (a shared row's workload joins its sources with "+")
+            for k, (name, _rate) in enumerate(row.split):
+                if name not in names:
+                    where = f"{plan_file}: fleet.{i}.split.{k}"
+                    raise InputError(where, f"{name!r} is not a workload (or request class) of the scenario")
+        elif row.workload not in names:
             raise InputError(f"{plan_file}: fleet.{i}.workload", f"{row.workload!r} is not a workload of the scenario")
     return saved
 

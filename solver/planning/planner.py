@@ -86,11 +86,18 @@ def plan(
     classes = expand(scenario)  # one class per size bucket (a plain workload is its own class)
     sc = classes.scenario
     pooled = pd.DataFrame()
-    if classes.shares:  # shared replicas: pools are formed from every class's full candidate table
+    from solver.simulation import capacity  # percentile SLOs, when verifying: rates read off capacity curves
+
+    curves = verify and capacity.curved(sc)
+    if classes.shares or curves:  # shared replicas: pools are formed from every class's full candidate table
         cs = candidate_set(sc, catalog)
-        pooled = shared_candidates(cs.frame, sc, classes.groups())
+        pooled = shared_candidates(cs.frame, sc, classes.groups()) if classes.shares else pooled
     known: dict[str, Any]  # what the candidate table's making found, for the solve's messages and counts
-    if pooled.empty:  # no pool: enumerate and presolve one workload at a time (a fraction of the memory)
+    if curves:
+        parts = [cs.frame.assign(pool=-1), pooled] if not pooled.empty else [cs.frame]
+        frame, presolved = capacity.apply(pd.concat(parts, ignore_index=True), sc), False
+        known = {"candidate_info": cs}
+    elif pooled.empty:  # no pool: enumerate and presolve one workload at a time (a fraction of the memory)
         red = reduced_candidates(sc, catalog)
         frame, presolved = red.table, True
         known = {"candidate_info": red.info, "removed": red.removed, "enumerated": red.enumerated}

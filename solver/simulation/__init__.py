@@ -3,8 +3,11 @@
 Modules, one job each: :mod:`~solver.simulation.arrivals` (Poisson, gamma, closed loop, trace CSV),
 :mod:`~solver.simulation.replica` (a replica's step times, from the performance model's own functions),
 :mod:`~solver.simulation.routing` (round robin, join-shortest-queue), :mod:`~solver.simulation.loop`
-(the event loop), :mod:`~solver.simulation.results` (statistics, attainment, time series) and
-:mod:`~solver.simulation.fleet` (a plan's fleet; :func:`simulate`).
+(the event loop), :mod:`~solver.simulation.results` (statistics, attainment, time series),
+:mod:`~solver.simulation.sizing` (a plan's rows as replicas; the bounds of a run),
+:mod:`~solver.simulation.fleet` (a plan's fleet; :func:`simulate`), :mod:`~solver.simulation.mixed` (classes
+sharing pooled rows, simulated together), :mod:`~solver.simulation.verify` (verification and re-solve) and
+:mod:`~solver.simulation.capacity` (capacity curves: the rate at a percentile SLO, a queueing approximation).
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """Simulate a plan's fleet: one replica per model copy of each fleet row, each workload under its own arrivals.
 
 :func:`simulate` simulates a given plan (``solver.simulate``, in :mod:`solver.apps.simulate`, plans first when
-no plan is given; ``infersave simulate``). Workloads do not
-share replicas in a plan, so each is simulated on its own rows' replicas:
+no plan is given; ``infersave simulate``). A workload with a size distribution is simulated as its request
+classes (:func:`solver.planning.classes.expand`, one per bucket, as it was planned). Classes that share
+replicas (pooled rows) are simulated together on those rows (:mod:`solver.simulation.mixed`); every other
+class on its own rows' replicas:
 
 * **online** — arrivals from the workload's ``arrival`` field (Poisson at ``rate_rps``, or gamma with its
   ``cv``) over ``duration_s``, or a trace; continuous batching unless the engine runs static batches
@@ -30,7 +32,7 @@ import pandas as pd
 from solver.errors import InputError
 from solver.simulation import arrivals as arr
 from solver.simulation.loop import run
-from solver.simulation.replica import ReplicaConfig, replica_config
+from solver.simulation.replica import ReplicaConfig
 from solver.simulation.results import (
     SimulationResult,
     WorkloadResult,
@@ -41,77 +43,19 @@ from solver.simulation.results import (
     timeseries,
 )
 from solver.simulation.routing import ROUTINGS
+from solver.simulation.sizing import (
+    DEFAULT_DURATION_S,
+    MAX_OFFLINE_REQUESTS,
+    MAX_REPLICAS,
+    MAX_REQUESTS,
+    WORKLOAD_SEED_STRIDE,
+    _hardware,
+    workload_replicas,
+)
 from solver.specs import Scenario, Workload
 
 if TYPE_CHECKING:
-    from solver.planning.plan import FleetRow, Plan
-
-DEFAULT_DURATION_S = 600.0
-"""Seconds of arrivals simulated by default (10 minutes: p99 rests on ~100 requests per 1 req/s)."""
-MAX_REQUESTS = 60_000
-"""Most requests simulated per online workload: beyond, the horizon is shortened (noted in the result)."""
-MAX_REPLICAS = 64
-"""Most replicas simulated per online workload: a larger fleet is simulated as a proportional slice of its rows
-(each row's replicas times the same share, at least one) under the same share of the arrival rate (noted)."""
-MAX_OFFLINE_REQUESTS = 200_000
-"""Largest offline job simulated request by request (beyond it: scaled, module docstring)."""
-WORKLOAD_SEED_STRIDE = 1_000_003
-"""Workload ``k`` draws its arrivals from ``seed + k · stride`` (independent streams, reproducible)."""
-
-
-def _hardware(scenario: Scenario) -> pd.DataFrame:
-    """Instance hardware of the scenario's catalog, one row per instance type."""
-    from solver.planning.candidates import offers
-
-    off = offers(scenario)
-    cols = ["instance_type", "gpu", "gpu_count", "gpu_memory_mib", "host_memory_gib"]
-    return off[cols].drop_duplicates("instance_type").set_index("instance_type")
-
-
-def workload_replicas(
-    scenario: Scenario,
-    w: Workload,
-    rows: list[FleetRow],
-    hardware: pd.DataFrame | None = None,
-    scale: float = 1.0,
-) -> list[ReplicaConfig]:
-    """One :class:`ReplicaConfig` per model copy of the fleet rows ``rows`` of workload ``w`` (times ``scale``)."""
-    from solver.data.models import get_model
-    from solver.planning.candidates import _profile, batching_mode
-
-    hw_table = hardware if hardware is not None else _hardware(scenario)
-    model = get_model(w.model, field="workloads.model")
-    profile = _profile(scenario)
-    static = batching_mode(w, scenario.engine) == "static"
-    out: list[ReplicaConfig] = []
-    for row in rows:
-        if row.instance_type not in hw_table.index:
-            raise InputError("plan", f"instance type {row.instance_type!r} is not in the scenario's catalog")
-        h = {str(k): v for k, v in hw_table.loc[row.instance_type].to_dict().items()}
-        f = row.offload_fraction
-        cfg = replica_config(
-            model,
-            gpu=str(h["gpu"]),
-            gpu_count=float(h["gpu_count"]),
-            gpu_memory_mib=float(h["gpu_memory_mib"]),
-            host_memory_gib=float(h["host_memory_gib"]),
-            tp=row.tp,
-            batch_size=row.batch_size,
-            input_tokens=w.input_tokens,
-            output_tokens=w.output_tokens,
-            offload_fraction=None if (f is None or math.isnan(f)) else f,
-            dtype=w.dtype,
-            kv_dtype=w.kv_dtype,
-            engine=scenario.engine,
-            offload_mode=scenario.offload_mode,
-            profile=profile,
-            static=static,
-            label=f"{row.instance_type} tp{row.tp} b{row.batch_size}",
-            ep=row.ep,
-        )
-        replicas = max(int(row.replicas), 1) * int(row.count)
-        out.extend([cfg] * (replicas if scale >= 1.0 else max(1, round(replicas * scale))))
-    return out
+    from solver.planning.plan import Plan
 
 
 def simulate_workload(
@@ -228,10 +172,39 @@ def simulate(
     if not (0 <= warm < duration_s):
         raise InputError("warmup_s", f"must be in [0, duration_s), got {warm!r}")
     start = time.perf_counter()
+    from solver.planning.classes import expand
+    from solver.simulation.mixed import components, simulate_component
+
+    scenario = expand(scenario).scenario  # size buckets are the plan's request classes (a no-op without)
     hw = _hardware(scenario)
     results = []
     trace_used = False
+    mixed = {c.classes[0]: c for c in components(plan, scenario) if c.mixed(plan)}
+    in_mixed = {name for c in mixed.values() for name in c.classes}
+    first_online = next((w.name for w in scenario.workloads if w.kind == "online"), None)
     for k, w in enumerate(scenario.workloads):
+        if w.name in in_mixed:  # shared replicas: the component's classes are simulated together, once
+            comp = mixed.get(w.name)
+            if comp is None:
+                continue
+            replay = None
+            if traced is not None and first_online in comp.classes:
+                replay, trace_used = {first_online: traced}, True
+            results.extend(
+                simulate_component(
+                    scenario,
+                    plan,
+                    comp,
+                    hw,
+                    duration_s=duration_s,
+                    warmup_s=warm,
+                    seed=seed,
+                    routing=routing,
+                    chunked_prefill=chunked_prefill,
+                    trace=replay,
+                )
+            )
+            continue
         rows = [r for r in plan.fleet if r.workload == w.name]
         if not rows:
             continue

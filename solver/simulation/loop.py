@@ -32,7 +32,7 @@ import numpy.typing as npt
 
 from solver.simulation.arrivals import Arrivals, ClosedLoop
 from solver.simulation.replica import ReplicaConfig
-from solver.simulation.routing import make_router
+from solver.simulation.routing import make_group_router, make_router
 
 INF = math.inf
 IDLE, PREFILL, DECODE, STATIC, WAKE = 0, 1, 2, 3, 4
@@ -68,6 +68,8 @@ def run(
     drain_s: float | None = None,
     bin_s: float | None = None,
     shared_queue: bool = False,
+    groups: list[list[int]] | None = None,
+    group_of: npt.NDArray[np.int64] | None = None,
 ) -> RawRun:
     """Simulate ``arrivals`` on the replicas ``configs`` (module docstring) and return every request's times.
 
@@ -89,6 +91,9 @@ def run(
         Width of the utilisation bins (default ``duration_s / 60``).
     shared_queue
         One FCFS queue for all replicas, from which each pulls work when free (offline jobs) instead of routing.
+    groups, group_of
+        Shared replicas (:mod:`solver.simulation.mixed`): replica indices per fleet row, and per open-loop request
+        the row it is routed to; routing then picks among that row's replicas only.
     """
     n_rep = len(configs)
     drain = max(duration_s, 60.0) if drain_s is None else drain_s
@@ -98,6 +103,8 @@ def run(
     n_bins = math.ceil(t_max / width) + 1
     busy = [[0.0] * n_bins for _ in range(n_rep)]
     route = make_router(routing, [c.max_batch for c in configs])
+    target = group_of.tolist() if group_of is not None else None
+    route_in = make_group_router(routing, [c.max_batch for c in configs], groups) if groups is not None else None
 
     closed = isinstance(arrivals, ClosedLoop)
     if isinstance(arrivals, ClosedLoop):
@@ -301,7 +308,7 @@ def run(
                 if action[r] == IDLE:
                     schedule(r, WAKE, t, t)
             return
-        r = route(load)
+        r = route(load) if route_in is None or target is None else route_in(load, target[i])
         rep[i] = r
         load[r] += 1
         waiting[r].append(i)

@@ -174,6 +174,7 @@ def replica_config(
         np.array([spec.host_link_gb_per_s]),
         np.array([spec.gpu_link_gb_per_s]),
         np.array([float(gpu_count)]),
+        np.array([spec.gpu_link == "pcie"]),
     )
     tp_arr = one * float(tp)
     f_req = np.array([np.nan if offload_fraction is None else float(offload_fraction)])
@@ -208,6 +209,7 @@ def replica_config(
         np.full(batch_size, spec.host_link_gb_per_s),
         np.full(batch_size, spec.gpu_link_gb_per_s),
         np.full(batch_size, float(gpu_count)),
+        np.full(batch_size, spec.gpu_link == "pcie"),
     )
     ep_b = None if ep == 1 else np.full(batch_size, float(ep))
     a1, b1, a2, b2, a3, b3 = _step_lines(

@@ -164,6 +164,10 @@ class WorkloadResult:
     makespan_h: float = math.nan
     deadline_h: float = math.nan
     notes: list[str] = field(default_factory=list)
+    by_row: list[dict[str, Any]] = field(default_factory=list)
+    """Shared replicas (:mod:`solver.simulation.mixed`): per fleet row the class was routed to, the row's index
+    in the plan, its pool, the class's requests there and whether they met its SLOs; empty for a class
+    simulated alone on its own rows."""
 
     @property
     def met(self) -> bool:
@@ -232,6 +236,7 @@ class SimulationResult:
                     "deadline_h": w.deadline_h,
                     "events": w.events,
                     "notes": list(w.notes),
+                    **({"by_row": list(w.by_row)} if w.by_row else {}),
                 }
                 for w in self.workloads
             ],
