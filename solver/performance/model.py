@@ -134,7 +134,7 @@ def predict_frame(
     profile: CalibrationProfile | None = None,
     batching: str = "static",
     rate_rps: float | None = None,
-    arrivals: str = "cohort",
+    arrivals: str = "steady",
 ) -> pd.DataFrame:
     """Predict memory, latency and throughput of every configuration (row) of ``frame``, vectorised.
 
@@ -163,9 +163,10 @@ def predict_frame(
         With ``batching="continuous"``: an open-loop arrival rate per replica (requests/s) instead of the
         closed loop at concurrency ``batch_size``; ``batch_size`` then caps the running requests.
     arrivals
-        Closed loop only: ``cohort`` (default; equal-length requests that arrive together and prefill in
-        turn, what fixed-length serving benchmarks measure) or ``spread`` (independent arrivals: a request
-        waits half a decode step, then prefills), :mod:`solver.performance.serving`.
+        Closed loop only: ``steady`` (default; the steady state with requests spread in time: half a decode
+        step, the prefill queue ahead, its own prefill) or ``cohort`` (equal-length requests that arrive
+        together and prefill in turn, what fixed-length benchmarks started at once measure),
+        :mod:`solver.performance.serving`.
 
     Returns
     -------
@@ -304,11 +305,15 @@ def predict_frame(
             if arrivals == "cohort":
                 c_model = serving.first_token_s(running, k, pre[1], t_dec0)
                 c_cal = serving.first_token_s(running, k, pre_cal[1], a_cal)
+                raw = serving.closed_loop(batch, running, c_model, q_model, t_dec0, n_out)
+                cal = serving.closed_loop(batch, running, c_cal, q_cal, a_cal, n_out)
             else:
-                c_model = serving.first_token_s(running, running, p_model, t_dec0 / 2.0)
-                c_cal = serving.first_token_s(running, running, p_cal, a_cal / 2.0)
-            raw = serving.closed_loop(batch, running, c_model, q_model, t_dec0, n_out)
-            cal = serving.closed_loop(batch, running, c_cal, q_cal, a_cal, n_out)
+                budget = engine_memory(engine).max_prefill_tokens
+                mixed = caps.mixed_prefill
+                own_model = serving.steady_own_prefill_s(running, p_model, t_dec0, s_in, budget, mixed)
+                own_cal = serving.steady_own_prefill_s(running, p_cal, a_cal, s_in, budget, mixed)
+                raw = serving.steady_loop(batch, running, own_model, q_model, q_model, t_dec0, n_out)
+                cal = serving.steady_loop(batch, running, own_cal, q_cal, q_cal, a_cal, n_out)
         else:
             raw = serving.open_loop(rate_rps, slots, p_model, q_model, dec[1], dec[2], ref, n_out)
             q1 = serving.marginal_prefill_s(p_cal, dec_cal[1], caps.mixed_prefill)
