@@ -123,7 +123,12 @@ def test_closed_loop_obeys_littles_law_and_grows_with_load(n_clients, s, n, engi
     assert a["e2e_s"] == pytest.approx(a["batch_size"] / a["rate_rps"], rel=1e-9)  # N = X · R
     assert a["e2e_s"] == pytest.approx(a["ttft_ms"] / 1e3 + n * a["tpot_ms"] / 1e3, rel=1e-9)
     assert a["running"] <= a["batch_size"]
-    assert b["ttft_ms"] >= a["ttft_ms"] * (1 - 1e-9) and b["tpot_ms"] >= a["tpot_ms"] * (1 - 1e-9)
+    assert b["ttft_ms"] >= a["ttft_ms"] * (1 - 1e-9)
+    # known limitation (docs/performance.md): a mixing engine hides each prefill under one decode step,
+    # q = max(p - a, 0); where prefills are as frequent as decode steps (prompts and outputs of ~16 tokens) the
+    # longer step of one more request hides more of the others' prefills and TPOT can fall by up to ~5 %
+    mixing = engine_capabilities(engine).mixed_prefill
+    assert b["tpot_ms"] >= a["tpot_ms"] * (1 - (0.05 if mixing else 1e-9))
     assert b["rate_rps"] >= a["rate_rps"] * (1 - 1e-9)
 
 

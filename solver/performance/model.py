@@ -277,7 +277,9 @@ def predict_frame(
         ttft_model_ms = t_pf * 1e3
         tpot_model_ms = t_dec0 * 1e3
         prefill_model_ms = ttft_model_ms
-        ttft_ms, tpot_ms = ctcf.apply_ctcf(prof, g["canonical"], ttft_model_ms, tpot_model_ms, model.num_layers)
+        ttft_ms, tpot_ms = ctcf.apply_ctcf(
+            prof, g["canonical"], ttft_model_ms, tpot_model_ms, model.num_layers, running=batch
+        )
         e2e_s = ttft_ms / 1e3 + output_tokens * tpot_ms / 1e3
         rate = batch / e2e_s
     else:
@@ -285,17 +287,19 @@ def predict_frame(
         p_model = prefill_s(costs, hw, tp=tp, batch=one, input_tokens=s_in, offload_fraction=f)
         prefill_model_ms = p_model * 1e3
         # every phase time the serving model composes, calibrated in one CTCF call (rows stacked)
-        pre, dec = [p_model], [t_dec0]
+        pre, dec, seqs = [p_model], [t_dec0], [running]
         if rate_rps is None and arrivals == "cohort":
             k = serving.cohort_size(running, s_in, engine_memory(engine).max_prefill_tokens)
             pre.append(prefill_s(costs, hw, tp=tp, batch=k, input_tokens=s_in, offload_fraction=f))
             dec.append(t_dec0)
+            seqs.append(running)
         elif rate_rps is not None:
             ref = np.where(np.isfinite(slots), np.maximum(slots, 2.0), np.maximum(batch, 2.0))
             pre += [p_model, p_model]
             dec += [step(batch=one), step(batch=ref)]
+            seqs += [one, ref]
         pre_ms, dec_ms = ctcf.apply_ctcf(
-            prof, g["canonical"], np.stack(pre) * 1e3, np.stack(dec) * 1e3, model.num_layers
+            prof, g["canonical"], np.stack(pre) * 1e3, np.stack(dec) * 1e3, model.num_layers, running=np.stack(seqs)
         )
         pre_cal, dec_cal = pre_ms / 1e3, dec_ms / 1e3
         p_cal, a_cal = pre_cal[0], dec_cal[0]
