@@ -80,6 +80,8 @@ def fit_links() -> dict[str, Any]:
                     continue
                 lay = float(base["num_layers"][i])
                 b = fit["beta_ms"][("trtllm", phase)] + lay * fit["beta_per_layer_ms"][("trtllm", phase)]
+                if phase == "decode":  # the engine's cost per sequence per decode step
+                    b += float(base["batch"][i]) * fit["beta_per_sequence_ms"].get("trtllm", 0.0)
                 y = float(base[col][i])
                 t0 = float(base[mcol][i])
                 v = float(bw[mcol][i]) - t0

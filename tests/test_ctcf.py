@@ -84,9 +84,9 @@ def spy(monkeypatch):
     seen: list[str] = []
     real = ctcf.apply_ctcf
 
-    def wrapper(profile, gpus, ttft_model_ms, tpot_model_ms, num_layers=0.0):
+    def wrapper(profile, gpus, ttft_model_ms, tpot_model_ms, num_layers=0.0, running=0.0):
         seen.append(profile.name)
-        ttft, tpot = real(profile, gpus, ttft_model_ms, tpot_model_ms, num_layers)
+        ttft, tpot = real(profile, gpus, ttft_model_ms, tpot_model_ms, num_layers, running)
         return ttft + 1000.0, tpot
 
     monkeypatch.setattr(ctcf, "apply_ctcf", wrapper)

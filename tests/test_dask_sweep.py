@@ -24,12 +24,14 @@ workloads:
     rate_rps: 4
     slo: {tpot_ms: 100}
   - name: rag
-    model: llama-3.1-8b
+    model: llama-2-7b
     input_tokens: 2048
     output_tokens: 128
     rate_rps: 1
     slo: {ttft_ms: 2000}
 """
+# two models, so that no replica is shared: the per-workload columns of a workload served only by a shared (pooled)
+# row are empty (with one model both workloads now pool on one g6e.xlarge)
 GRID = {"workloads.0.slo.tpot_ms": [5, 60, 100], "workloads.1.rate_rps": [1, 3]}  # tpot 5 ms: infeasible
 TIMING = ["solve_seconds"]
 

@@ -67,9 +67,13 @@ def test_a_tight_tpot_slo_is_named_with_the_cheaper_candidate_it_removes():
     base = load_scenario(None)
     chat = base.workloads[0]
     # without latency SLOs chat takes its cheapest capacity; a TPOT SLO just below that row's TPOT removes it
-    free_chat = chat.model_copy(update={"slo": chat.slo.model_copy(update={"tpot_ms": None, "ttft_ms": None})})
+    # 100 req/s: enough demand that whole instances do not decide the rows (at 20 req/s they do)
+    free_chat = chat.model_copy(
+        update={"rate_rps": 100.0, "slo": chat.slo.model_copy(update={"tpot_ms": None, "ttft_ms": None})}
+    )
     free = base.model_copy(update={"workloads": [free_chat, *base.workloads[1:]]})
-    cheapest = next(r for r in plan(free).fleet if r.workload == "chat")
+    chat_rows = [r for r in plan(free).fleet if r.workload == "chat"]
+    cheapest = min(chat_rows, key=lambda r: r.usd_per_hour / r.capacity_rps)  # per unit, not a whole-instance filler
     limit = round(0.9 * cheapest.tpot_ms, 1)
     tight = free_chat.model_copy(update={"slo": free_chat.slo.model_copy(update={"tpot_ms": limit})})
     sc = base.model_copy(update={"workloads": [tight, *base.workloads[1:]]})
@@ -83,8 +87,11 @@ def test_a_tight_tpot_slo_is_named_with_the_cheaper_candidate_it_removes():
 
 def test_a_quota_is_binding_only_when_removing_it_saves_money():
     base = load_scenario(None)
-    biggest = max(plan(base).fleet, key=lambda r: r.count)  # one fewer of the plan's most used type
-    quota = _with_limits(base, max_instances={biggest.instance_type: biggest.count - 1})
+    used: dict[str, int] = {}
+    for r in plan(base).fleet:  # instances per type, over every row
+        used[r.instance_type] = used.get(r.instance_type, 0) + r.count
+    biggest = max(used, key=lambda t: used[t])  # one fewer of the plan's most used type
+    quota = _with_limits(base, max_instances={biggest: used[biggest] - 1})
     p = explain(plan(quota), quota)
     bound = [r["binding"] for r in p.explanation["rows"] if r["binding"]["constraint"] == "limits.max_instances"]
     assert bound and bound[0]["saves_usd"] > 0

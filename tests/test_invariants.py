@@ -5,8 +5,11 @@
 2. A GPU at least as good as another on every datasheet figure (solver.performance.hardware.dominates) is never
    predicted slower, at the same TP, model, batch and lengths. Under continuous batching the batch is the
    concurrency: the better GPU admits at least as many of the requests into its KV memory, never has a longer
-   TTFT or end-to-end time or a lower throughput, and its TPOT is no longer wherever both run the same number of
+   end-to-end time or a lower throughput, and its TPOT is no longer wherever both run the same number of
    requests (running more at once may lengthen each step: that is the better GPU doing more, not being slower).
+   Its TTFT is no longer unless its throughput is strictly higher: in the steady state of a closed loop the
+   faster GPU's clients come back sooner, so more prefills queue ahead of each request (the simulator shows
+   the same; ``tests/test_serving.py::test_closed_loop_against_the_simulator``).
 """
 
 import itertools
@@ -131,6 +134,11 @@ def test_a_dominating_gpu_is_never_predicted_slower(engine, model_name, lengths,
             va = fa.loc[both, col].to_numpy()
             vb = fb[col].reindex(fa.index)[both].to_numpy()
             bad = (va > vb * (1 + 1e-9)) & (same if col == "tpot_ms" else True)
+            if batching == "continuous" and col == "ttft_ms":
+                # a closed loop at a fixed concurrency: the faster GPU's clients come back sooner, so more
+                # prefills queue ahead of a request (serving.steady_loop). Its TTFT may be higher only together
+                # with a strictly higher throughput (its e2e, checked below, is never longer)
+                bad &= ~(qa > qb * (1 + 1e-9))
             assert not bad.any(), f"{a} predicted slower than {b} ({col}) at {list(fa.index[both][bad])[:3]}"
         checked += int(both.sum())
     assert checked > 0

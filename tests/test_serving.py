@@ -123,7 +123,12 @@ def test_closed_loop_obeys_littles_law_and_grows_with_load(n_clients, s, n, engi
     assert a["e2e_s"] == pytest.approx(a["batch_size"] / a["rate_rps"], rel=1e-9)  # N = X · R
     assert a["e2e_s"] == pytest.approx(a["ttft_ms"] / 1e3 + n * a["tpot_ms"] / 1e3, rel=1e-9)
     assert a["running"] <= a["batch_size"]
-    assert b["ttft_ms"] >= a["ttft_ms"] * (1 - 1e-9) and b["tpot_ms"] >= a["tpot_ms"] * (1 - 1e-9)
+    assert b["ttft_ms"] >= a["ttft_ms"] * (1 - 1e-9)
+    # known limitation (docs/performance.md): a mixing engine hides each prefill under one decode step,
+    # q = max(p - a, 0); where prefills are as frequent as decode steps (prompts and outputs of ~16 tokens) the
+    # longer step of one more request hides more of the others' prefills and TPOT can fall by up to ~5 %
+    mixing = engine_capabilities(engine).mixed_prefill
+    assert b["tpot_ms"] >= a["tpot_ms"] * (1 - (0.05 if mixing else 1e-9))
     assert b["rate_rps"] >= a["rate_rps"] * (1 - 1e-9)
 
 
@@ -131,11 +136,85 @@ def test_cohort_arrivals_wait_for_the_cohorts_prefills():
     kw = dict(input_tokens=2000, output_tokens=200, batching="continuous", engine="trtllm")
     frame = _a10g([1, 8], gpu="H100")  # all 8 fit in KV memory: no waiting for a slot
     cohort = predict_frame(frame, LLAMA2, arrivals="cohort", **kw)
-    spread = predict_frame(frame, LLAMA2, arrivals="spread", **kw)
+    spread = predict_frame(frame, LLAMA2, arrivals="steady", **kw)
     assert cohort["ttft_ms"].iloc[0] == pytest.approx(spread["ttft_ms"].iloc[0])  # alone: the same
     # 8 requests of 2,000 tokens, 4 per 8,192-token pass: 2 passes, a request waits 1.5 of them on average
     assert (cohort["running"] == cohort["batch_size"]).all()
     assert cohort["ttft_ms"].iloc[1] > 2.0 * spread["ttft_ms"].iloc[1]
+
+
+STEADY_CASES = [  # (model, gpu, instance, tp, input, output, concurrency, engine)
+    ("llama-3-8b", "H100", "p5.48xlarge", 1, 1024, 256, 64, "trtllm"),
+    ("llama-3-8b", "H100", "p5.48xlarge", 1, 200, 1000, 128, "trtllm"),
+    ("llama-3-8b", "A100-80GB", "p4de.24xlarge", 1, 2000, 200, 32, "vllm"),
+    ("llama-3.1-70b", "H100", "p5.48xlarge", 4, 2000, 200, 64, "trtllm"),
+    ("llama-3-8b", "A100-80GB", "p4de.24xlarge", 1, 500, 500, 32, "tgi"),
+]
+
+
+@pytest.mark.parametrize("case", STEADY_CASES, ids=lambda c: f"{c[0]}-{c[1]}-tp{c[3]}-{c[4]}x{c[5]}-N{c[6]}-{c[7]}")
+def test_closed_loop_against_the_simulator(case):
+    """Both closed-loop patterns against the event simulator on the same phase times (``solver.simulation``).
+
+    ``cohort``: the simulator's closed loop (every user starts at 0 with equal lengths, so users stay in cohorts).
+    ``steady``: the simulator under Poisson arrivals at 90 % of the closed loop's throughput, requests spread in
+    time as the steady state assumes (Poisson is burstier than a closed loop, so the simulator waits a bit longer).
+    """
+    from solver.data.models import get_model
+    from solver.performance.hardware import instance_hardware
+    from solver.simulation.arrivals import ClosedLoop, poisson
+    from solver.simulation.loop import run
+    from solver.simulation.replica import replica_config
+    from solver.simulation.results import request_frame, statistic
+
+    name, gpu, inst, tp, s, n, users, engine = case
+    model = get_model(name)
+    hw = instance_hardware(inst)
+    frame = pd.DataFrame(
+        [
+            dict(
+                gpu=gpu,
+                gpu_count=float(tp),
+                gpu_memory_mib=hw["gpu_memory_mib"],
+                host_memory_gib=hw["host_memory_gib"],
+                tp=tp,
+                batch_size=users,
+                offload_fraction=0.0,
+            )
+        ]
+    )
+    kw = dict(input_tokens=s, output_tokens=n, engine=engine, batching="continuous", dtype="fp16")
+    steady = predict_frame(frame, model, arrivals="steady", **kw).iloc[0]
+    cohort = predict_frame(frame, model, arrivals="cohort", **kw).iloc[0]
+    cfg = replica_config(
+        model,
+        gpu=gpu,
+        gpu_count=float(tp),
+        gpu_memory_mib=hw["gpu_memory_mib"],
+        host_memory_gib=hw["host_memory_gib"],
+        tp=tp,
+        batch_size=256,
+        input_tokens=s,
+        output_tokens=n,
+        offload_fraction=0.0,
+        dtype="fp16",
+        engine=engine,
+    )
+    e2e = users / steady["rate_rps"]
+    horizon = 15.0 * e2e
+    closed = request_frame(run([cfg], ClosedLoop(users, s, n), duration_s=horizon), 3.0 * e2e, horizon)
+    sim_rate = len(closed) / (horizon - 3.0 * e2e)
+    assert steady["rate_rps"] == pytest.approx(sim_rate, rel=0.15)
+    sim_cohort = statistic(closed["ttft_ms"].to_numpy(), "mean")
+    assert cohort["ttft_ms"] == pytest.approx(sim_cohort, rel=0.2)
+    spread = request_frame(
+        run([cfg], poisson(0.9 * sim_rate, horizon, s, n, seed=1), duration_s=horizon, chunked_prefill=True),
+        3.0 * e2e,
+        horizon,
+    )
+    sim_steady = statistic(spread["ttft_ms"].to_numpy(), "mean")
+    assert 0.5 * sim_steady <= steady["ttft_ms"] <= 1.25 * sim_steady
+    assert steady["ttft_ms"] < 0.4 * cohort["ttft_ms"]
 
 
 # ---- open loop -------------------------------------------------------------------------------------------

@@ -53,7 +53,7 @@ def test_decode_run_is_the_planners_mean_step(b: int, s: int, k: int) -> None:
         offload_fraction=np.array([0.0]),
         offload_mode="copy",
     )[0]
-    expected = k * (cfg.alpha_decode * model_s + cfg.beta_decode_s)
+    expected = k * (cfg.alpha_decode * model_s + cfg.beta_decode_s + b * cfg.beta_per_sequence_s)
     assert cfg.decode_s(b, float(b * (s + 1)), k) == pytest.approx(expected, rel=1e-12)
 
 

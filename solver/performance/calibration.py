@@ -190,6 +190,39 @@ def abs_pct_errors(pred: np.ndarray, meas: np.ndarray) -> np.ndarray:
     return np.abs(pred[ok] - meas[ok]) / meas[ok] * 100.0
 
 
+SERVING_STEP_FIT = True
+"""Fit and apply the decode CTCF of serving rows on the decode step (as the serving model applies it) rather than on
+the serving model's composed TPOT (False: as before). Evaluated in docs/accuracy.md (ablations)."""
+
+
+def decode_stretch(modelled: pd.DataFrame) -> np.ndarray:
+    """Return ``tpot_model_ms / step_model_ms`` per row (1 for static batches or without ``step_model_ms``).
+
+    Under continuous batching it is the serving model's stretch of the decode step by the other requests' prefills
+    (``1 / (1 - X·q')``, :mod:`solver.performance.serving`).
+
+    The decode CTCF applies to the step, as in :func:`solver.performance.model.predict_frame`; a serving row's TPOT
+    is then that calibrated step times the stretch of the raw model (linearised: the stretch is not recomputed at
+    the calibrated times).
+    """
+    tpot = modelled["tpot_model_ms"].to_numpy(dtype=float)
+    if "step_model_ms" not in modelled or not SERVING_STEP_FIT:
+        return np.ones_like(tpot)
+    step = modelled["step_model_ms"].to_numpy(dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = tpot / step
+    return np.where(np.isfinite(ratio) & (ratio > 0), ratio, 1.0)
+
+
+def _running(modelled: pd.DataFrame) -> np.ndarray:
+    """Sequences in each row's decode step: ``running`` (continuous batching), else the batch."""
+    batch = modelled["batch"].to_numpy(dtype=float)
+    if "running" not in modelled:
+        return batch
+    run = modelled["running"].to_numpy(dtype=float)
+    return np.where(np.isfinite(run) & (run > 0), run, batch)
+
+
 def calibrated(modelled: pd.DataFrame, profile: CalibrationProfile) -> pd.DataFrame:
     """Calibrated times of modelled measurement rows under ``profile`` (each row's GPU, with fallback).
 
@@ -208,7 +241,11 @@ def calibrated(modelled: pd.DataFrame, profile: CalibrationProfile) -> pd.DataFr
     """
     gpus = modelled["gpu"].to_numpy()
     layers = modelled["num_layers"].to_numpy(dtype=float) if "num_layers" in modelled else 0.0
-    ttft, tpot = ctcf.apply_ctcf(profile, gpus, modelled["ttft_model_ms"], modelled["tpot_model_ms"], layers)
+    stretch = decode_stretch(modelled)
+    step = modelled["tpot_model_ms"].to_numpy(dtype=float) / stretch
+    seqs = _running(modelled)
+    ttft, tpot = ctcf.apply_ctcf(profile, gpus, modelled["ttft_model_ms"], step, layers, running=seqs)
+    tpot = tpot * stretch
     out = pd.DataFrame({"ttft_cal_ms": ttft, "tpot_cal_ms": tpot}, index=modelled.index)
     out["e2e_cal_s"] = (out["ttft_cal_ms"] + modelled["output"].to_numpy(dtype=float) * out["tpot_cal_ms"]) / 1000.0
     return out
@@ -371,6 +408,11 @@ ALPHA_MAX = 20.0
 PRIOR_ROWS = 10.0
 """Partial pooling: a level's alpha is pulled toward its parent's with the weight of this many measurement rows
 (each row weighs 1 in relative-error units), so a GPU with n rows keeps about n / (n + 10) of its own estimate."""
+PER_SEQUENCE_FIT = True
+"""Fit an engine's decode cost per sequence per step (``beta_per_sequence_ms``); evaluated in docs/accuracy.md."""
+SEQ_PRIOR_SCALE_MS = 0.05
+"""Scale of the ridge pulling the per-sequence cost to 0 (ms per sequence per step; vLLM's Python scheduler and
+sampler cost tens of microseconds per sequence per step)."""
 BETA_PRIOR_SCALE_MS = 10.0
 """An engine's per-step overhead is pulled toward the pooled one with the weight of one row per 10 ms of difference."""
 LAYER_PRIOR_SCALE_MS = 0.1
@@ -415,7 +457,9 @@ def fit_hierarchical(modelled: pd.DataFrame) -> dict[str, Any]:
     The equations (each divided by its measured value, so that relative errors are minimised)::
 
         ttft_ms (static)  = a[e,g,prefill] · ttft_model_ms + b[e,prefill] + L · l[e,prefill]
-        tpot_ms           = a[e,g,decode]  · tpot_model_ms + b[e,decode]  + L · l[e,decode]
+        tpot_ms           = k · (a[e,g,decode] · step_model_ms + b[e,decode] + L · l[e,decode])
+                            (k = decode_stretch: 1 for static batches; serving rows: the CTCF applies to the
+                            decode step, as the serving model applies it)
         e2e_s · 1000      = a[e,g,decode] · (ttft_model_ms + n · tpot_model_ms) + n · (b[e,decode] + L · l[e,decode])
                             (rows that measured only e2e: one scale for both phases, as they cannot separate them)
 
@@ -452,6 +496,9 @@ def fit_hierarchical(modelled: pd.DataFrame) -> dict[str, Any]:
     n_out = rows["output"].to_numpy(dtype=float)
     tm = rows["ttft_model_ms"].to_numpy(dtype=float)
     dm = rows["tpot_model_ms"].to_numpy(dtype=float)
+    stretch = decode_stretch(rows)
+    step = dm / stretch
+    seqs = _running(rows)
     var = _Vars()
     # which (engine, gpu, phase) get their own alpha
     own: dict[tuple[str, str, str], bool] = {}
@@ -485,11 +532,12 @@ def fit_hierarchical(modelled: pd.DataFrame) -> dict[str, Any]:
         if masks["ttft"][i]:
             eqs.append((_line(var, alpha_col(e, g, c, "prefill"), e, "prefill", tm[i], lay, 1.0), y_ttft[i]))
             eq_rows.append(i)
-        if masks["tpot"][i]:
-            eqs.append((_line(var, alpha_col(e, g, c, "decode"), e, "decode", dm[i], lay, 1.0), y_tpot[i]))
+        if masks["tpot"][i]:  # serving rows: the stretched step, stretch · (a · step + b + L · l)
+            line = _line(var, alpha_col(e, g, c, "decode"), e, "decode", step[i], lay, stretch[i], seqs[i])
+            eqs.append((line, y_tpot[i]))
             eq_rows.append(i)
         if masks["e2e"][i]:  # one scale for both phases (the rows cannot separate them); prefill beta not fitted
-            line = _line(var, alpha_col(e, g, c, "decode"), e, "decode", dm[i], lay, n_out[i])
+            line = _line(var, alpha_col(e, g, c, "decode"), e, "decode", dm[i], lay, n_out[i], seqs[i])
             line[alpha_col(e, g, c, "decode")] += tm[i]
             eqs.append((line, y_e2e[i]))
             eq_rows.append(i)
@@ -514,6 +562,10 @@ def fit_hierarchical(modelled: pd.DataFrame) -> dict[str, Any]:
             prior.append(
                 ({var("l", e, phase): 1 / LAYER_PRIOR_SCALE_MS, var("lg", phase): -1 / LAYER_PRIOR_SCALE_MS}, 0)
             )
+        if PER_SEQUENCE_FIT:  # per sequence per decode step: engine -> global -> 0
+            prior.append(({var("s", e, "decode"): 1 / SEQ_PRIOR_SCALE_MS, var("sg"): -1 / SEQ_PRIOR_SCALE_MS}, 0))
+    if PER_SEQUENCE_FIT:
+        prior.append(({var("sg"): 1 / SEQ_PRIOR_SCALE_MS}, 0.0))
     # every class of every engine exists (a class without rows is its engine's alpha through the prior)
     n_var = len(var.index)
     a = np.zeros((len(eqs) + len(prior), n_var))
@@ -543,6 +595,7 @@ def fit_hierarchical(modelled: pd.DataFrame) -> dict[str, Any]:
         "global_alpha": {k[1]: v for k, v in get.items() if k[0] == "ag"},
         "beta_ms": {(e, p): get.get(("b", e, p), 0.0) for e in engines for p in PHASES},
         "beta_per_layer_ms": {(e, p): get.get(("l", e, p), 0.0) for e in engines for p in PHASES},
+        "beta_per_sequence_ms": {e: get.get(("s", e, "decode"), 0.0) for e in engines},
         "pooled": pooled,
         "rows": counts,
         "equations": len(eqs),
@@ -564,9 +617,17 @@ def _equation_weights(rows: pd.DataFrame, eq_rows: np.ndarray) -> np.ndarray:
     return np.asarray(np.sqrt(counts.mean() / counts[inv]), dtype=float)
 
 
-def _line(var: _Vars, alpha: int, engine: str, phase: str, t_ms: float, layers: float, mult: float) -> dict[int, float]:
-    """Coefficients of ``mult · (alpha · t_ms + b[engine, phase] + layers · l[engine, phase])``."""
-    return {alpha: mult * t_ms, var("b", engine, phase): mult, var("l", engine, phase): mult * layers}
+def _line(
+    var: _Vars, alpha: int, engine: str, phase: str, t_ms: float, layers: float, mult: float, seqs: float = 0.0
+) -> dict[int, float]:
+    """Coefficients of ``mult · (alpha · t_ms + b[engine, phase] + layers · l[engine, phase] + seqs · s[engine])``.
+
+    ``s`` (per sequence per decode step) only where ``PER_SEQUENCE_FIT`` and ``seqs`` > 0 (decode equations).
+    """
+    line = {alpha: mult * t_ms, var("b", engine, phase): mult, var("l", engine, phase): mult * layers}
+    if PER_SEQUENCE_FIT and seqs > 0:
+        line[var("s", engine, phase)] = mult * seqs
+    return line
 
 
 def _alpha_for(fit: dict[str, Any], engine: str, gpu: str, phase: str) -> tuple[float, str]:
@@ -679,6 +740,7 @@ def hierarchical_profiles(modelled: pd.DataFrame, *, engines: list[str] | None =
                     # the bounded solver returns its lower bound 0 up to round-off (-1e-33): clip to the bound
                     beta_ms=max(0.0, fit["beta_ms"].get((engine, p), 0.0)),
                     beta_per_layer_ms=max(0.0, fit["beta_per_layer_ms"].get((engine, p), 0.0)),
+                    beta_per_sequence_ms=max(0.0, fit["beta_per_sequence_ms"].get(engine, 0.0)) * (p == "decode"),
                 )
                 for p in PHASES
             }
@@ -704,6 +766,8 @@ def hierarchical_profiles(modelled: pd.DataFrame, *, engines: list[str] | None =
             key = engine if engine != "generic" else "generic"
             record[f"{p}_beta_ms"] = round(fit["beta_ms"].get((key, p), 0.0), 4)
             record[f"{p}_beta_per_layer_ms"] = round(fit["beta_per_layer_ms"].get((key, p), 0.0), 5)
+            if p == "decode":
+                record["decode_beta_per_sequence_ms"] = round(fit["beta_per_sequence_ms"].get(key, 0.0), 5)
             if (key, p) in fit["engine_alpha"]:
                 record[f"{p}_engine_alpha"] = round(fit["engine_alpha"][(key, p)], 4)
             for c in ("hbm", "gddr"):

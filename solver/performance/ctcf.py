@@ -58,15 +58,20 @@ class _Model(BaseModel):
 
 
 class PhaseFit(_Model):
-    """One phase's CTCF: calibrated_ms = alpha · modelled_ms + beta_ms + L · beta_per_layer_ms (:func:`apply_ctcf`).
+    """One phase's CTCF: calibrated_ms = alpha · modelled_ms + beta_ms + L · beta_per_layer_ms + m · beta_seq.
+
+    ``beta_seq`` is ``beta_per_sequence_ms`` (:func:`apply_ctcf`).
 
     ``L`` is the model's layer count; ``beta_per_layer_ms`` is 0 in profiles fitted by ``infersave calibrate``
-    (one model at a time) and an engine's per-layer overhead in the shipped profiles.
+    (one model at a time) and an engine's per-layer overhead in the shipped profiles. ``m`` is the number of
+    sequences in a decode step; ``beta_per_sequence_ms`` is an engine's host-side cost per sequence per step
+    (scheduling, sampling, detokenising, streaming: it does not shrink with tensor parallelism), decode only.
     """
 
     alpha: Annotated[float, Field(gt=0)] = 1.0
     beta_ms: Annotated[float, Field(ge=0)] = 0.0
     beta_per_layer_ms: Annotated[float, Field(ge=0)] = 0.0
+    beta_per_sequence_ms: Annotated[float, Field(ge=0)] = 0.0
 
 
 class FitError(_Model):
@@ -179,6 +184,7 @@ def apply_ctcf(
     ttft_model_ms: npt.ArrayLike,
     tpot_model_ms: npt.ArrayLike,
     num_layers: npt.ArrayLike | float = 0.0,
+    running: npt.ArrayLike | float = 0.0,
 ) -> tuple[FloatArray, FloatArray]:
     """Apply ``profile``'s CTCF to modelled TTFT and TPOT, row by row; the only place CTCF is evaluated.
 
@@ -193,12 +199,15 @@ def apply_ctcf(
         Modelled (uncalibrated) TTFT and TPOT of each row, milliseconds.
     num_layers
         Layers of each row's model (scalar or per row), for the per-layer part of beta.
+    running
+        Sequences in each row's decode step (scalar or per row), for the per-sequence part of the decode beta
+        (0: not applied).
 
     Returns
     -------
     tuple of numpy.ndarray
         ``(ttft_ms, tpot_ms)``: ``alpha_prefill · ttft_model_ms + beta_prefill_ms + L · beta_per_layer_ms`` and
-        the same with the decode coefficients, of each row's GPU.
+        the same with the decode coefficients plus ``running · beta_per_sequence_ms``, of each row's GPU.
     """
     codes, uniques = pd.factorize(pd.Series(np.asarray(gpus, dtype=object), dtype=object))
     cals = [profile.lookup(str(u))[0] for u in uniques]
@@ -209,6 +218,8 @@ def apply_ctcf(
     layers = np.asarray(num_layers, dtype=float)
     beta_p = beta_p + layers * np.array([c.prefill.beta_per_layer_ms for c in cals], dtype=float)[codes]
     beta_d = beta_d + layers * np.array([c.decode.beta_per_layer_ms for c in cals], dtype=float)[codes]
+    per_seq = np.array([c.decode.beta_per_sequence_ms for c in cals], dtype=float)[codes]
+    beta_d = beta_d + np.asarray(running, dtype=float) * per_seq
     ttft = np.asarray(ttft_model_ms, dtype=float)
     tpot = np.asarray(tpot_model_ms, dtype=float)
     return alpha_p * ttft + beta_p, alpha_d * tpot + beta_d

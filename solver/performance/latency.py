@@ -98,12 +98,12 @@ Constants and their sources:
   is used for every host.
 * ``LINK_EFFICIENCY`` and ``ALLREDUCE_LATENCY_S`` per link type (``gpu_link`` of instances/gpus.csv):
   ``nvlink``: the datasheet per-direction NVLink bandwidth at efficiency 1 and 20 µs (aiconfigurator
-  ``p2p_latency`` 10 µs, charged once for each of the two phases of an all-reduce). ``pcie``: efficiency 0.6923
-  and 59.98 µs, fitted by ``benchmarks/fit_links.py`` on the 222 L40S TensorRT-LLM TP 2/4/8 TTFT and TPOT rows of
-  instances/measurements/nvidia_dli.csv (tensor parallelism over PCIe Gen4, no NVLink): MAPE of those rows 54.4 %
-  without any all-reduce cost, 21.9 % with the datasheet link (31.5 GB/s, 20 µs), 8.5 % fitted
+  ``p2p_latency`` 10 µs, charged once for each of the two phases of an all-reduce). ``pcie``: efficiency 0.6939
+  and 55.01 µs, fitted by ``benchmarks/fit_links.py`` on the 222 L40S TensorRT-LLM TP 2/4/8 TTFT and TPOT rows of
+  instances/measurements/nvidia_dli.csv (tensor parallelism over PCIe Gen4, no NVLink): MAPE of those rows 52.8 %
+  without any all-reduce cost, 20.7 % with the datasheet link (31.5 GB/s, 20 µs), 8.4 % fitted
   (benchmarks/results/link_fit.json). The same fit on the 812 NVLink rows (H100, H200, A100-80GB) gives
-  efficiency 0.93 and 27 µs and improves their MAPE only from 10.4 % to 10.1 %, so NVLink keeps the datasheet.
+  efficiency 0.99 and 21 µs, the datasheet values (MAPE 7.5 % either way), so NVLink keeps the datasheet.
 * ``KERNEL_LATENCY_S = 3e-6``: aiconfigurator ``mem_empirical_constant_latency`` (3 µs, every system YAML in
   shared/data/gpu_specs/aiconfigurator_systems), the fixed latency aiconfigurator adds to every memory-bound
   operation (``query_mem_op``: bytes / (mem_bw · 0.8) + 3 µs). In a decode step every kernel is memory-bound.
@@ -132,9 +132,9 @@ HOST_WRITE_EFFICIENCY = 0.97 * 2**30 / 1e9 / 15.75
 HOST_HIDDEN_WRITE_EFFICIENCY = 4.82 * 2**30 / 1e9 / 15.75
 CPU_ATTENTION_BYTES_PER_S = 0.0123e12
 LINK_TYPES = ("nvlink", "pcie")
-LINK_EFFICIENCY = {"nvlink": 1.0, "pcie": 0.6923}
+LINK_EFFICIENCY = {"nvlink": 1.0, "pcie": 0.6939}
 """All-reduce bus bandwidth / datasheet per-direction link bandwidth, per link type (module docstring)."""
-ALLREDUCE_LATENCY_S = {"nvlink": 2e-5, "pcie": 59.98e-6}
+ALLREDUCE_LATENCY_S = {"nvlink": 2e-5, "pcie": 55.01e-6}
 """Fixed time of one all-reduce, seconds, per link type (module docstring)."""
 KERNEL_LATENCY_S = 3e-6
 KERNELS_PER_LAYER = 8

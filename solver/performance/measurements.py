@@ -64,7 +64,11 @@ def model_measurements(table: pd.DataFrame) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        ``table`` with the three modelled columns and the model's ``num_layers`` added, in its row order.
+        ``table`` with the three modelled columns, the uncalibrated decode step at the running batch
+        ``step_model_ms`` (the phase time the decode CTCF applies to; under continuous batching ``tpot_model_ms``
+        is that step stretched by the other requests' prefills), the sequences in that step ``running`` and the
+        model's ``num_layers`` added, in its row
+        order.
     """
     parts: list[pd.DataFrame] = []
     work = table.copy()
@@ -89,6 +93,8 @@ def model_measurements(table: pd.DataFrame) -> pd.DataFrame:
         part = rows.copy()
         part["ttft_model_ms"] = pred["ttft_model_ms"]
         part["tpot_model_ms"] = pred["tpot_model_ms"]
+        part["step_model_ms"] = pred["step_model_ms"]
+        part["running"] = pred["running"]
         part["e2e_model_s"] = (pred["ttft_model_ms"] + n * pred["tpot_model_ms"]) / 1e3
         part["num_layers"] = model.num_layers
         parts.append(part)

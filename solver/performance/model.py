@@ -134,7 +134,7 @@ def predict_frame(
     profile: CalibrationProfile | None = None,
     batching: str = "static",
     rate_rps: float | None = None,
-    arrivals: str = "cohort",
+    arrivals: str = "steady",
 ) -> pd.DataFrame:
     """Predict memory, latency and throughput of every configuration (row) of ``frame``, vectorised.
 
@@ -163,9 +163,10 @@ def predict_frame(
         With ``batching="continuous"``: an open-loop arrival rate per replica (requests/s) instead of the
         closed loop at concurrency ``batch_size``; ``batch_size`` then caps the running requests.
     arrivals
-        Closed loop only: ``cohort`` (default; equal-length requests that arrive together and prefill in
-        turn, what fixed-length serving benchmarks measure) or ``spread`` (independent arrivals: a request
-        waits half a decode step, then prefills), :mod:`solver.performance.serving`.
+        Closed loop only: ``steady`` (default; the steady state with requests spread in time: half a decode
+        step, the prefill queue ahead, its own prefill) or ``cohort`` (equal-length requests that arrive
+        together and prefill in turn, what fixed-length benchmarks started at once measure),
+        :mod:`solver.performance.serving`.
 
     Returns
     -------
@@ -279,7 +280,9 @@ def predict_frame(
         ttft_model_ms = t_pf * 1e3
         tpot_model_ms = t_dec0 * 1e3
         prefill_model_ms = ttft_model_ms
-        ttft_ms, tpot_ms = ctcf.apply_ctcf(prof, g["canonical"], ttft_model_ms, tpot_model_ms, model.num_layers)
+        ttft_ms, tpot_ms = ctcf.apply_ctcf(
+            prof, g["canonical"], ttft_model_ms, tpot_model_ms, model.num_layers, running=batch
+        )
         e2e_s = ttft_ms / 1e3 + output_tokens * tpot_ms / 1e3
         rate = batch / e2e_s
     else:
@@ -287,17 +290,19 @@ def predict_frame(
         p_model = prefill_s(costs, hw, tp=tp, batch=one, input_tokens=s_in, offload_fraction=f, ep=ep)
         prefill_model_ms = p_model * 1e3
         # every phase time the serving model composes, calibrated in one CTCF call (rows stacked)
-        pre, dec = [p_model], [t_dec0]
+        pre, dec, seqs = [p_model], [t_dec0], [running]
         if rate_rps is None and arrivals == "cohort":
             k = serving.cohort_size(running, s_in, engine_memory(engine).max_prefill_tokens)
             pre.append(prefill_s(costs, hw, tp=tp, batch=k, input_tokens=s_in, offload_fraction=f, ep=ep))
             dec.append(t_dec0)
+            seqs.append(running)
         elif rate_rps is not None:
             ref = np.where(np.isfinite(slots), np.maximum(slots, 2.0), np.maximum(batch, 2.0))
             pre += [p_model, p_model]
             dec += [step(batch=one), step(batch=ref)]
+            seqs += [one, ref]
         pre_ms, dec_ms = ctcf.apply_ctcf(
-            prof, g["canonical"], np.stack(pre) * 1e3, np.stack(dec) * 1e3, model.num_layers
+            prof, g["canonical"], np.stack(pre) * 1e3, np.stack(dec) * 1e3, model.num_layers, running=np.stack(seqs)
         )
         pre_cal, dec_cal = pre_ms / 1e3, dec_ms / 1e3
         p_cal, a_cal = pre_cal[0], dec_cal[0]
@@ -307,11 +312,15 @@ def predict_frame(
             if arrivals == "cohort":
                 c_model = serving.first_token_s(running, k, pre[1], t_dec0)
                 c_cal = serving.first_token_s(running, k, pre_cal[1], a_cal)
+                raw = serving.closed_loop(batch, running, c_model, q_model, t_dec0, n_out)
+                cal = serving.closed_loop(batch, running, c_cal, q_cal, a_cal, n_out)
             else:
-                c_model = serving.first_token_s(running, running, p_model, t_dec0 / 2.0)
-                c_cal = serving.first_token_s(running, running, p_cal, a_cal / 2.0)
-            raw = serving.closed_loop(batch, running, c_model, q_model, t_dec0, n_out)
-            cal = serving.closed_loop(batch, running, c_cal, q_cal, a_cal, n_out)
+                budget = engine_memory(engine).max_prefill_tokens
+                mixed = caps.mixed_prefill
+                own_model = serving.steady_own_prefill_s(running, p_model, t_dec0, s_in, budget, mixed)
+                own_cal = serving.steady_own_prefill_s(running, p_cal, a_cal, s_in, budget, mixed)
+                raw = serving.steady_loop(batch, running, own_model, q_model, q_model, t_dec0, n_out)
+                cal = serving.steady_loop(batch, running, own_cal, q_cal, q_cal, a_cal, n_out)
         else:
             raw = serving.open_loop(rate_rps, slots, p_model, q_model, dec[1], dec[2], ref, n_out)
             q1 = serving.marginal_prefill_s(p_cal, dec_cal[1], caps.mixed_prefill)

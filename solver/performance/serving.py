@@ -21,29 +21,42 @@ the CTCF (:func:`solver.performance.ctcf.apply_ctcf`):
 Requests beyond ``M`` wait for a slot instead of being offloaded; a configuration fits when ``M >= 1``.
 
 **Closed loop** (``N`` clients, each sending its next request when the last one ends; what serving benchmarks
-at a fixed concurrency measure). With equal lengths the clients move in cohorts: requests admitted together
-finish together and their successors arrive together, so a request's prefill queues behind its cohort's. The
-engine prefills at most ``k`` requests per forward pass (its prefill token budget ``B``: vLLM and TensorRT-LLM
-8192, TGI 4096, :data:`solver.performance.memory.ENGINE_MEMORY`)::
+at a fixed concurrency measure), ``arrivals="steady"`` (default): the steady state, requests spread in time
+(lengths that vary, clients that started at different times, an open-loop stream cut into ``N`` slots). A request
+arrives during a decode step (it waits half of one when others run), waits for the prefill work queued ahead
+of it, then runs its own prefill::
 
-    k      = min(m, max(1, floor(B / s)))        (requests per prefill pass)
-    J      = m / k                                (prefill passes for a cohort of m; continuous, so that
-                                                   nothing jumps with one more client)
-    c      = (J + 1)/2 · (p_k + [m > 1] · a)      (mean time from admission to first token; p_k = prefill of k)
-    q'     = (1 - 1/m) · q                        (prefills of the other m - 1 requests only)
+    P      = p                                   (alone, m = 1; or an engine with separate prefill passes)
+           = J·a + max(p - a, 0),  J = ceil(s/B) (mixing engine: J chunks of the token budget B, each carrying
+                                                   the others' decode tokens)
+    rho    = X · q · (1 - 1/m)                   (the other requests' prefills, service q; M/D/1)
+    w_pf   = min(rho · q / (2 (1 - rho)), (m - 1) · q)     (Pollaczek-Khinchine; at most everyone else ahead)
+    c      = [m > 1] · a/2 + w_pf + P            (admission to first token)
+    q'     = (1 - 1/m) · q
     X      = throughput (requests/s) solving  X · (c + n · a / (1 - X·q')) = m    (a quadratic, smaller root)
     tpot   = a / (1 - X·q')                       (decode steps stretched by the others' prefills)
     L      = c + n · tpot                         (time a request holds its slot);   X = m / L
     w_adm  = (N - m) / X                          (waiting for a slot: N/X = w_adm + L)
     ttft   = w_adm + c,   e2e = ttft + n · tpot = N / X
 
-With ``arrivals="spread"`` (independent arrivals, lengths that vary) a request waits half the step in flight
-and prefills alone: ``c = p + [m > 1] · a/2``.
+``c`` depends on ``X`` through ``w_pf``: :data:`STEADY_ITERATIONS` fixed-point passes, from ``w_pf = 0``.
+``tests/test_serving.py::test_closed_loop_against_the_simulator`` checks it against the event simulator
+(:mod:`solver.simulation`) under Poisson arrivals at 90 % of the loop's throughput. At a fixed concurrency a
+faster GPU may show a longer TTFT than a slower one, because its clients come back sooner and more prefills
+queue (it always has the higher throughput and the shorter end-to-end time; ``tests/test_invariants.py``).
 
-At ``N = 1`` this is ``ttft = p``, ``tpot = a``: the static single-request model. The cohort term is what
-fixed-length closed-loop benchmarks (genai-perf, k6 constant-vus) measure; with lengths that vary, arrivals
-spread out and TTFT falls towards the open-loop value, so for the planner it is the conservative choice.
-Evidence: ``docs/accuracy.md`` (serving section) and ``benchmarks/serving_accuracy.py``.
+``arrivals="cohort"``: equal lengths and clients started together (genai-perf with fixed synthetic lengths, the
+simulator's closed loop): requests admitted together finish together and their successors arrive together, so a
+request's prefill queues behind its cohort's. The engine prefills at most ``k`` requests per forward pass (its
+prefill token budget ``B``: vLLM and TensorRT-LLM 8192, TGI 4096, :data:`solver.performance.memory.ENGINE_MEMORY`)::
+
+    k      = min(m, max(1, floor(B / s)))        (requests per prefill pass)
+    J      = m / k                                (prefill passes for a cohort of m; continuous)
+    c      = (J + 1)/2 · (p_k + [m > 1] · a)      (mean time from admission to first token; p_k = prefill of k)
+
+and ``X``, ``tpot``, ``w_adm`` as above with that ``c``. At ``N = 1`` both are ``ttft = p``, ``tpot = a``: the
+static single-request model. Evidence: ``docs/accuracy.md`` (serving section) and
+``benchmarks/serving_accuracy.py``.
 
 **Open loop** (Poisson arrivals at ``R`` requests/s per replica). The decode step grows with the running
 count, ``a(m) = a1 + (a_ref - a1)(m - 1)/(b_ref - 1)`` (exact for the memory-bound roofline, linear in m).
@@ -66,8 +79,11 @@ import numpy as np
 
 from solver.performance.memory import FloatArray
 
-ARRIVALS = ("cohort", "spread")
-"""Closed-loop arrival patterns: equal-length requests in cohorts (default), or independent arrivals."""
+ARRIVALS = ("steady", "cohort")
+"""Closed-loop arrival patterns: the steady state with requests spread in time (default), or cohorts."""
+STEADY_ITERATIONS = 3
+"""Fixed-point passes of the steady closed loop (throughput <-> prefill queueing); the change after the third is
+below 0.1 % of TTFT on the shipped example scenarios (``tests/test_serving.py``)."""
 
 
 @dataclass(frozen=True)
@@ -126,6 +142,57 @@ def first_token_s(running: FloatArray, k: FloatArray, p_k: FloatArray, a: FloatA
     """``c``: mean time from admission to first token of a cohort of ``running`` requests, ``k`` per pass."""
     passes = running / k
     return (passes + 1.0) / 2.0 * (p_k + np.where(running > 1.0, a, 0.0))
+
+
+def steady_own_prefill_s(
+    running: FloatArray, p: FloatArray, a: FloatArray, input_tokens: float, budget_tokens: int | None, mixed: bool
+) -> FloatArray:
+    """``P``: admission to first token of one request whose prefill nobody waits in front of (steady state).
+
+    Alone (``m = 1``) it is its own prefill ``p``. With others decoding, an engine that mixes prefill into the
+    decode step needs ``J = ceil(s / B)`` steps (chunks of the token budget ``B``), each carrying the others'
+    decode tokens, and pays what does not hide under them: ``J·a + max(p - a, 0)``; an engine with separate
+    prefill passes pays ``p``.
+    """
+    if not mixed:
+        return p
+    chunks = 1.0 if budget_tokens is None else float(np.ceil(float(input_tokens) / float(budget_tokens)))
+    return np.where(running > 1.0, chunks * a + np.maximum(p - a, 0.0), p)
+
+
+def steady_loop(
+    concurrency: FloatArray,
+    running: FloatArray,
+    own: FloatArray,
+    service: FloatArray,
+    q: FloatArray,
+    a: FloatArray,
+    output_tokens: float,
+) -> ServingTimes:
+    """Return the steady state of a closed loop at concurrency ``N`` with requests spread in time.
+
+    ``ttft = w_adm + [m > 1]·a/2 + w_pf + P``: a request arrives at a random point of the decode step in flight
+    (half a step), waits for the prefill work queued ahead of it, then runs its own prefill ``P``
+    (:func:`steady_own_prefill_s`). The prefill queue is M/D/1 (Pollaczek-Khinchine) with service ``S``
+    (``service``: ``q`` for a mixing engine, ``p`` for separate passes) at the loop's throughput ``X``::
+
+        rho  = X·S·(1 - 1/m)              (the other m - 1 requests' prefills)
+        w_pf = min(rho·S / (2 (1 - rho)), (m - 1)·S)   (capped at everyone else ahead: the cohort bound)
+
+    ``X`` and ``w_pf`` depend on each other; :data:`STEADY_ITERATIONS` fixed-point passes of
+    :func:`closed_loop` (with ``c = [m > 1]·a/2 + w_pf + P``) solve them, starting from ``w_pf = 0``.
+    """
+    m = running
+    others = np.where(m > 1.0, 1.0, 0.0)
+    base = others * a / 2.0 + own
+    ahead = (m - 1.0) * service
+    share = 1.0 - 1.0 / m
+    c = base
+    for _ in range(STEADY_ITERATIONS):
+        x = closed_loop(concurrency, running, c, q, a, output_tokens).throughput_rps
+        rho = np.minimum(x * service * share, 0.999)
+        c = base + np.minimum(rho * service / (2.0 * (1.0 - rho)), ahead)
+    return closed_loop(concurrency, running, c, q, a, output_tokens)
 
 
 def closed_loop(

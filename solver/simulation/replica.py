@@ -70,6 +70,8 @@ class ReplicaConfig:
     _ep: np.ndarray | None = None
     """Expert-parallel degree (None: tensor parallelism only), as :func:`solver.performance.model.predict_frame`."""
     _prefill_cache: dict[tuple[int, int], float] = field(default_factory=dict)
+    beta_per_sequence_s: float = 0.0
+    """Decode CTCF cost per sequence per step (``PhaseFit.beta_per_sequence_ms``), seconds."""
 
     def decode_s(self, b: int, context_sum: float, k: int) -> float:
         """Seconds of ``k`` decode steps of ``b`` sequences whose contexts sum to ``context_sum`` (calibrated)."""
@@ -87,7 +89,7 @@ class ReplicaConfig:
         else:
             roof = max(a1 + b1 * c0, a2 + b2 * c0)
         step = roof + a3 + b3 * (c0 + c1) * 0.5
-        return k * (self.alpha_decode * step + self.beta_decode_s)
+        return k * (self.alpha_decode * step + self.beta_decode_s + b * self.beta_per_sequence_s)
 
     def steps_within(self, b: int, context_sum: float, k: int, dt: float) -> int:
         """Decode steps (at most ``k``) completed within ``dt`` seconds from the start of a ``k``-step run."""
@@ -221,6 +223,7 @@ def replica_config(
     ]
     # CTCF is affine per phase: read its slope and intercept off the one function that applies it
     ttft0, tpot0 = ctcf.apply_ctcf(prof, [spec.name, spec.name], [0.0, 1.0], [0.0, 1.0], model.num_layers)
+    _, per_seq = ctcf.apply_ctcf(prof, [spec.name], [0.0], [0.0], model.num_layers, running=1.0)
     return ReplicaConfig(
         label=label or f"{gpu} tp{tp} b{batch_size}",
         max_batch=int(batch_size),
@@ -232,6 +235,7 @@ def replica_config(
         beta_decode_s=float(tpot0[0]) / 1e3,
         alpha_prefill=float(ttft0[1] - ttft0[0]),
         beta_prefill_s=float(ttft0[0]) / 1e3,
+        beta_per_sequence_s=float(per_seq[0] - tpot0[0]) / 1e3,
         _costs=costs,
         _hw=hw,
         _tp=tp_arr,
