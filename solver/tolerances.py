@@ -47,6 +47,11 @@ BOUND_ROUNDING_TOL = 1e-9
 TIE_BREAK_REL_TOL = 1e-9
 """How far (relative) the lexicographic tie-break stage may move the primary objective."""
 
+TIE_BREAK_GAP = 1e-8
+"""Relative gap a tie-break stage (and the one-row method's masters) is solved to. SCIP stops such stages at its
+own relative epsilon and reports gaps up to 3.1e-9 (random-scenario oracle, seed 1517); at a gap of 0 the planner
+took those proven answers for unproven ones and said the stage had stopped at its budget. Plans whose secondary
+objectives differ by less than this stay solver-dependent (formulations/README.md, "Tie-break")."""
 GAP_SLACK = 1e-9
 """Absolute slack on the gap rule (a measured gap within the requested one), for the rounding of the gap's own
 arithmetic."""

@@ -109,6 +109,8 @@ TIE_SEEDS = {
     1299: "1e-8 req/s of a class left in a second pool by one backend's tolerance",
     2158: "CBC's stage found no plan in 1 s: its budget did not count the column method's solves",
     2945: "offline hours left where each MILP stopped: 11.9999 h against 11.9994 h",
+    1517: "per-workload caps on a merged group: each backend's own cost split made its own canonical plan",
+    481: "the same, a region quota between a pool and a dedicated row (cbcbox)",
 }
 """Seeds of the 3,000-seed run on which the two backends proved different plans of one cost (before the fix)."""
 

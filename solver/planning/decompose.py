@@ -41,7 +41,7 @@ MIN_SOLVE_S = 0.05
 
 Blocks = tuple[list[ModelBlock], np.ndarray]
 SolveFn = Callable[..., SolveResult]
-"""``solve(model, time limit s, tie_break, start=None)``: a tie-break stage is solved to a zero gap; ``start`` is
+"""``solve(model, time limit s, tie_break, start=None)``: a tie-break stage is solved to ``TIE_BREAK_GAP``; ``start`` is
 a feasible point given to backends that take a MIP start."""
 TrimFn = Callable[[np.ndarray], np.ndarray]
 
@@ -202,6 +202,7 @@ def solve_by_workload(
         blocks = [b for b, _s in parts[: len(parts) - n_on]]
         stage_one_seconds = [s for _b, s in parts[: len(parts) - n_on]]
         members: list[tuple[int, ...]] = [(k,) for k in sorted(set(range(len(workload_blocks))) - set(on_row))]
+        capped = [False] * len(members)
         if ranks is not None:
             # the workloads on the row are tie-broken together, on their merged model (the row with all its
             # terms), each workload's cost held at its column's (below)
@@ -210,12 +211,15 @@ def solve_by_workload(
             columns_s = clock.spent() - columns_started
             stage_one_seconds.append(columns_s + sum(solved[(k,)][1].solve_seconds for k in on_row))
             members.append(tuple(on_row))
+            capped.append(True)  # the canonical master fixed each workload's cost: hold it there
         else:
             blocks += [b for b, _s in parts[len(parts) - n_on :]]
             stage_one_seconds += [s for _b, s in parts[len(parts) - n_on :]]
         results = [solved[groups[0]][1]]
     else:
         members = list(groups)
+        # a merged group keeps one cap: how stage one split its cost between its workloads is the backend's
+        capped = [False] * len(members)
         blocks = [solved[g][0] for g in groups]
         results = [solved[g][1] for g in groups]
         bounds = [_proven_bound(r, relative_gap) for r in results]
@@ -246,7 +250,7 @@ def solve_by_workload(
     cap_k = v_k + tol * weight / weight.sum()
     x2 = x.copy()
     cut = 0
-    for blk, group, first_s in zip(blocks, members, stage_one_seconds, strict=True):
+    for blk, group, hold, first_s in zip(blocks, members, capped, stage_one_seconds, strict=True):
         left = tie_break_budget(first_s, clock.left())
         if left <= MIN_SOLVE_S:
             return result, x, False
@@ -255,7 +259,7 @@ def solve_by_workload(
             float(cap_k[list(group)].sum()),
             ranks[blk.cols],
             0.0,
-            _part_caps(blk, workload_blocks, group, cap_k),
+            _part_caps(blk, workload_blocks, group, cap_k) if hold else (),
         )
         r2 = solve(stage, left, True, x_exact[blk.cols])
         cut += r2.status != "optimal"
@@ -274,12 +278,13 @@ def solve_by_workload(
 def _part_caps(
     blk: ModelBlock, workload_blocks: list[ModelBlock], group: tuple[int, ...], cap_k: np.ndarray
 ) -> list[tuple[np.ndarray, float]]:
-    """Per-workload cost caps of a merged group's tie-break stage (local column indices of ``blk``, cap).
+    """Per-workload cost caps of the one-row method's tie-break stage (local column indices of ``blk``, cap).
 
-    A group of several workloads is tie-broken on its merged model with each workload's cost held at its
-    stage-one value: the stage then only picks among plans that split the cost as stage one did, which keeps its
-    relaxation as tight as the per-workload stages' (one cap on the sum lets the relaxation move cost between
-    workloads, and on pooled models the stage then rarely closes its gap in its time budget).
+    The workloads on the row are tie-broken on their merged model with each workload's cost held at its pick
+    of the canonical upper master: the stage then only picks among plans that split the cost that way, which
+    keeps its relaxation as tight as the per-workload stages' (one cap on the sum lets the relaxation move cost
+    between workloads, and on pooled models the stage then rarely closed its gap in its budget). Groups merged
+    by :func:`merge_groups` keep one cap: how their stage one split the cost is the backend's choice.
     """
     if len(group) < 2:
         return []
@@ -454,7 +459,7 @@ def _master(
         np.concatenate([np.ones(n_f), [hi]]),
         ["master.choose"] * n_f + ["master.usage"],
     )
-    res = solve(model, clock.left(), True)  # zero gap: the master is small
+    res = solve(model, clock.left(), True)  # at TIE_BREAK_GAP: the master is small
     if res.status != "optimal" or res.x is None:
         return None
     value = float(res.objective)

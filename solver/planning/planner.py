@@ -49,7 +49,7 @@ from solver.planning.plan import TIE_ORDER, Plan
 from solver.planning.polish import polish_continuous
 from solver.planning.presolve import reduce_candidates
 from solver.specs import Scenario, SolveOptions
-from solver.tolerances import ACTIVITY_NOISE, DEMAND_NOISE, ROUNDING_TOL, SOLUTION_TOL, ceil_int
+from solver.tolerances import ACTIVITY_NOISE, DEMAND_NOISE, ROUNDING_TOL, SOLUTION_TOL, TIE_BREAK_GAP, ceil_int
 
 
 def plan(
@@ -307,10 +307,11 @@ class _CheckedSolve:
     ) -> SolveResult:
         """Solve ``model`` within ``limit_s`` (and the plan's time left); ``start``: a MIP start, if any.
 
-        A tie-break stage (``tie_break``) is solved to a zero relative gap: its weights differ by less than the
-        requested gap of the whole objective, so a gap-sized answer could be any of the tied plans.
+        A tie-break stage (``tie_break``) is solved to :data:`~solver.tolerances.TIE_BREAK_GAP`, not the requested
+        gap: its weights differ by less than the requested gap of the whole objective, so a gap-sized answer
+        could be any of the tied plans.
         """
-        self._gap = 0.0 if tie_break else self.options.relative_gap
+        self._gap = TIE_BREAK_GAP if tie_break else self.options.relative_gap
         result = self._one(self.backend, model, limit_s, start)
         if result.status not in ("error", "infeasible"):
             return result
