@@ -42,11 +42,18 @@ from solver.data.catalog import Catalog
 from solver.data.scenario import check_references
 from solver.errors import InfeasibleError, SolverError, SolverLimitError
 from solver.planning import decompose
-from solver.planning.candidates import CandidateSet, candidate_set, offers, shared_candidates, workload_candidates
+from solver.planning.candidates import (
+    CandidateSet,
+    candidate_set,
+    cheapest_offers,
+    offers,
+    shared_candidates,
+    workload_candidates,
+)
 from solver.planning.classes import expand
 from solver.planning.decompose import Clock
 from solver.planning.plan import TIE_ORDER, Plan
-from solver.planning.presolve import reduce_candidates
+from solver.planning.presolve import OFFER_WEIGHT, reduce_candidates
 from solver.specs import Scenario, SolveOptions
 from solver.tolerances import ACTIVITY_NOISE, DEMAND_NOISE, ROUNDING_TOL, SOLUTION_TOL, ceil_int
 
@@ -86,7 +93,7 @@ def plan(
     sc = classes.scenario
     pooled = pd.DataFrame()
     if classes.shares:  # shared replicas: pools are formed from every class's full candidate table
-        cs = candidate_set(sc, catalog)
+        cs = candidate_set(sc, catalog, cheapest=True)
         pooled = shared_candidates(cs.frame, sc, classes.groups())
     known: dict[str, Any]  # what the candidate table's making found, for the solve's messages and counts
     if pooled.empty:  # no pool: enumerate and presolve one workload at a time (a fraction of the memory)
@@ -95,7 +102,7 @@ def plan(
         known = {"candidate_info": red.info, "removed": red.removed, "enumerated": red.enumerated}
     else:  # pooled rows next to every class's own candidates (the presolve keeps pooled rows as they are)
         frame, presolved = pd.concat([cs.frame.assign(pool=-1), pooled], ignore_index=True), False
-        known = {"candidate_info": cs}
+        known = {"candidate_info": cs, "enumerated": _enumerated(cs.frame) + len(pooled)}
     result = solve_candidates(frame, sc, options, reduce=not presolved, **known)
     if verify:  # simulate the plan; re-solve with lower rates while an SLO is missed (solver/simulation/verify.py)
         from solver.simulation.verify import verify_plan
@@ -136,18 +143,25 @@ def reduced_candidates(scenario: Scenario, catalog: Catalog | None = None) -> Re
     """
     if catalog is None:
         check_references(scenario)
-    off = offers(scenario, catalog)
+    off = cheapest_offers(offers(scenario, catalog), scenario)  # exact: README "Exact presolve", step 0
     frames, removed, dropped, considered, enumerated = [], {}, {}, {}, 0
     for i, w in enumerate(scenario.workloads):
         table, drop, n = workload_candidates(w, off, scenario, i)
         dropped[w.name], considered[w.name] = drop, n
-        enumerated += len(table)
+        enumerated += _enumerated(table)
         kept, gone = reduce_candidates(table, scenario)
         removed.update(gone)
         frames.append(kept)
         del table
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     return ReducedCandidates(frame, removed, CandidateSet(pd.DataFrame(), dropped, considered), enumerated)
+
+
+def _enumerated(table: pd.DataFrame) -> int:
+    """Candidates a table stands for: its rows, each counted for every offer it represents (``cheapest_offers``)."""
+    if OFFER_WEIGHT in table.columns:
+        return int(table[OFFER_WEIGHT].to_numpy(dtype=np.int64).sum())
+    return len(table)
 
 
 def solve_candidates(
@@ -193,7 +207,7 @@ def solve_candidates(
     table = cands
     if reduce:  # pooled rows (shared replicas) are kept as they are: the presolve's dominance is per class
         pooled = cands["pool"].to_numpy() >= 0 if "pool" in cands.columns else np.zeros(len(cands), dtype=bool)
-        table, removed = reduce_candidates(cands[~pooled], scenario)
+        table, removed = reduce_candidates(cands[~pooled], scenario, across_types=False if nogoods else None)
         if pooled.any():
             table = pd.concat([table, cands[pooled]], ignore_index=True)
     n_cands = len(cands) if enumerated is None else enumerated
