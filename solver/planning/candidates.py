@@ -36,7 +36,7 @@ from solver.data.scenario import check_references
 from solver.performance.calibration import CalibrationProfile, load_profile
 from solver.performance.ctcf import ENGINES
 from solver.performance.memory import tp_shardable
-from solver.planning.presolve import OFFER_WEIGHT, violations
+from solver.planning.presolve import OFFER_WEIGHT, offers_interchangeable, types_interchangeable, violations
 from solver.specs import ModelSpec, Scenario, Workload
 from solver.tolerances import OFFLOAD_GRID_TOL, PRESOLVE_REL_TOL, floor_int
 
@@ -84,24 +84,6 @@ def offers(scenario: Scenario, catalog: Catalog | None = None) -> pd.DataFrame:
 
 PRICE_COLUMNS: tuple[str, ...] = ("region", "market", "usd_per_hour")
 """Offer columns that are not hardware: offers equal on every other column are the same machine."""
-
-
-def offers_interchangeable(scenario: Scenario) -> bool:
-    """Whether no row of the model tells two offers of one instance type apart except by their price.
-
-    Region and market appear only in (17) ``max_instances_per_region``, (23) ``max_spot_share``, (24)
-    ``min_on_demand_share``, (25) ``max_spot_instances`` and (26) ``max_spot_instances_per_region``
-    (``formulations/README.md``); with none of them set, the cheapest offer of a machine dominates the others
-    (:func:`cheapest_offers`).
-    """
-    lim = scenario.limits
-    return not (
-        lim.max_instances_per_region
-        or lim.max_spot_instances
-        or lim.max_spot_instances_per_region
-        or lim.max_spot_share is not None
-        or lim.min_on_demand_share is not None
-    )
 
 
 def cheapest_offers(off: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:
@@ -437,6 +419,8 @@ def shared_candidates(frame: pd.DataFrame, scenario: Scenario, groups: dict[str,
     out = out[members >= 2]
     out = _drop_dominated_pools(out)
     out = _cheapest_pools(out, POOLS_PER_CLASS)
+    if types_interchangeable(scenario):  # exact: a dominated pool's shares move onto a kept, no dearer one
+        out = _drop_dominated_pools(out, across=True)
     if out.empty:
         return pd.DataFrame(columns=columns)
     out["pool"] = pd.factorize(out["_pool"], sort=False)[0].astype(np.int64)
@@ -477,11 +461,14 @@ def _mixed_predictions(part: pd.DataFrame, wl: dict[str, Workload], scenario: Sc
     bounds = np.flatnonzero(np.r_[True, code[order][1:] != code[order][:-1], True])
     prompt = part["_prompt"].to_numpy(dtype=np.int64)
     inputs = part[list(INPUT_COLUMNS)]
+    cards: dict[str, ModelSpec] = {}
     for a, b in itertools.pairwise(bounds.tolist()):
         idx = order[a:b]
         w = wl[str(names[idx[0]])].model_copy(update={"input_tokens": int(prompt[idx[0]])})
         unique, back = _distinct_rows(inputs.iloc[idx].reset_index(drop=True), INPUT_COLUMNS)
-        pred = predict_workload(unique, w, scenario)
+        if w.model not in cards:
+            cards[w.model] = get_model(w.model)
+        pred = predict_workload(unique, w, scenario, model=cards[w.model])
         for col in MIXED_COLUMNS:
             if col in pred.columns:
                 got = pred[col].to_numpy(dtype=float)
@@ -526,12 +513,14 @@ def _combined_codes(frame: pd.DataFrame, cols: list[str]) -> np.ndarray:
     return out
 
 
-def _drop_dominated_pools(rows: pd.DataFrame) -> pd.DataFrame:
+def _drop_dominated_pools(rows: pd.DataFrame, across: bool = False) -> pd.DataFrame:
     """Drop a pool when another pool of the same offer and group serves every class of it at least as well.
 
     Capacity per instance ``rho · r_{k,p}``; a dominated pool's shares move onto the dominating pool without
     raising its row (20) count beyond the moved pool's, every other row seeing the same type, region and price.
-    Ties keep the pool with the larger total capacity, then the first.
+    With ``across`` (only under :func:`solver.planning.presolve.types_interchangeable`), pools of every offer of
+    the group are compared and the dominating pool must also be no dearer per instance (README, "Exact
+    presolve", step 2c). Ties keep the cheaper pool, then the one with the larger total capacity, then the first.
     """
     if rows.empty:
         return rows
@@ -542,9 +531,11 @@ def _drop_dominated_pools(rows: pd.DataFrame) -> pd.DataFrame:
     np.maximum.at(mat, (pool_code, class_code), cap)
     first = np.zeros(pools.size, dtype=np.int64)
     first[pool_code[::-1]] = np.arange(len(rows))[::-1]
-    offer_key = rows[["_group", "instance_type", "region", "market", "usd_per_hour"]].iloc[first]
+    keys = ["_group"] if across else ["_group", "instance_type", "region", "market", "usd_per_hour"]
+    offer_key = rows[keys].iloc[first]
     offer, _ = pd.factorize(pd.MultiIndex.from_frame(offer_key), sort=False)
-    order = np.lexsort((-mat.sum(axis=1), offer))
+    price = rows["usd_per_hour"].to_numpy(dtype=float)[first]
+    order = np.lexsort((-mat.sum(axis=1), price, offer))
     alive = np.ones(pools.size, dtype=bool)
     bounds = np.flatnonzero(np.diff(offer[order], prepend=-1, append=-2) != 0)
     for a, b in itertools.pairwise(bounds):
@@ -553,6 +544,7 @@ def _drop_dominated_pools(rows: pd.DataFrame) -> pd.DataFrame:
             continue
         m = mat[seg]
         dom = np.all(m[:, None, :] >= m[None, :, :], axis=2)  # dom[i, j]: i serves everything j does, as well
+        dom &= price[seg][:, None] <= price[seg][None, :]  # ... and is no dearer (always so within one offer)
         np.fill_diagonal(dom, False)
         earlier = np.tri(seg.size, k=-1, dtype=bool).T  # i before j in the order
         equal = dom & dom.T

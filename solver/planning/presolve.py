@@ -38,17 +38,33 @@ DOMINANCE_KEY = ("workload", "instance_type", "family", "region", "market", "usd
 limit row sees them alike (README, "Exact presolve")."""
 
 
+def offers_interchangeable(scenario: Scenario) -> bool:
+    """Whether no row of the model tells two offers of one instance type apart except by their price.
+
+    Region and market appear only in (17) ``max_instances_per_region``, (23) ``max_spot_share``, (24)
+    ``min_on_demand_share``, (25) ``max_spot_instances`` and (26) ``max_spot_instances_per_region``
+    (``formulations/README.md``); with none of them set, the cheapest offer of a machine dominates the others
+    (:func:`solver.planning.candidates.cheapest_offers`).
+    """
+    lim = scenario.limits
+    return not (
+        lim.max_instances_per_region
+        or lim.max_spot_instances
+        or lim.max_spot_instances_per_region
+        or lim.max_spot_share is not None
+        or lim.min_on_demand_share is not None
+    )
+
+
 def types_interchangeable(scenario: Scenario) -> bool:
     """Whether no row of the min-cost model tells two online candidates of one workload apart but price and capacity.
 
-    Besides region and market (:func:`solver.planning.candidates.offers_interchangeable`), the instance type
+    Besides region and market (:func:`offers_interchangeable`), the instance type
     appears in (15) ``max_instances``, (16) ``max_instances_per_family``, (19) ``min_instances`` and (27)
     ``workloads.*.max_instance_types`` (and (28), the no-good cuts of ``plan --top-k``, which callers exclude);
     with none of them set and the objective (O1), an online candidate with a price no higher and a capacity
     per instance no lower dominates (README, "Exact presolve", step 2b).
     """
-    from solver.planning.candidates import offers_interchangeable
-
     lim = scenario.limits
     return (
         scenario.objective == "min_cost"
