@@ -326,7 +326,9 @@ def mixed_tokens(ceiling_in: int, ceiling_out: int, own_out: int) -> int:
     return ceiling_in + max(0, -(-(ceiling_out - own_out) // 2))
 
 
-def shared_candidates(frame: pd.DataFrame, scenario: Scenario, groups: dict[str, list[str]]) -> pd.DataFrame:
+def shared_candidates(
+    frame: pd.DataFrame, scenario: Scenario, groups: dict[str, list[str]], *, across: bool | None = None
+) -> pd.DataFrame:
     """Pooled candidate rows: per configuration that two or more classes of a sharing group may use.
 
     Parameters
@@ -338,6 +340,10 @@ def shared_candidates(frame: pd.DataFrame, scenario: Scenario, groups: dict[str,
         That class scenario.
     groups
         Sharing groups: key → class names (:meth:`solver.data.traffic.Classes.groups`).
+    across
+        Drop pools dominated by a no dearer pool of another offer (README "Exact presolve", step 2c); default
+        :func:`~solver.planning.presolve.types_interchangeable`. Pass ``False`` when the table will be changed
+        before it is solved (rows removed, rates lowered), where a dominated pool may come back into play.
 
     Returns
     -------
@@ -419,7 +425,9 @@ def shared_candidates(frame: pd.DataFrame, scenario: Scenario, groups: dict[str,
     out = out[members >= 2]
     out = _drop_dominated_pools(out)
     out = _cheapest_pools(out, POOLS_PER_CLASS)
-    if types_interchangeable(scenario):  # exact: a dominated pool's shares move onto a kept, no dearer one
+    if across is None:
+        across = types_interchangeable(scenario)
+    if across:  # exact: a dominated pool's shares move onto a kept, no dearer one
         out = _drop_dominated_pools(out, across=True)
     if out.empty:
         return pd.DataFrame(columns=columns)

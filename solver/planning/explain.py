@@ -142,7 +142,7 @@ def planning_frame(scenario: Scenario, catalog: Catalog | None = None) -> tuple[
     sc = classes.scenario
     frame = candidate_set(sc, catalog).frame
     if classes.shares:
-        pooled = shared_candidates(frame, sc, classes.groups())
+        pooled = shared_candidates(frame, sc, classes.groups(), across=False)  # re-solves change the table
         if not pooled.empty:
             frame = pd.concat([frame.assign(pool=-1), pooled], ignore_index=True)
     return sc, frame

@@ -94,10 +94,11 @@ def plan(
     pooled = pd.DataFrame()
     if classes.shares:  # shared replicas: pools are formed from every class's full candidate table
         cs = candidate_set(sc, catalog, cheapest=True)
-        pooled = shared_candidates(cs.frame, sc, classes.groups())
+        # a verified plan may be re-solved with lowered rates: keep the pools a lower rate can bring back
+        pooled = shared_candidates(cs.frame, sc, classes.groups(), across=False if verify else None)
     known: dict[str, Any]  # what the candidate table's making found, for the solve's messages and counts
     if pooled.empty:  # no pool: enumerate and presolve one workload at a time (a fraction of the memory)
-        red = reduced_candidates(sc, catalog)
+        red = reduced_candidates(sc, catalog, across_types=False if verify else None)
         frame, presolved = red.table, True
         known = {"candidate_info": red.info, "removed": red.removed, "enumerated": red.enumerated}
     else:  # pooled rows next to every class's own candidates (the presolve keeps pooled rows as they are)
@@ -133,13 +134,16 @@ class ReducedCandidates:
     enumerated: int
 
 
-def reduced_candidates(scenario: Scenario, catalog: Catalog | None = None) -> ReducedCandidates:
+def reduced_candidates(
+    scenario: Scenario, catalog: Catalog | None = None, *, across_types: bool | None = None
+) -> ReducedCandidates:
     """Enumerate and presolve the candidates one workload at a time (the same table as on the whole at once).
 
     The presolve is per candidate (rules) and per dominance group, and every group lies in one workload
     (:data:`~solver.planning.presolve.DOMINANCE_KEY`), so reducing each workload's table alone keeps the same rows
     in the same order as reducing their concatenation; peak memory is one workload's full table plus the
-    reduced ones, not the full table of every workload (docs/benchmarks.md, peak RSS).
+    reduced ones, not the full table of every workload (docs/benchmarks.md, peak RSS). ``across_types`` is the
+    presolve's (``False``: dominance within one offer only, for a table whose rates may still be lowered).
     """
     if catalog is None:
         check_references(scenario)
@@ -149,7 +153,7 @@ def reduced_candidates(scenario: Scenario, catalog: Catalog | None = None) -> Re
         table, drop, n = workload_candidates(w, off, scenario, i)
         dropped[w.name], considered[w.name] = drop, n
         enumerated += _enumerated(table)
-        kept, gone = reduce_candidates(table, scenario)
+        kept, gone = reduce_candidates(table, scenario, across_types=across_types)
         removed.update(gone)
         frames.append(kept)
         del table
