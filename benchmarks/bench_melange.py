@@ -18,11 +18,13 @@ Run:  python benchmarks/bench_melange.py [--no-write] [--skip-catalog]
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import re
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -116,22 +118,47 @@ def catalog_scenario():
     return scenario_from_dict({"markets": ["on_demand", "spot"], "workloads": workloads}), len(sizes)
 
 
+@contextlib.contextmanager
+def without_offer_reductions() -> Iterator[None]:
+    """The planner as before the cross-offer reductions (README "Exact presolve" steps 0, 2b, 2c): every offer
+    enumerated, dominance within one offer only. For the before/after rows; the shared prediction of pooled rows
+    stays (it gives the same numbers)."""
+    from solver.planning import candidates, presolve
+
+    saved = {
+        (mod, name): getattr(mod, name)
+        for mod in (candidates, presolve)
+        for name in ("offers_interchangeable", "types_interchangeable")
+    }
+    try:
+        for mod, name in saved:
+            setattr(mod, name, lambda scenario: False)
+        yield
+    finally:
+        for (mod, name), fn in saved.items():
+            setattr(mod, name, fn)
+
+
 def catalog_rows() -> list[str]:
-    """Markdown rows: the catalog case shared (with and without the tie-break stage) and without sharing."""
+    """Markdown rows: the catalog case shared (with and without the tie-break stage) and without sharing,
+    and the shared cases without the cross-offer reductions (before)."""
     scenario, n_buckets = catalog_scenario()
     lines = [
         "| case | classes | candidates | MILP variables | MILP rows | t_candidates | t_solve | t_plan | $/h | "
         "evaluator |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
-    for sharing, tie_break in ((True, False), (True, True), (False, True)):
+    cases = ((True, False, False), (True, True, False), (False, True, False), (True, False, True), (True, True, True))
+    for sharing, tie_break, before in cases:
         scen = scenario.model_copy(update={"search": scenario.search.model_copy(update={"sharing": sharing})})
-        start = time.perf_counter()
-        result = plan(scen, SolveOptions(time_limit_s=120, tie_break=tie_break))
-        seconds = time.perf_counter() - start
+        with without_offer_reductions() if before else contextlib.nullcontext():
+            start = time.perf_counter()
+            result = plan(scen, SolveOptions(time_limit_s=120, tie_break=tie_break))
+            seconds = time.perf_counter() - start
         ok = evaluate(result, scen).ok
         size = result.model_size
         label = f"{'shared' if sharing else 'no sharing'}, {'with' if tie_break else 'no'} tie-break"
+        label += ", before (every offer, dominance within an offer)" if before else ""
         lines.append(
             f"| {len(CATALOG_MODELS)} models × {n_buckets} buckets, {label} | {len(CATALOG_MODELS) * n_buckets} | "
             f"{result.candidates} | {size.get('variables', 0)} | {size.get('rows', 0)} | "
@@ -147,6 +174,7 @@ def main() -> None:
     parser.add_argument("--skip-catalog", action="store_true", help="Only the Mélange comparison.")
     args = parser.parse_args()
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    machine += f", load average {os.getloadavg()[0]:.1f} at the start (a machine shared with other jobs)"
     lines = [f"Measured {time.strftime('%Y-%m-%d')} on {machine} (`python benchmarks/bench_melange.py`).", ""]
     lines += melange_rows()
     if not args.skip_catalog:

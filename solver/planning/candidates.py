@@ -36,7 +36,7 @@ from solver.data.scenario import check_references
 from solver.performance.calibration import CalibrationProfile, load_profile
 from solver.performance.ctcf import ENGINES
 from solver.performance.memory import tp_shardable
-from solver.performance.model import OUTPUT_COLUMNS
+from solver.planning.presolve import OFFER_WEIGHT, offers_interchangeable, types_interchangeable, violations
 from solver.specs import ModelSpec, Scenario, Workload
 from solver.tolerances import OFFLOAD_GRID_TOL, PRESOLVE_REL_TOL, floor_int
 
@@ -80,6 +80,44 @@ def offers(scenario: Scenario, catalog: Catalog | None = None) -> pd.DataFrame:
     """One row per (instance type, region, market) of the scenario with hardware and ``usd_per_hour``."""
     cat = scenario_catalog(scenario, catalog)
     return cat.offers(scenario.markets, scenario.spot_price)
+
+
+PRICE_COLUMNS: tuple[str, ...] = ("region", "market", "usd_per_hour")
+"""Offer columns that are not hardware: offers equal on every other column are the same machine."""
+
+
+def cheapest_offers(off: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:
+    """Keep, of the offers of one machine, the cheapest; column :data:`OFFER_WEIGHT` counts the offers it stands for.
+
+    Offers are one machine when they agree on every column but :data:`PRICE_COLUMNS` (instance type, family and
+    hardware). Exact under :func:`offers_interchangeable` (``formulations/README.md``, "Exact presolve", step
+    0): every candidate and pool of a dearer offer has the same predictions, rules (the price cap aside, which
+    the cheaper one meets whenever the dearer does) and limit coefficients as the same configuration of the
+    cheapest, whose price is no higher, so its counts, hours and shares move there without raising a row or the
+    cost. Offers above the price cap (12) are kept apart, one per machine: their rows are only counted.
+    Ties in price keep the offer first by (region, market), the tie-break stage's order. Without
+    interchangeable offers, every offer is kept with weight 1.
+    """
+    if off.empty or not offers_interchangeable(scenario):
+        return off.assign(**{OFFER_WEIGHT: 1})
+    price_cap = checks.rule("limits.max_price_usd_per_hour")
+    name = scenario.workloads[0].name if scenario.workloads else ""
+    capped = price_cap.broken(off.assign(workload=name), scenario, PRESOLVE_REL_TOL)
+    machine = [c for c in off.columns if c not in PRICE_COLUMNS]
+    key = off[machine].assign(_capped=capped)
+    code = _combined_codes(key, [*machine, "_capped"])
+    order = np.lexsort(
+        (
+            off["market"].to_numpy(dtype=str),
+            off["region"].to_numpy(dtype=str),
+            off["usd_per_hour"].to_numpy(dtype=float),
+            code,
+        )
+    )
+    first = order[np.r_[True, code[order][1:] != code[order][:-1]]]
+    weight = np.bincount(code, minlength=int(code.max()) + 1)
+    kept = off.iloc[np.sort(first)]
+    return kept.assign(**{OFFER_WEIGHT: weight[code[np.sort(first)]]}).reset_index(drop=True)
 
 
 def tp_options(gpu_count: np.ndarray, wanted: list[int] | None) -> list[np.ndarray]:
@@ -169,26 +207,33 @@ def workload_candidates(
     batches = sorted(set(w.batch_sizes or scenario.search.batch_sizes))
     tps = tp_options(off["gpu_count"].to_numpy(dtype=float), None)
     grid = _grid(off, tps, batches)
-    considered = len(grid)
+
+    def count(mask: np.ndarray) -> int:
+        """Rows of ``mask``, each counted for the offers it stands for (:func:`cheapest_offers`)."""
+        if OFFER_WEIGHT not in grid.columns:
+            return int(mask.sum())
+        return int(grid[OFFER_WEIGHT].to_numpy(dtype=np.int64)[mask].sum())
+
+    considered = count(np.ones(len(grid), dtype=bool))
     price_cap = checks.rule("limits.max_price_usd_per_hour")
     dropped = {price_cap.name: 0, "tp_heads": 0, "search.tp_degrees": 0, "memory": 0}
     too_dear = price_cap.broken(grid.assign(workload=w.name), scenario, PRESOLVE_REL_TOL)
-    dropped[price_cap.name] = int(too_dear.sum())
+    dropped[price_cap.name] = count(too_dear)
     grid = grid[~too_dear].reset_index(drop=True)
     heads_ok = tp_shardable(model, grid["tp"].to_numpy(dtype=np.int64))
-    dropped["tp_heads"] = int((~heads_ok).sum())
+    dropped["tp_heads"] = count(~heads_ok)
     grid = grid[heads_ok].reset_index(drop=True)
     wanted = scenario.search.tp_degrees
     if wanted is not None:
         listed = np.isin(grid["tp"].to_numpy(dtype=np.int64), np.asarray(list(wanted), dtype=np.int64))
-        dropped["search.tp_degrees"] = int((~listed).sum())
+        dropped["search.tp_degrees"] = count(~listed)
         grid = grid[listed].reset_index(drop=True)
     grid = expert_parallel_rows(grid, model)
     if grid.empty:
         return grid, dropped, considered
     first = predict_workload(grid.assign(offload_fraction=np.nan), w, scenario, model=model)
     fits = first["fits"].to_numpy(dtype=bool)
-    dropped["memory"] = int((~fits).sum())
+    dropped["memory"] = count(~fits)
     first = first[fits].reset_index(drop=True)
     frames = [first]
     extra = [g for g in scenario.search.offload_grid] if engine_capabilities(scenario.engine).offloads_kv else []
@@ -231,7 +276,7 @@ def replicas_per_instance(frame: pd.DataFrame) -> np.ndarray:
     return np.where(gpu_count < 1, 1.0, floor_int(gpu_count / frame["tp"].to_numpy(dtype=float)))
 
 
-def candidate_set(scenario: Scenario, catalog: Catalog | None = None) -> CandidateSet:
+def candidate_set(scenario: Scenario, catalog: Catalog | None = None, *, cheapest: bool = False) -> CandidateSet:
     """Enumerate and evaluate the candidates of every workload of ``scenario``.
 
     Parameters
@@ -240,6 +285,9 @@ def candidate_set(scenario: Scenario, catalog: Catalog | None = None) -> Candida
         The planning problem (catalog, filters, workloads, search space, limits).
     catalog
         A catalog to use instead of ``scenario.catalog``.
+    cheapest
+        Enumerate only the cheapest offer of each machine (:func:`cheapest_offers`, exact for planning); the
+        rows then carry :data:`OFFER_WEIGHT` and the counts of ``dropped`` and ``considered`` every offer.
 
     Returns
     -------
@@ -255,6 +303,8 @@ def candidate_set(scenario: Scenario, catalog: Catalog | None = None) -> Candida
     if catalog is None:
         check_references(scenario)
     off = offers(scenario, catalog)
+    if cheapest:
+        off = cheapest_offers(off, scenario)
     frames, dropped, considered = [], {}, {}
     for i, w in enumerate(scenario.workloads):
         table, drop, n = workload_candidates(w, off, scenario, i)
@@ -292,7 +342,9 @@ def mixed_tokens(ceiling_in: int, ceiling_out: int, own_out: int) -> int:
     return ceiling_in + max(0, -(-(ceiling_out - own_out) // 2))
 
 
-def shared_candidates(frame: pd.DataFrame, scenario: Scenario, groups: dict[str, list[str]]) -> pd.DataFrame:
+def shared_candidates(
+    frame: pd.DataFrame, scenario: Scenario, groups: dict[str, list[str]], *, across: bool | None = None
+) -> pd.DataFrame:
     """Pooled candidate rows: per configuration that two or more classes of a sharing group may use.
 
     Parameters
@@ -304,6 +356,10 @@ def shared_candidates(frame: pd.DataFrame, scenario: Scenario, groups: dict[str,
         That class scenario.
     groups
         Sharing groups: key → class names (:meth:`solver.data.traffic.Classes.groups`).
+    across
+        Drop pools dominated by a no dearer pool of another offer (README "Exact presolve", step 2c); default
+        :func:`~solver.planning.presolve.types_interchangeable`. Pass ``False`` when the table will be changed
+        before it is solved (rows removed, rates lowered), where a dominated pool may come back into play.
 
     Returns
     -------
@@ -316,8 +372,6 @@ def shared_candidates(frame: pd.DataFrame, scenario: Scenario, groups: dict[str,
         of the same offer dominates (serves a superset of its classes, each at a capacity per instance at least
         as large). Empty when nothing can be shared.
     """
-    from solver.planning.presolve import violations
-
     columns = [*frame.columns, "pool"]
     if frame.empty or not groups:
         return pd.DataFrame(columns=columns)
@@ -378,33 +432,89 @@ def shared_candidates(frame: pd.DataFrame, scenario: Scenario, groups: dict[str,
     )
     part = part.assign(_prompt=prompt)
     part[list(MEMORY_COLUMNS)] = memory
-    base_cols = [c for c in frame.columns if c not in _PREDICTED]
-    mixed = []
-    for (name, tokens), rows in part.groupby(["workload", "_prompt"], sort=False):
-        w = wl[str(name)].model_copy(update={"input_tokens": int(str(tokens))})
-        pred = predict_workload(rows[base_cols].drop(columns=["workload", "kind"]), w, scenario)
-        for col in ("ttft_ms", "tpot_ms", "e2e_s", "tps", "ttft_model_ms", "tpot_model_ms", "output_tokens_per_s"):
-            if col in pred.columns:
-                rows = rows.assign(**{col: pred[col].to_numpy()})
-        # InferSave's TPS counts the class's own tokens, not the ceiling's
-        own = rows["_in"].to_numpy(dtype=float) + rows["_out"].to_numpy(dtype=float)
-        rows = rows.assign(tps=rows["batch_size"].to_numpy(dtype=float) * own / rows["e2e_s"].to_numpy(dtype=float))
-        mixed.append(rows)
-    out = pd.concat(mixed).sort_index()
+    out = part.assign(**_mixed_predictions(part, wl, scenario))
+    # InferSave's TPS counts the class's own tokens, not the ceiling's
+    own = out["_in"].to_numpy(dtype=float) + out["_out"].to_numpy(dtype=float)
+    out["tps"] = out["batch_size"].to_numpy(dtype=float) * own / out["e2e_s"].to_numpy(dtype=float)
     out["rate_rps"] = out["batch_size"].to_numpy(dtype=float) / out["e2e_s"].to_numpy(dtype=float)
     out = out[~violations(out, scenario).any(axis=1).to_numpy()]
     members = out.groupby("_pool")["workload"].transform("size").to_numpy()
     out = out[members >= 2]
     out = _drop_dominated_pools(out)
     out = _cheapest_pools(out, POOLS_PER_CLASS)
+    if across is None:
+        across = types_interchangeable(scenario)
+    if across:  # exact: a dominated pool's shares move onto a kept, no dearer one
+        out = _drop_dominated_pools(out, across=True)
     if out.empty:
         return pd.DataFrame(columns=columns)
     out["pool"] = pd.factorize(out["_pool"], sort=False)[0].astype(np.int64)
     return out[columns].reset_index(drop=True)
 
 
-_PREDICTED = (set(OUTPUT_COLUMNS) - {"offload_fraction"}) | {"replicas"}
-"""Columns the performance model writes (and a candidate's replicas per instance): re-predicted for a mix."""
+MIXED_COLUMNS: tuple[str, ...] = (
+    "ttft_ms",
+    "tpot_ms",
+    "e2e_s",
+    "tps",
+    "ttft_model_ms",
+    "tpot_model_ms",
+    "output_tokens_per_s",
+)
+"""Columns re-predicted for a class in a mix (row (21)); memory is the pool's most demanding class's."""
+
+
+def _mixed_predictions(part: pd.DataFrame, wl: dict[str, Workload], scenario: Scenario) -> dict[str, np.ndarray]:
+    """Per pooled row, :data:`MIXED_COLUMNS` of its class at the row's configuration with the prompt ``_prompt``.
+
+    The performance model sees a workload only through its model, dtypes, kind (batching) and lengths, and a row
+    only through :data:`solver.performance.model.INPUT_COLUMNS`: rows are predicted once per distinct
+    (model, dtype, KV dtype, kind, prompt, output) and, within it, per distinct configuration (the same
+    numbers as predicting every row of every class on its own, with a fraction of the calls).
+    """
+    from solver.performance.model import INPUT_COLUMNS
+
+    names = part["workload"].to_numpy()
+    wcode, wnames = pd.factorize(names, sort=False)
+    keys = [(wl[str(n)].model, wl[str(n)].dtype, wl[str(n)].kv_dtype, wl[str(n)].kind) for n in wnames]
+    kcode = pd.factorize(pd.Series(keys, dtype=object), sort=False)[0][wcode]
+    code = _combined_codes(
+        pd.DataFrame({"k": kcode, "p": part["_prompt"].to_numpy(), "o": part["_out"].to_numpy()}), ["k", "p", "o"]
+    )
+    values = {c: np.full(len(part), np.nan) for c in MIXED_COLUMNS}
+    order = np.argsort(code, kind="stable")
+    bounds = np.flatnonzero(np.r_[True, code[order][1:] != code[order][:-1], True])
+    prompt = part["_prompt"].to_numpy(dtype=np.int64)
+    inputs = part[list(INPUT_COLUMNS)]
+    cards: dict[str, ModelSpec] = {}
+    for a, b in itertools.pairwise(bounds.tolist()):
+        idx = order[a:b]
+        w = wl[str(names[idx[0]])].model_copy(update={"input_tokens": int(prompt[idx[0]])})
+        unique, back = _distinct_rows(inputs.iloc[idx].reset_index(drop=True), INPUT_COLUMNS)
+        if w.model not in cards:
+            cards[w.model] = get_model(w.model)
+        pred = predict_workload(unique, w, scenario, model=cards[w.model])
+        for col in MIXED_COLUMNS:
+            if col in pred.columns:
+                got = pred[col].to_numpy(dtype=float)
+                values[col][idx] = got if back is None else got[back]
+    return {c: v for c, v in values.items() if not np.isnan(v).all()}
+
+
+def _distinct_rows(frame: pd.DataFrame, cols: tuple[str, ...]) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """Return the distinct rows of ``frame`` on ``cols`` (first occurrences) and each row's position among them.
+
+    ``None`` instead of positions when every row is distinct.
+    """
+    if len(frame) < 2:
+        return frame, None
+    code = _combined_codes(frame, list(cols))
+    n = int(code.max()) + 1
+    if n == len(frame):
+        return frame, None
+    first = np.full(n, len(frame), dtype=np.int64)
+    np.minimum.at(first, code, np.arange(len(frame)))
+    return frame.iloc[first].reset_index(drop=True), code
 
 
 def _cheapest_pools(rows: pd.DataFrame, per_class: int) -> pd.DataFrame:
@@ -428,12 +538,14 @@ def _combined_codes(frame: pd.DataFrame, cols: list[str]) -> np.ndarray:
     return out
 
 
-def _drop_dominated_pools(rows: pd.DataFrame) -> pd.DataFrame:
+def _drop_dominated_pools(rows: pd.DataFrame, across: bool = False) -> pd.DataFrame:
     """Drop a pool when another pool of the same offer and group serves every class of it at least as well.
 
     Capacity per instance ``rho · r_{k,p}``; a dominated pool's shares move onto the dominating pool without
     raising its row (20) count beyond the moved pool's, every other row seeing the same type, region and price.
-    Ties keep the pool with the larger total capacity, then the first.
+    With ``across`` (only under :func:`solver.planning.presolve.types_interchangeable`), pools of every offer of
+    the group are compared and the dominating pool must also be no dearer per instance (README, "Exact
+    presolve", step 2c). Ties keep the cheaper pool, then the one with the larger total capacity, then the first.
     """
     if rows.empty:
         return rows
@@ -444,9 +556,11 @@ def _drop_dominated_pools(rows: pd.DataFrame) -> pd.DataFrame:
     np.maximum.at(mat, (pool_code, class_code), cap)
     first = np.zeros(pools.size, dtype=np.int64)
     first[pool_code[::-1]] = np.arange(len(rows))[::-1]
-    offer_key = rows[["_group", "instance_type", "region", "market", "usd_per_hour"]].iloc[first]
+    keys = ["_group"] if across else ["_group", "instance_type", "region", "market", "usd_per_hour"]
+    offer_key = rows[keys].iloc[first]
     offer, _ = pd.factorize(pd.MultiIndex.from_frame(offer_key), sort=False)
-    order = np.lexsort((-mat.sum(axis=1), offer))
+    price = rows["usd_per_hour"].to_numpy(dtype=float)[first]
+    order = np.lexsort((-mat.sum(axis=1), price, offer))
     alive = np.ones(pools.size, dtype=bool)
     bounds = np.flatnonzero(np.diff(offer[order], prepend=-1, append=-2) != 0)
     for a, b in itertools.pairwise(bounds):
@@ -455,6 +569,7 @@ def _drop_dominated_pools(rows: pd.DataFrame) -> pd.DataFrame:
             continue
         m = mat[seg]
         dom = np.all(m[:, None, :] >= m[None, :, :], axis=2)  # dom[i, j]: i serves everything j does, as well
+        dom &= price[seg][:, None] <= price[seg][None, :]  # ... and is no dearer (always so within one offer)
         np.fill_diagonal(dom, False)
         earlier = np.tri(seg.size, k=-1, dtype=bool).T  # i before j in the order
         equal = dom & dom.T

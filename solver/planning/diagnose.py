@@ -33,6 +33,7 @@ from solver.data.scenario import scenario_from_dict
 from solver.errors import InfeasibleError, InfersaveError, InputError
 from solver.performance.memory import resolve_dtypes, weights_gib
 from solver.planning.candidates import candidate_set, offers
+from solver.planning.classes import expand
 from solver.planning.presolve import violations
 from solver.specs import MAX_DEADLINE_H, Scenario, SolveOptions, Workload
 from solver.tolerances import RELAX_NUDGE_REL
@@ -153,13 +154,20 @@ def diagnose(
     start = time.perf_counter()
     options = options or SolveOptions(time_limit_s=30.0)
     plan_fn = plan_fn or _default_plan
-    cset = candidate_set(scenario, catalog)
+    # a workload with a size distribution is planned as one class per bucket: each class is checked on its own
+    # candidates (its bucket's lengths), and its relaxations name the workload's fields
+    classes = expand(scenario)
+    sc = classes.scenario
+    index = {w.name: i for i, w in enumerate(scenario.workloads)}
+    cset = candidate_set(sc, catalog)
     blockers: list[Blocker] = []
     relaxations: list[Relaxation] = []
-    for i, w in enumerate(scenario.workloads):
-        b, r = _workload_blockers(i, w, scenario, cset.frame, cset.dropped.get(w.name, {}), catalog)
+    for w, cls in zip(sc.workloads, classes.classes, strict=True):
+        i = index[cls.workload]
+        b, r = _workload_blockers(i, w, sc, cset.frame, cset.dropped.get(w.name, {}), catalog)
         blockers += b
         relaxations += r
+    relaxations = _merge_relaxations(relaxations)
     if blockers:
         relaxations = [_priced(scenario, r, options, plan_fn) for r in relaxations]
     else:
@@ -167,6 +175,28 @@ def diagnose(
         blockers += b
         relaxations += r
     return Diagnosis(blockers, relaxations, time.perf_counter() - start)
+
+
+def _merge_relaxations(relaxations: list[Relaxation]) -> list[Relaxation]:
+    """Return one relaxation per field (the classes of one workload share its fields).
+
+    A limit is relaxed as far as its most demanding class needs: an upper limit to the largest suggested value,
+    a lower one (``tps``) to the smallest; other changes (dtype, instances, TP degrees) are kept once per field
+    and value.
+    """
+    out: dict[tuple[str, Any], Relaxation] = {}
+    for r in relaxations:
+        numeric = isinstance(r.suggested, float) and isinstance(r.current, int | float)
+        key = (r.field, None) if numeric else (r.field, repr(r.suggested))
+        if key not in out:
+            out[key] = r
+            continue
+        if numeric:
+            old = out[key]
+            lower = r.field.endswith(".tps")
+            better = r.suggested < old.suggested if lower else r.suggested > old.suggested
+            out[key] = r if better else old
+    return list(out.values())
 
 
 def _priced(scenario: Scenario, r: Relaxation, options: SolveOptions, plan_fn: PlanFn) -> Relaxation:

@@ -38,7 +38,8 @@ from formulations.billing import capacity_per_instance, min_hours_per_instance
 from formulations.spot import TypeSet
 from solver.data.catalog import Catalog
 from solver.errors import InfersaveError
-from solver.planning.candidates import candidate_set
+from solver.planning.candidates import candidate_set, shared_candidates
+from solver.planning.classes import expand
 from solver.planning.decompose import MIN_SOLVE_S, Clock
 from solver.planning.evaluate import KEYS, LimitUse, capacity_terms, evaluate, limit_uses
 from solver.planning.plan import Plan
@@ -56,7 +57,7 @@ UNIT_REL_TOL = 1e-9
 
 def type_set(plan: Plan) -> TypeSet:
     """Return the (workload, instance type) pairs ``plan`` rents."""
-    return frozenset((r.workload, r.instance_type) for r in plan.fleet if r.count > 0)
+    return frozenset((k, r.instance_type) for r in plan.fleet if r.count > 0 for k in served_classes(r))
 
 
 def explain(
@@ -86,8 +87,9 @@ def explain(
     options = options or SolveOptions()
     clock = Clock(options.time_limit_s)
     quiet = options.model_copy(update={"tie_break": False, "verbose": False})
-    cset = candidate_set(scenario, catalog)
-    frame = cset.frame
+    # request classes and shared pools, as the planner sees them: size buckets are classes, and the re-solves
+    # may share replicas as the plan did
+    scenario, frame = planning_frame(scenario, catalog)
     out: dict[str, Any] = {"time_limit_s": options.time_limit_s}
     if rows:
         uses = limit_uses(plan.to_frame(), scenario) if plan.fleet else []
@@ -105,17 +107,20 @@ def explain(
 
         explained = []
         for r in plan.fleet:
+            served = served_classes(r)
             pair = (r.workload, r.instance_type)
-            if pair not in runners:
-                keep = frame[~((frame["workload"] == r.workload) & (frame["instance_type"] == r.instance_type))]
-                runners[pair] = _resolve(keep, scenario, quiet, clock, plan, catalog, without=r.instance_type)
+            if pair not in runners:  # without the type for every class the row serves (pooled rows too)
+                gone = (
+                    frame["workload"].isin(served).to_numpy() & (frame["instance_type"] == r.instance_type).to_numpy()
+                )
+                runners[pair] = _resolve(frame[~gone], scenario, quiet, clock, plan, catalog, without=r.instance_type)
             explained.append(
                 {
                     "workload": r.workload,
                     "instance_type": r.instance_type,
                     "market": r.market,
                     "region": r.region,
-                    "binding": _binding(r, plan, frame, scenario, uses, relief),
+                    "binding": _pool_binding(r) if r.pool >= 0 else _binding(r, plan, frame, scenario, uses, relief),
                     "runner_up": runners[pair],
                 }
             )
@@ -125,6 +130,39 @@ def explain(
         out["alternatives"] = _alternatives(plan, scenario, frame, quiet, clock, catalog, top_k)
     out["seconds"] = clock.spent()
     return dataclasses.replace(plan, explanation=out)
+
+
+def planning_frame(scenario: Scenario, catalog: Catalog | None = None) -> tuple[Scenario, pd.DataFrame]:
+    """Return the class scenario (:func:`solver.planning.classes.expand`) and its candidates with the pools.
+
+    The table the planner solves, before its presolve: every class's own candidates (``pool = -1``) and, when
+    classes may share replicas, the pooled rows of :func:`solver.planning.candidates.shared_candidates`.
+    """
+    classes = expand(scenario)
+    sc = classes.scenario
+    frame = candidate_set(sc, catalog).frame
+    if classes.shares:
+        pooled = shared_candidates(frame, sc, classes.groups(), across=False)  # re-solves change the table
+        if not pooled.empty:
+            frame = pd.concat([frame.assign(pool=-1), pooled], ignore_index=True)
+    return sc, frame
+
+
+def served_classes(row: Any) -> list[str]:
+    """Return the request classes a fleet row serves: its split (pooled and online rows), else its workload."""
+    return [k for k, _rate in row.split] if row.split else [row.workload]
+
+
+def _pool_binding(row: Any) -> dict[str, Any]:
+    """Return the binding of a shared row: its count covers the rates routed to its classes (row (20))."""
+    parts = ", ".join(f"{k} {rate:,.4g} req/s" for k, rate in row.split)
+    return {
+        "constraint": "sharing.capacity",
+        "reason": f"{row.count} shared instance(s) carry the rates routed to them, {parts}, at "
+        f"{row.utilisation:.0%} of their sustainable load (row (20))",
+        "classes": [k for k, _rate in row.split],
+        "removed_by": {},
+    }
 
 
 # ---- re-solves ------------------------------------------------------------------------------------------------
@@ -169,6 +207,7 @@ def _resolve(
         "extra_cost_usd": alt.total_cost_usd - base.total_cost_usd,
         "types": types,
         "fleet": [{k: getattr(row, k) for k in FLEET_KEYS} for row in alt.fleet],
+        "pairs": sorted([list(pair) for pair in type_set(alt)]),
         "evaluator_ok": ev.ok,
         **({"violations": [str(v) for v in ev.violations]} if not ev.ok else {}),
     }
@@ -189,7 +228,7 @@ def _on_demand(
     if "on_demand" in scenario.markets:
         cands = frame[frame["market"] == "on_demand"]
     else:
-        cands = candidate_set(od, catalog).frame
+        cands = planning_frame(od, catalog)[1]
     return _resolve(cands, od, options, clock, plan, catalog)
 
 
@@ -210,7 +249,7 @@ def _alternatives(
         out.append({"rank": rank, **alt})
         if alt.get("status") not in ("optimal", "feasible"):
             break
-        seen.append(frozenset((f["workload"], f["instance_type"]) for f in alt["fleet"]))
+        seen.append(frozenset((k, t) for k, t in alt["pairs"]))
     return out
 
 

@@ -42,12 +42,19 @@ from solver.data.catalog import Catalog
 from solver.data.scenario import check_references
 from solver.errors import InfeasibleError, SolverError, SolverLimitError
 from solver.planning import decompose
-from solver.planning.candidates import CandidateSet, candidate_set, offers, shared_candidates, workload_candidates
+from solver.planning.candidates import (
+    CandidateSet,
+    candidate_set,
+    cheapest_offers,
+    offers,
+    shared_candidates,
+    workload_candidates,
+)
 from solver.planning.classes import expand
 from solver.planning.decompose import Clock
 from solver.planning.plan import TIE_ORDER, Plan
 from solver.planning.polish import polish_continuous
-from solver.planning.presolve import reduce_candidates
+from solver.planning.presolve import OFFER_WEIGHT, reduce_candidates
 from solver.specs import Scenario, SolveOptions
 from solver.tolerances import ACTIVITY_NOISE, DEMAND_NOISE, ROUNDING_TOL, SOLUTION_TOL, TIE_BREAK_GAP, ceil_int
 
@@ -90,20 +97,21 @@ def plan(
 
     curves = verify and capacity.curved(sc)
     if classes.shares or curves:  # shared replicas: pools are formed from every class's full candidate table
-        cs = candidate_set(sc, catalog)
-        pooled = shared_candidates(cs.frame, sc, classes.groups()) if classes.shares else pooled
+        cs = candidate_set(sc, catalog, cheapest=True)
+        if classes.shares:  # a verified plan may be re-solved with lowered rates: keep the pools it can bring back
+            pooled = shared_candidates(cs.frame, sc, classes.groups(), across=False if verify else None)
     known: dict[str, Any]  # what the candidate table's making found, for the solve's messages and counts
     if curves:
         parts = [cs.frame.assign(pool=-1), pooled] if not pooled.empty else [cs.frame]
         frame, presolved = capacity.apply(pd.concat(parts, ignore_index=True), sc), False
-        known = {"candidate_info": cs}
+        known = {"candidate_info": cs, "enumerated": _enumerated(cs.frame) + len(pooled)}
     elif pooled.empty:  # no pool: enumerate and presolve one workload at a time (a fraction of the memory)
-        red = reduced_candidates(sc, catalog)
+        red = reduced_candidates(sc, catalog, across_types=False if verify else None)
         frame, presolved = red.table, True
         known = {"candidate_info": red.info, "removed": red.removed, "enumerated": red.enumerated}
     else:  # pooled rows next to every class's own candidates (the presolve keeps pooled rows as they are)
         frame, presolved = pd.concat([cs.frame.assign(pool=-1), pooled], ignore_index=True), False
-        known = {"candidate_info": cs}
+        known = {"candidate_info": cs, "enumerated": _enumerated(cs.frame) + len(pooled)}
     result = solve_candidates(frame, sc, options, reduce=not presolved, **known)
     if verify:  # simulate the plan; re-solve with lower rates while an SLO is missed (solver/simulation/verify.py)
         from solver.simulation.verify import verify_plan
@@ -134,28 +142,38 @@ class ReducedCandidates:
     enumerated: int
 
 
-def reduced_candidates(scenario: Scenario, catalog: Catalog | None = None) -> ReducedCandidates:
+def reduced_candidates(
+    scenario: Scenario, catalog: Catalog | None = None, *, across_types: bool | None = None
+) -> ReducedCandidates:
     """Enumerate and presolve the candidates one workload at a time (the same table as on the whole at once).
 
     The presolve is per candidate (rules) and per dominance group, and every group lies in one workload
     (:data:`~solver.planning.presolve.DOMINANCE_KEY`), so reducing each workload's table alone keeps the same rows
     in the same order as reducing their concatenation; peak memory is one workload's full table plus the
-    reduced ones, not the full table of every workload (docs/benchmarks.md, peak RSS).
+    reduced ones, not the full table of every workload (docs/benchmarks.md, peak RSS). ``across_types`` is the
+    presolve's (``False``: dominance within one offer only, for a table whose rates may still be lowered).
     """
     if catalog is None:
         check_references(scenario)
-    off = offers(scenario, catalog)
+    off = cheapest_offers(offers(scenario, catalog), scenario)  # exact: README "Exact presolve", step 0
     frames, removed, dropped, considered, enumerated = [], {}, {}, {}, 0
     for i, w in enumerate(scenario.workloads):
         table, drop, n = workload_candidates(w, off, scenario, i)
         dropped[w.name], considered[w.name] = drop, n
-        enumerated += len(table)
-        kept, gone = reduce_candidates(table, scenario)
+        enumerated += _enumerated(table)
+        kept, gone = reduce_candidates(table, scenario, across_types=across_types)
         removed.update(gone)
         frames.append(kept)
         del table
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     return ReducedCandidates(frame, removed, CandidateSet(pd.DataFrame(), dropped, considered), enumerated)
+
+
+def _enumerated(table: pd.DataFrame) -> int:
+    """Candidates a table stands for: its rows, each counted for every offer it represents (``cheapest_offers``)."""
+    if OFFER_WEIGHT in table.columns:
+        return int(table[OFFER_WEIGHT].to_numpy(dtype=np.int64).sum())
+    return len(table)
 
 
 def solve_candidates(
@@ -201,7 +219,7 @@ def solve_candidates(
     table = cands
     if reduce:  # pooled rows (shared replicas) are kept as they are: the presolve's dominance is per class
         pooled = cands["pool"].to_numpy() >= 0 if "pool" in cands.columns else np.zeros(len(cands), dtype=bool)
-        table, removed = reduce_candidates(cands[~pooled], scenario)
+        table, removed = reduce_candidates(cands[~pooled], scenario, across_types=False if nogoods else None)
         if pooled.any():
             table = pd.concat([table, cands[pooled]], ignore_index=True)
     n_cands = len(cands) if enumerated is None else enumerated

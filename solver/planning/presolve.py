@@ -17,6 +17,10 @@ from formulations.billing import batch_requests, capacity_per_instance, min_hour
 from solver.specs import Scenario
 from solver.tolerances import PRESOLVE_REL_TOL
 
+OFFER_WEIGHT = "offers_represented"
+"""Candidate column (:func:`solver.planning.candidates.cheapest_offers`): how many offers of the scenario the row
+stands for, itself included; removal counts count every one of them."""
+
 
 def violations(cands: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:
     """Per candidate and rule of :data:`formulations.checks.CANDIDATE_RULES`, True where the candidate breaks it.
@@ -34,7 +38,45 @@ DOMINANCE_KEY = ("workload", "instance_type", "family", "region", "market", "usd
 limit row sees them alike (README, "Exact presolve")."""
 
 
-def reduce_candidates(cands: pd.DataFrame, scenario: Scenario) -> tuple[pd.DataFrame, dict[str, dict[str, int]]]:
+def offers_interchangeable(scenario: Scenario) -> bool:
+    """Whether no row of the model tells two offers of one instance type apart except by their price.
+
+    Region and market appear only in (17) ``max_instances_per_region``, (23) ``max_spot_share``, (24)
+    ``min_on_demand_share``, (25) ``max_spot_instances`` and (26) ``max_spot_instances_per_region``
+    (``formulations/README.md``); with none of them set, the cheapest offer of a machine dominates the others
+    (:func:`solver.planning.candidates.cheapest_offers`).
+    """
+    lim = scenario.limits
+    return not (
+        lim.max_instances_per_region
+        or lim.max_spot_instances
+        or lim.max_spot_instances_per_region
+        or lim.max_spot_share is not None
+        or lim.min_on_demand_share is not None
+    )
+
+
+def types_interchangeable(scenario: Scenario) -> bool:
+    """Whether no row of the min-cost model tells two online candidates of one workload apart but price and capacity.
+
+    Besides region and market (:func:`offers_interchangeable`), the instance type
+    appears in (15) ``max_instances``, (16) ``max_instances_per_family``, (19) ``min_instances`` and (27)
+    ``workloads.*.max_instance_types`` (and (28), the no-good cuts of ``plan --top-k``, which callers exclude);
+    with none of them set and the objective (O1), an online candidate with a price no higher and a capacity
+    per instance no lower dominates (README, "Exact presolve", step 2b).
+    """
+    lim = scenario.limits
+    return (
+        scenario.objective == "min_cost"
+        and offers_interchangeable(scenario)
+        and not (lim.max_instances or lim.max_instances_per_family or lim.min_instances)
+        and all(w.max_instance_types is None for w in scenario.workloads)
+    )
+
+
+def reduce_candidates(
+    cands: pd.DataFrame, scenario: Scenario, *, across_types: bool | None = None
+) -> tuple[pd.DataFrame, dict[str, dict[str, int]]]:
     """Exact presolve: drop candidates fixed to zero and candidates another one dominates.
 
     1. A candidate that breaks memory, the price cap, an SLO or its offline batch time has ``y_c = 0``
@@ -49,6 +91,9 @@ def reduce_candidates(cands: pd.DataFrame, scenario: Scenario) -> tuple[pd.DataF
        hours of ``c`` moved onto ``d`` keep rows (10), (11), every limit row and the cost, and complete at
        least as many requests, since ``h_c >= m_c · n_c`` (README, "Exact presolve"). Every removed
        candidate has a kept one that dominates it (:func:`_offline_winners`).
+    3. With ``across_types`` (default :func:`types_interchangeable`; pass ``False`` with no-good cuts), online
+       candidates of one workload are compared across instance types, regions and markets: one with a price no
+       higher and a capacity per instance no lower dominates (:func:`_pareto_winners`, README step 2b).
 
     Returns
     -------
@@ -65,8 +110,14 @@ def reduce_candidates(cands: pd.DataFrame, scenario: Scenario) -> tuple[pd.DataF
     code, uniques = pd.factorize(cands["workload"], use_na_sentinel=False)
     n_w = len(uniques)
     removed: dict[str, dict[str, int]] = {}
+    # a row enumerated for the cheapest offer of a machine counts for every offer it stands for
+    weight = (
+        cands[OFFER_WEIGHT].to_numpy(dtype=np.int64)
+        if OFFER_WEIGHT in cands.columns
+        else np.ones(len(cands), dtype=np.int64)
+    )
     per_check = np.zeros((n_w, flags.shape[1] + 1), dtype=np.int64)
-    np.add.at(per_check, (code, first + 1), 1)
+    np.add.at(per_check, (code, first + 1), weight)
     for k, wname in enumerate(uniques):
         counts = {col: int(per_check[k, j + 1]) for j, col in enumerate(bad.columns)}
         removed[str(wname)] = {key: v for key, v in counts.items() if v}
@@ -89,7 +140,12 @@ def reduce_candidates(cands: pd.DataFrame, scenario: Scenario) -> tuple[pd.DataF
             exempt,
         ]
     )
-    n_kept = np.bincount(code[kept], minlength=n_w)
+    if across_types is None:
+        across_types = types_interchangeable(scenario)
+    if across_types and scenario.limits.max_spot_share is None:
+        on_best = best[~is_off[best]]
+        best = np.concatenate([best[is_off[best]], on_best[_pareto_winners(cands, on_best)]])
+    n_kept = np.bincount(code[kept], weights=weight[kept], minlength=n_w).astype(np.int64)
     n_best = np.bincount(code[best], minlength=n_w)
     for d in np.flatnonzero(n_kept - n_best):
         removed.setdefault(str(uniques[int(d)]), {})["dominated"] = int(n_kept[d] - n_best[d])
@@ -190,3 +246,46 @@ def _dominance_winners(cands: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
     head = np.ones(m, dtype=bool)
     head[1:] = g[1:] != g[:-1]
     return order[head]
+
+
+def _pareto_winners(cands: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
+    """Positions (in ``rows``, online candidates) on each workload's front of price (down) and capacity (up).
+
+    Rows are sorted by (workload, price, -capacity, then the tie-break order: type, region, market, TP, batch,
+    offload); a row is kept when its capacity ``rho · r`` is larger than that of every row before it in its
+    workload, so each dropped row has an earlier, kept row with a price no higher and a capacity no lower.
+    """
+    m = rows.size
+    if m == 0:
+        return np.zeros(0, dtype=np.int64)
+
+    def col(name: str) -> np.ndarray:
+        """Column ``name`` at ``rows``."""
+        return cands[name].to_numpy()[rows]
+
+    wcode = pd.factorize(col("workload"), use_na_sentinel=False)[0]
+    capacity = col("rate_rps").astype(float) * col("replicas").astype(float)
+    order = np.lexsort(
+        (
+            np.arange(m),
+            col("offload_fraction").astype(float),
+            col("batch_size"),
+            col("tp"),
+            col("market").astype(str),
+            col("region").astype(str),
+            col("instance_type").astype(str),
+            -capacity,
+            col("usd_per_hour").astype(float),
+            wcode,
+        )
+    )
+    w, cap = wcode[order], capacity[order]
+    keep = np.zeros(m, dtype=bool)
+    head = np.r_[True, w[1:] != w[:-1]]
+    starts = np.flatnonzero(head)
+    ends = np.r_[starts[1:], m]
+    for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+        seg = cap[a:b]
+        before = np.maximum.accumulate(np.r_[-np.inf, seg[:-1]])
+        keep[a:b] = seg > before
+    return np.sort(order[keep])
