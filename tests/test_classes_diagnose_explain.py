@@ -37,7 +37,7 @@ def _scenario(tpot_ms: float, **extra):
 
 
 def test_diagnose_relaxes_a_workloads_slo_for_its_most_demanding_bucket():
-    sc = _scenario(3)
+    sc = _scenario(2.5)  # below the fastest TPOT of both buckets on the shipped model
     with pytest.raises(InfeasibleError):
         plan(sc, OPTS)
     d = diagnose(sc, OPTS)
