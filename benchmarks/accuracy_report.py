@@ -6,7 +6,7 @@ Writes instances/calibration/ENGINE.yaml (hierarchical fit), instances/calibrati
 leave-one-source-out residuals) and docs/accuracy.md. Every number in the page comes from this run, except the
 "before issue 12" column, which is benchmarks/results/validation_baseline.json (recorded by the same harness before
 the calibration changed). Sections of docs/accuracy.md between `<!-- NAME:begin -->` and `<!-- NAME:end -->` for
-NAME in serving, simulator and moe belong to other reports and are kept as they are. `--quick` skips the
+NAME in serving, simulator, moe and capacity belong to other reports and are kept as they are. `--quick` skips the
 ablations (four more cross-validations).
 """
 
@@ -38,7 +38,7 @@ BANDS = ROOT / "instances" / "calibration" / "error_bands.yaml"
 BASELINE = ROOT / "benchmarks" / "results" / "validation_baseline.json"
 LLAMACPP = ROOT.parent / "shared" / "data" / "llamacpp_gpu_benchmarks_xiongjiedai"
 LLAMACPP_GPUS = {"L40S 48GB": "L40S", "A100 SXM 80GB": "A100-80GB", "H100 PCIe 80GB": "H100-PCIe"}
-KEPT_SECTIONS = ("serving", "simulator", "moe")
+KEPT_SECTIONS = ("serving", "simulator", "moe", "capacity")
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
