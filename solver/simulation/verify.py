@@ -100,7 +100,12 @@ def sustainable_rate(scenario: Scenario, w: Workload, row: FleetRow, hardware: p
         res = simulate_workload(w, configs, source, duration_s=duration, warmup_s=duration / 10.0)
         return all(a["met"] for a in res.attainment)
 
-    lo, hi = 0.0, model_rate
+    return _bisect(key, meets, model_rate)
+
+
+def _bisect(key: Any, meets: Callable[[float], bool], top: float) -> float:
+    """Return the largest value in ``[0, top]`` that ``meets`` (``top`` when it does), by bisection; cache it."""
+    lo, hi = 0.0, top
     if meets(hi):
         _CURVES[key] = hi
         return hi
@@ -216,18 +221,7 @@ def sustainable_load(
         )
         return all(a["met"] for r in res for a in r.attainment)
 
-    lo, hi = 0.0, 1.0
-    if meets(hi):
-        _CURVES[key] = hi
-        return hi
-    for _ in range(CURVE_STEPS):
-        mid = 0.5 * (lo + hi)
-        if meets(mid):
-            lo = mid
-        else:
-            hi = mid
-    _CURVES[key] = lo
-    return lo
+    return _bisect(key, meets, 1.0)
 
 
 def _attainment(sim: Any) -> dict[str, Any]:
