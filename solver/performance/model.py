@@ -42,6 +42,7 @@ from solver.performance import ctcf, serving
 from solver.performance.ctcf import DEFAULT_ENGINE, CalibrationProfile, check_engine, resolve_profile
 from solver.performance.hardware import bare_instance, instance_hardware
 from solver.performance.latency import (
+    Hardware,
     ModelCosts,
     hardware,
     mean_decode_step_s,
@@ -119,6 +120,15 @@ def _gpu_arrays(names: pd.Series, dtype: str) -> dict[str, np.ndarray]:
     out = {k: v[codes] for k, v in table.items()}
     out["canonical"] = np.array([s.name for s in specs], dtype=object)[codes]
     return out
+
+
+def gpu_hardware(gpu: str, dtype: str, gpu_count: float, rows: int = 1) -> Hardware:
+    """Return the effective rates of ``rows`` identical configurations of ``gpu``.
+
+    The datasheet lookup :func:`predict_frame` does, for callers that model one configuration (the simulator).
+    """
+    g = _gpu_arrays(pd.Series([gpu] * rows), dtype)
+    return hardware(g["tflops"], g["bw"], g["host"], g["link"], np.full(rows, float(gpu_count)), g["pcie"])
 
 
 def predict_frame(

@@ -30,8 +30,9 @@ import numpy as np
 from solver.performance import ctcf
 from solver.performance.calibration import CalibrationProfile
 from solver.performance.ctcf import resolve_profile
-from solver.performance.latency import ModelCosts, _step_lines, hardware, prefill_s
+from solver.performance.latency import ModelCosts, _step_lines, prefill_s
 from solver.performance.memory import GIB, engine_memory, kv_head_share, memory_arrays, resolve_dtypes
+from solver.performance.model import gpu_hardware
 from solver.specs import ModelSpec
 
 
@@ -170,14 +171,7 @@ def replica_config(
     prof = resolve_profile(engine, profile)
     costs = ModelCosts.of(model, w_dtype, kv)
     one = np.ones(1)
-    hw = hardware(
-        np.array([spec.tensor_tflops(w_dtype)]),
-        np.array([spec.memory_bandwidth_gb_per_s]),
-        np.array([spec.host_link_gb_per_s]),
-        np.array([spec.gpu_link_gb_per_s]),
-        np.array([float(gpu_count)]),
-        np.array([spec.gpu_link == "pcie"]),
-    )
+    hw = gpu_hardware(gpu, w_dtype, gpu_count)
     tp_arr = one * float(tp)
     f_req = np.array([np.nan if offload_fraction is None else float(offload_fraction)])
     mem = memory_arrays(
@@ -205,14 +199,7 @@ def replica_config(
     if bool(mem.fits[0]):
         kv_cap = max(kv_cap, float(batch_size) * (input_tokens + output_tokens))
     batches = np.arange(1, batch_size + 1, dtype=float)
-    hw_b = hardware(
-        np.full(batch_size, spec.tensor_tflops(w_dtype)),
-        np.full(batch_size, spec.memory_bandwidth_gb_per_s),
-        np.full(batch_size, spec.host_link_gb_per_s),
-        np.full(batch_size, spec.gpu_link_gb_per_s),
-        np.full(batch_size, float(gpu_count)),
-        np.full(batch_size, spec.gpu_link == "pcie"),
-    )
+    hw_b = gpu_hardware(gpu, w_dtype, gpu_count, batch_size)
     ep_b = None if ep == 1 else np.full(batch_size, float(ep))
     a1, b1, a2, b2, a3, b3 = _step_lines(
         costs, hw_b, np.full(batch_size, float(tp)), batches, np.full(batch_size, f[0]), offload_mode, ep_b
