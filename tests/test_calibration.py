@@ -140,3 +140,44 @@ def test_hierarchical_fit_recovers_a_well_measured_gpu_and_pools_a_thin_one(monk
     assert "decode" in prof.gpus["A10G"].pooled and "pooled" in prof.gpus["A10G"].source
     assert prof.gpus["H100"].pooled == ["prefill"]  # no TTFT rows: prefill pooled, decode fitted
     assert set(prof.gpus) >= {"T4", "L4", "B200"}  # every GPU of gpus.csv gets an entry
+
+
+def test_validate_scores_serving_rows_as_predict_prints_them():
+    """`infersave validate` scores a serving row (continuous batching) with the TTFT/TPOT `infersave predict` gives.
+
+    The fit holds the raw model's prefill stretch fixed (linear equations); the scoring composes the serving model
+    from the calibrated phase times, as predict does, and the two differ on these rows.
+    """
+    import numpy as np
+
+    from solver.performance.accuracy import shipped_measurements
+    from solver.performance.calibration import calibrated
+    from solver.performance.model import predict
+
+    rows = shipped_measurements()
+    rows = rows[rows["file"] == "aiconfigurator.csv"].groupby(["engine", "gpu"]).head(3).reset_index(drop=True)
+    modelled = model_measurements(rows)
+    linear_gap = []
+    for engine, part in modelled.groupby("engine"):
+        prof = shipped_profile(str(engine))
+        composed = calibrated(part, prof, composed=True)
+        linear = calibrated(part, prof)
+        for i, row in part.iterrows():
+            p = predict(
+                str(row["model"]),
+                gpu=str(row["gpu"]),
+                gpus=int(row["tp"]),
+                tp=int(row["tp"]),
+                input_tokens=int(row["input"]),
+                output_tokens=int(row["output"]),
+                dtype=str(row["dtype"]),
+                kv_dtype=str(row["kv_dtype"]),
+                engine=str(engine),
+                profile=prof,
+                batching="continuous",
+                concurrency=int(row["batch"]),
+            )
+            assert composed.loc[i, "tpot_cal_ms"] == pytest.approx(p.tpot_ms, rel=1e-6)
+            assert composed.loc[i, "ttft_cal_ms"] == pytest.approx(p.ttft_ms, rel=1e-6)
+            linear_gap.append(abs(linear.loc[i, "tpot_cal_ms"] / p.tpot_ms - 1.0))
+    assert np.max(linear_gap) > 0.01

@@ -63,7 +63,7 @@ from solver.performance.ctcf import (
     save_profile,
     shipped_profile,
 )
-from solver.performance.measurements import model_measurements
+from solver.performance.measurements import model_measurements, serving_calibrated
 from solver.specs import MAX_BATCH, MAX_TOKENS
 
 __all__ = [
@@ -223,7 +223,15 @@ def _running(modelled: pd.DataFrame) -> np.ndarray:
     return np.where(np.isfinite(run) & (run > 0), run, batch)
 
 
-def calibrated(modelled: pd.DataFrame, profile: CalibrationProfile) -> pd.DataFrame:
+COMPOSED_SERVING = True
+"""Score serving rows (continuous batching) as ``infersave predict`` computes them: the serving model composed from
+the calibrated phase times (:func:`solver.performance.measurements.serving_calibrated`). False: the raw model's
+stretch times the calibrated decode step (the fit's linearisation; how they were scored before). Used where
+:func:`calibrated` is called with ``composed=True`` (``infersave validate``, the profiles' in-sample errors);
+evaluated in docs/accuracy.md (ablations)."""
+
+
+def calibrated(modelled: pd.DataFrame, profile: CalibrationProfile, *, composed: bool = False) -> pd.DataFrame:
     """Calibrated times of modelled measurement rows under ``profile`` (each row's GPU, with fallback).
 
     Parameters
@@ -232,6 +240,9 @@ def calibrated(modelled: pd.DataFrame, profile: CalibrationProfile) -> pd.DataFr
         Measurement rows with ``gpu``, ``output``, ``ttft_model_ms`` and ``tpot_model_ms``.
     profile
         The profile applied (:func:`solver.performance.ctcf.apply_ctcf`).
+    composed
+        Serving rows (``batching`` continuous) as predict computes them (:data:`COMPOSED_SERVING`); default the
+        linearisation the fit uses (static rows are the same either way).
 
     Returns
     -------
@@ -247,6 +258,10 @@ def calibrated(modelled: pd.DataFrame, profile: CalibrationProfile) -> pd.DataFr
     ttft, tpot = ctcf.apply_ctcf(profile, gpus, modelled["ttft_model_ms"], step, layers, running=seqs)
     tpot = tpot * stretch
     out = pd.DataFrame({"ttft_cal_ms": ttft, "tpot_cal_ms": tpot}, index=modelled.index)
+    serving = modelled["batching"].to_numpy() == "continuous" if "batching" in modelled else np.zeros(len(out), bool)
+    if composed and COMPOSED_SERVING and serving.any():
+        exact = serving_calibrated(modelled[serving], profile)
+        out.loc[exact.index, ["ttft_cal_ms", "tpot_cal_ms"]] = exact[["ttft_cal_ms", "tpot_cal_ms"]].to_numpy()
     out["e2e_cal_s"] = (out["ttft_cal_ms"] + modelled["output"].to_numpy(dtype=float) * out["tpot_cal_ms"]) / 1000.0
     return out
 
@@ -789,7 +804,7 @@ def hierarchical_profiles(modelled: pd.DataFrame, *, engines: list[str] | None =
             fit=record,
             gpus=gpus,
         )
-        cal = calibrated(rows, prof)
+        cal = calibrated(rows, prof, composed=True)
         profiles[engine] = prof.model_copy(
             update={
                 "gpus": {

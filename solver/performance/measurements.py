@@ -8,13 +8,16 @@ these predictions with the measured times.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pandas as pd
 
 from solver.data.models import get_model
-from solver.performance.ctcf import IDENTITY
+from solver.performance.ctcf import IDENTITY, CalibrationProfile
 from solver.performance.hardware import usable_gpu_mib
 from solver.performance.model import predict_frame
+from solver.specs import ModelSpec
 
 GROUP_KEYS = ("model", "engine", "dtype", "kv_dtype", "input", "output", "batching", "offload_mode")
 """Columns that a group of measurement rows shares so that one :func:`predict_frame` call models them all."""
@@ -71,6 +74,25 @@ def model_measurements(table: pd.DataFrame) -> pd.DataFrame:
         order.
     """
     parts: list[pd.DataFrame] = []
+    for rows, pred, model, n in _predicted_groups(table, IDENTITY):
+        part = rows.copy()
+        part["ttft_model_ms"] = pred["ttft_model_ms"]
+        part["tpot_model_ms"] = pred["tpot_model_ms"]
+        part["step_model_ms"] = pred["step_model_ms"]
+        part["running"] = pred["running"]
+        part["e2e_model_s"] = (pred["ttft_model_ms"] + n * pred["tpot_model_ms"]) / 1e3
+        part["num_layers"] = model.num_layers
+        parts.append(part)
+    out = pd.concat(parts).loc[table.index]
+    for col in ("dtype", "kv_dtype"):
+        out[col] = table[col]
+    return out
+
+
+def _predicted_groups(
+    table: pd.DataFrame, profile: CalibrationProfile
+) -> Iterator[tuple[pd.DataFrame, pd.DataFrame, ModelSpec, int]]:
+    """``(rows, predict_frame output, model card, output tokens)`` per group of rows sharing :data:`GROUP_KEYS`."""
     work = table.copy()
     for col in ("dtype", "kv_dtype"):
         work[col] = work[col].astype(object).where(work[col].notna(), "")
@@ -87,18 +109,36 @@ def model_measurements(table: pd.DataFrame) -> pd.DataFrame:
             kv_dtype=str(kv_dtype) or None,
             engine=str(engine),
             offload_mode=str(mode),
-            profile=IDENTITY,
+            profile=profile,
             batching=str(batching),
         )
-        part = rows.copy()
-        part["ttft_model_ms"] = pred["ttft_model_ms"]
-        part["tpot_model_ms"] = pred["tpot_model_ms"]
-        part["step_model_ms"] = pred["step_model_ms"]
-        part["running"] = pred["running"]
-        part["e2e_model_s"] = (pred["ttft_model_ms"] + n * pred["tpot_model_ms"]) / 1e3
-        part["num_layers"] = model.num_layers
-        parts.append(part)
-    out = pd.concat(parts).loc[table.index]
-    for col in ("dtype", "kv_dtype"):
-        out[col] = table[col]
+        yield rows, pred, model, n
+
+
+def serving_calibrated(rows: pd.DataFrame, profile: CalibrationProfile) -> pd.DataFrame:
+    """Calibrated TTFT and TPOT (ms) of continuous-batching measurement rows, as ``infersave predict`` computes them.
+
+    The serving model (:mod:`solver.performance.serving`) runs on the phase times calibrated by ``profile``: the
+    prefill and the decode step each get their CTCF first, and the stretch of the step by the other requests'
+    prefills, the prefill queue and the admission wait are then composed from those calibrated times
+    (:func:`~solver.performance.model.predict_frame` with ``profile``). The fit
+    (:func:`solver.performance.calibration.fit_hierarchical`) instead holds the raw model's stretch fixed so that
+    its equations stay linear.
+
+    Parameters
+    ----------
+    rows
+        Measurement rows (:func:`solver.performance.calibration.check_measurements`), ``batching`` continuous.
+    profile
+        The profile applied.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``ttft_cal_ms`` and ``tpot_cal_ms`` on the index of ``rows``.
+    """
+    out = pd.DataFrame(index=rows.index, columns=["ttft_cal_ms", "tpot_cal_ms"], dtype=float)
+    for part, pred, _, _ in _predicted_groups(rows, profile):
+        out.loc[part.index, "ttft_cal_ms"] = pred["ttft_ms"].to_numpy(dtype=float)
+        out.loc[part.index, "tpot_cal_ms"] = pred["tpot_ms"].to_numpy(dtype=float)
     return out

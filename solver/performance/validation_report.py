@@ -82,7 +82,7 @@ def row_errors(modelled: pd.DataFrame, fitter: Fitter) -> pd.DataFrame:
     modelled = modelled.reset_index(drop=True)
     source = modelled["file"].str.replace(".csv", "", regex=False)
     preds: dict[str, dict[str, np.ndarray]] = {}
-    preds["before"] = _ratios(modelled, calibrated(modelled, IDENTITY))
+    preds["before"] = _ratios(modelled, calibrated(modelled, IDENTITY, composed=True))
     preds["in_sample"] = _held_out(modelled, np.zeros(len(modelled), dtype=int), fitter, full=True)
     preds["loso"] = _held_out(modelled, pd.factorize(source)[0], fitter)
     preds["logo"] = _held_out(modelled, pd.factorize(modelled["gpu"])[0], fitter)
@@ -123,7 +123,7 @@ def _held_out(modelled: pd.DataFrame, fold: np.ndarray, fitter: Fitter, *, full:
         for engine, idx in rows.groupby("engine").indices.items():
             part = rows.iloc[idx]
             prof = profiles.get(str(engine), profiles["generic"])
-            for metric, r in _ratios(part, calibrated(part, prof)).items():
+            for metric, r in _ratios(part, calibrated(part, prof, composed=True)).items():
                 out[metric][np.flatnonzero(test)[idx]] = r
     return out
 
