@@ -470,9 +470,9 @@ Why (the numbers above are the evidence):
   older versions: the vLLM Llama-3.1-8B rows (vLLM 0.12, {aic["vllm_8b_rows"]} rows, median signed
   {aic["vllm_8b_signed"]} %, other rows {aic["other_signed"]} %) take vLLM's decode overheads from the `argonne`
   static rows; on TensorRT-LLM H100 at concurrency 8 the raw decode step is off the measured TPOT by
-  {aic["trt_c8_raw_step"]:+} % and the step calibrated without `aiconfigurator` by {aic["trt_c8_cal_step"]:+} %, from the TensorRT-LLM
-  0.9.0 overheads of `nvidia_dli` ({aic["trt_layer_us"]} us per layer, {aic["trt_seq_us"]} us per sequence per step)
-  that TensorRT-LLM 1.0 no longer has.
+  {aic["trt_c8_raw_step"]:+} % and the step calibrated without `aiconfigurator` by {aic["trt_c8_cal_step"]:+} %, from
+  the TensorRT-LLM 0.9.0 overheads of `nvidia_dli` ({aic["trt_layer_us"]} us per layer, {aic["trt_seq_us"]} us per
+  sequence per step) that TensorRT-LLM 1.0 no longer has.
 * Per-sequence decode cost (`beta_per_sequence_ms`, fitted per engine with a ridge toward 0 of
   {calibration.SEQ_PRIOR_SCALE_MS * 1e3:.0f} us): {per_seq["trtllm"]:.1f} us per sequence per step for TensorRT-LLM,
   {per_seq["vllm"]:.1f} us for vLLM, {per_seq["tgi"]:.1f} us for TGI. It is host-side work (scheduling, sampling,
