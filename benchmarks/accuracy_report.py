@@ -84,6 +84,11 @@ def ablations() -> pd.DataFrame:
             "serving rows scored with the raw stretch x calibrated step, not as predict composes them (as before)",
             {"composed": False},
         ),
+        (
+            "element-wise activation traffic (aiconfigurator's add_norm and act ops) in prefill and decode, not kept",
+            {"elementwise": ("prefill", "decode")},
+        ),
+        ("element-wise activation traffic in decode steps only, not kept", {"elementwise": ("decode",)}),
     ]
     rows = []
     for label, opts in variants:
@@ -94,6 +99,7 @@ def ablations() -> pd.DataFrame:
             calibration.SERVING_STEP_FIT = opts.get("step_fit", True)
             calibration.PER_SEQUENCE_FIT = opts.get("per_seq", True)
             calibration.COMPOSED_SERVING = opts.get("composed", True)
+            latency.ELEMENTWISE_PHASES = opts.get("elementwise", ())
             if "pcie" in opts:
                 latency.LINK_EFFICIENCY["pcie"], latency.ALLREDUCE_LATENCY_S["pcie"] = opts["pcie"]
             if "prior" in opts:
@@ -108,6 +114,7 @@ def ablations() -> pd.DataFrame:
             calibration.SERVING_STEP_FIT = True
             calibration.PER_SEQUENCE_FIT = True
             calibration.COMPOSED_SERVING = True
+            latency.ELEMENTWISE_PHASES = ()
         rows.append({"variant": label, **{m: res.get(m) for m in vr.METRICS}})
     return pd.DataFrame(rows)
 
@@ -526,6 +533,11 @@ validated here. Their effect, OPT-2.7B, batch 32, 512 + 32 tokens, raw roofline,
 
 The fitted PCIe link constants come from the `nvidia_dli` L40S rows (`benchmarks/fit_links.py`), so that source's
 LOSO figure is not fully out of sample for its TP > 1 L40S rows; the datasheet-link row shows the difference.
+
+Element-wise activation traffic (`latency.ELEMENTWISE_PHASES`, off as shipped): the same kernels run in both phases,
+so both or neither. In both it lowers the TTFT error (only `nvidia_dli` measures static TTFT, so its LOSO TTFT is
+the raw prefill with a pooled alpha) but raises the LOSO TPOT error, so it is not kept; decode steps alone lower
+TPOT, but charging one phase only has no physical reason, so that is not kept either.
 
 """
     text += """## Other evidence kept from earlier reports

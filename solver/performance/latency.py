@@ -122,7 +122,7 @@ import numpy as np
 import numpy.typing as npt
 
 from solver.errors import InputError
-from solver.performance.memory import ACTIVATION_BYTES, FloatArray
+from solver.performance.memory import ACTIVATION_BYTES, FloatArray, mlp_width
 from solver.specs import DTYPE_BYTES, ModelSpec
 
 COMPUTE_EFFICIENCY = 0.73
@@ -138,6 +138,13 @@ ALLREDUCE_LATENCY_S = {"nvlink": 2e-5, "pcie": 55.01e-6}
 """Fixed time of one all-reduce, seconds, per link type (module docstring)."""
 KERNEL_LATENCY_S = 3e-6
 KERNELS_PER_LAYER = 8
+ELEMENTWISE_PHASES: tuple[str, ...] = ()
+"""Phases (``"prefill"``, ``"decode"``) that charge the per-layer element-wise traffic ``E`` (ModelCosts
+``elementwise_bytes``): aiconfigurator's Llama graph (ai-dynamo/aiconfigurator ``sdk/models/llama.py``, ElementWise
+ops ``add_norm_1`` and ``add_norm_2`` reading and writing 2h values each, ``act_gate`` reading 2I/tp and writing
+I/tp, fp16), per token per layer ``16·h + 2·(3I or 2I)/tp`` bytes at ``BW_eff``, added to the pass. Empty: not
+charged (as shipped). Evaluated in docs/accuracy.md (ablations) and not kept: it lowers the raw-roofline TTFT error
+but not the leave-one-source-out TPOT and throughput errors."""
 OFFLOAD_MODES = ("copy", "cpu_attention")
 
 
@@ -155,6 +162,10 @@ class ModelCosts:
     q_width: int
     pass_overhead_s: float = 0.0
     """Fixed time of one forward pass: L · KERNELS_PER_LAYER · KERNEL_LATENCY_S (seconds)."""
+    elementwise_full_bytes: float = 0.0
+    """Element-wise bytes per token over the layers that tensor parallelism does not split (``L · 16 · h``)."""
+    elementwise_split_bytes: float = 0.0
+    """Element-wise bytes per token over the layers split by tensor parallelism (the MLP activation, ``/ tp``)."""
     num_experts: int = 0
     """Routed experts per MoE layer (0: dense, ``weight_bytes`` is read whole every pass)."""
     experts_per_token: int = 0
@@ -181,12 +192,24 @@ class ModelCosts:
             hidden_size=model.hidden_size,
             q_width=model.num_attention_heads * model.head_dim,
             pass_overhead_s=model.num_layers * KERNELS_PER_LAYER * KERNEL_LATENCY_S,
+            elementwise_full_bytes=model.num_layers * 8.0 * model.hidden_size * ACTIVATION_BYTES,
+            elementwise_split_bytes=model.num_layers
+            * (3.0 if model.mlp == "gated" else 2.0)
+            * mlp_width(model)
+            * ACTIVATION_BYTES,
             num_experts=model.num_experts,
             experts_per_token=model.experts_per_token,
             moe_layers=model.num_moe_layers,
             expert_bytes=model.expert_bytes(dtype) if not dense else 0.0,
             same_experts=model.expert_routing == "same_experts",
         )
+
+    def elementwise_s(self, hw: Hardware, tp: FloatArray, tokens: FloatArray, phase: str) -> FloatArray | float:
+        """Time of the element-wise traffic of ``tokens`` tokens in ``phase`` (0 unless in ``ELEMENTWISE_PHASES``)."""
+        if phase not in ELEMENTWISE_PHASES:
+            return 0.0
+        per_token = self.elementwise_full_bytes + self.elementwise_split_bytes / tp
+        return np.asarray(tokens * per_token / hw.bytes_per_s, dtype=np.float64)
 
     def weights_read(self, tokens: FloatArray, ep: FloatArray | None = None) -> FloatArray | float:
         """Weight bytes one forward pass over ``tokens`` tokens reads: ``W(T)`` of the module docstring.
@@ -414,7 +437,8 @@ def prefill_s(
     roof = np.maximum(flops / (tp * hw.flops_per_s), mem / (tp * hw.bytes_per_s))
     comm = costs.comm_s(hw, tp, batch * s, ep)
     offload = offload_fraction * kv_written / (tp * hw.host_write_bytes_per_s)
-    return np.asarray(roof + comm + offload + costs.pass_overhead_s, dtype=np.float64)
+    elementwise = costs.elementwise_s(hw, tp, batch * s, "prefill")
+    return np.asarray(roof + comm + offload + costs.pass_overhead_s + elementwise, dtype=np.float64)
 
 
 def _step_lines(
@@ -434,6 +458,7 @@ def _step_lines(
     b2 = batch * costs.kv_bytes_per_token * on_gpu / (tp * hw.bytes_per_s)
     a3 = costs.comm_s(hw, tp, batch, ep)
     a3 = a3 + costs.pass_overhead_s + f * batch * costs.kv_bytes_per_token / (tp * hw.host_write_bytes_per_s)
+    a3 = a3 + costs.elementwise_s(hw, tp, batch, "decode")
     if mode == "copy":
         b3 = f * batch * costs.kv_bytes_per_token / (tp * hw.host_bytes_per_s)
     else:
