@@ -36,7 +36,7 @@ from solver.performance.calibration import calibrated, fit_profile, read_measure
 from solver.performance.ctcf import IDENTITY, resolve_profile
 from solver.performance.latency import COMPUTE_EFFICIENCY, MEMORY_BW_EFFICIENCY, expected_experts_touched
 from solver.performance.measurements import measurement_hardware, model_measurements
-from solver.performance.model import predict_frame
+from solver.performance.model import gpu_hardware, predict_frame
 from solver.specs import ModelSpec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -355,17 +355,76 @@ def breakdown_section(rows: pd.DataFrame, err: pd.DataFrame, dense: pd.DataFrame
         "",
         table(rows, err, ["input", "output"]),
         "",
-        f"Three things carry what is left. (1) **L40S, TP 4 over PCIe, every batch** (TPOT bias "
+        f"Four things carry what is left. (1) **L40S, TP 4 over PCIe, every batch** (TPOT bias "
         f"{j[(j.gpu == 'L40S') & (j.bucket == '1-4')]['tpot_signed'].mean():+.0f} % at batch 1-4): the model is "
-        "too slow, far more than on the dense L40S TP 4 rows (next paragraph). (2) **NVLink GPUs at batch >= 48**: "
+        "too slow, far more than on the dense L40S TP 4 rows (the next two paragraphs). (2) **A100 and H100 at "
+        f"batch 1-4** (TPOT bias {j[(j.gpu == 'A100-80GB') & (j.bucket == '1-4')]['tpot_signed'].mean():+.0f} and "
+        f"{j[(j.gpu == 'H100') & (j.bucket == '1-4')]['tpot_signed'].mean():+.0f} %, dense rows of the same GPU "
+        "and TP within a few percent): their steps are too short for two experts per layer at the bandwidth the "
+        "dense rows reach (next table); H200's are not. (3) **NVLink GPUs at batch >= 48**: "
         "the model is too fast, by more than on the dense rows of the same GPUs and TP (table above): TensorRT-LLM "
         "0.9's MoE step grows with the batch faster than the active-parameter FLOPs at the dense GEMM efficiency "
-        f"(below). (3) **TTFT on the NVLink GPUs** is too fast ({nv_mix.min():+.0f} to {nv_mix.max():+.0f} % by "
+        f"(below). (4) **TTFT on the NVLink GPUs** is too fast ({nv_mix.min():+.0f} to {nv_mix.max():+.0f} % by "
         f"GPU and batch range) where the dense TP 2 rows of the same GPUs are at {nv_ttft.min():+.0f} to "
         f"{nv_ttft.max():+.0f} %: the compute-bound prefill runs the routed-expert GEMMs slower than the dense GEMM "
         "efficiency; TTFT is not a target but enters throughput (end-to-end time). Every dense L40S row of the "
         f"source is fp8 ({l40s_kinds} rows): the L40S CTCF was fitted without any fp16 row, while the Mixtral "
         "rows are fp16.",
+        "",
+    ]
+
+
+def bytes_check(rows: pd.DataFrame) -> list[str]:
+    """Batch-1 decode step of each GPU: the time the modelled all-reduces and kernels leave for weight bytes.
+
+    For the Mixtral rows (128 in / 128 out, batch 1) and the dense DLI rows of the same GPU and TP degree, the
+    measured TPOT minus the modelled all-reduces (2L per step) and fixed per-pass kernel time is the time left
+    to stream the weights; the bandwidth that takes (shared weights plus 2 experts per layer for Mixtral) is
+    compared with the peak, and the experts per layer that fit at MEMORY_BW_EFFICIENCY are given.
+    """
+    card = get_model("mixtral-8x7b").model_copy(update={"expert_routing": "same_experts"})
+    dense = read_measurements(ROOT / "instances" / "measurements" / "nvidia_dli.csv")
+    dense = dense[(dense["engine"] == "trtllm") & (dense["batch"] == 1) & (dense["input"] == 128)]
+    shortest = dense.groupby(["gpu", "tp", "model", "dtype"])["output"].transform("min")
+    dense = dense[dense["output"] == shortest]  # 128 / 128, or the shortest output that ran
+    one = np.array([1.0])
+
+    def left_and_rate(gpu: str, tp: int, model: ModelSpec, dtype: str, tpot_ms: float) -> tuple[float, float, float]:
+        hw = gpu_hardware(gpu, dtype, float(tp))
+        costs = latency.ModelCosts.of(model, dtype, dtype)
+        fixed = float(costs.comm_s(hw, np.array([float(tp)]), one)[0]) + costs.pass_overhead_s
+        left = tpot_ms / 1e3 - fixed
+        per_gpu = float(np.asarray(costs.weights_read(one)).ravel()[0]) / tp
+        return fixed, left, per_gpu / left / (get_gpu(gpu).memory_bandwidth_gb_per_s * 1e9)
+
+    lines = [
+        "| gpu | tp | Mixtral TPOT | all-reduces + kernels (model) | left for bytes | bandwidth for 2 experts "
+        "| experts per layer at 0.8 x peak | dense rows, same GPU and TP: bandwidth |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    sel = rows[(rows["batch"] == 1) & (rows["input"] == 128) & (rows["output"] == 128)]
+    for _, r in sel.sort_values("gpu").iterrows():
+        gpu, tp, tpot = str(r["gpu"]), int(r["tp"]), float(r["tpot_ms"])
+        fixed, left, frac = left_and_rate(gpu, tp, card, "fp16", tpot)
+        peak = get_gpu(gpu).memory_bandwidth_gb_per_s * 1e9
+        shared = card.weight_bytes("fp16") - card.num_experts * card.num_moe_layers * card.expert_bytes("fp16")
+        fit = (left * MEMORY_BW_EFFICIENCY * peak * tp - shared) / (card.num_moe_layers * card.expert_bytes("fp16"))
+        d = dense[(dense["gpu"] == gpu) & (dense["tp"] == tp)]
+        dense_cells = "; ".join(
+            f"{m} {dt} (128 / {o}) {100 * left_and_rate(gpu, tp, get_model(str(m)), str(dt), float(t))[2]:.0f} %"
+            for m, dt, o, t in d[["model", "dtype", "output", "tpot_ms"]].itertuples(index=False)
+        )
+        lines.append(
+            f"| {gpu} | {tp} | {tpot:.2f} ms | {fixed * 1e3:.2f} ms | {left * 1e3:.2f} ms | {100 * frac:.0f} % of "
+            f"peak | {fit:.2f} | {dense_cells} |"
+        )
+    return [
+        "**What the batch-1 steps leave for weight bytes.** Measured TPOT (batch 1, 128 / 128) minus the modelled "
+        "all-reduces (64 per step) and fixed per-pass kernel time, the bandwidth that streaming the shared weights "
+        "and 2 experts per layer in what is left takes, and how many experts per layer fit at the modelled 0.8 x "
+        "peak; beside the same for the dense rows of the GPU and TP degree:",
+        "",
+        *lines,
         "",
     ]
 
@@ -709,6 +768,7 @@ def report(data: Path | None = None) -> str:
         "### Which rows carry the error, and why",
         "",
         *breakdown_section(rows[f], lomo_fit, dense),
+        *bytes_check(rows[f]),
         *l40s_bandwidth(rows[f], data),
         "**Large batches.** Measured H100 TPOT (128/128) "
         f"grows by {slope_meas:.0f} us per extra sequence from batch 128 to 512, against "
