@@ -719,7 +719,6 @@ def diagnosis_section(rows: pd.DataFrame, same_err: pd.DataFrame, profile: objec
         "",
         *scan,
         "",
-        *efficiency_sensitivity(rows),
         "Neither transfers. A lower routed-expert GEMM efficiency hardly moves the real-router rows (their "
         "decode steps are bandwidth-bound) and so cannot be identified there; a per-MoE-layer fixed time helps "
         "the TensorRT-LLM 1.x real-router rows at TP 4-8 but makes the TensorRT-LLM 0.9 Mixtral rows worse at "
@@ -727,6 +726,7 @@ def diagnosis_section(rows: pd.DataFrame, same_err: pd.DataFrame, profile: objec
         f"routing and no MoE-specific efficiency (best fits {best['gemm_efficiency']:g} and "
         f"{best['layer_overhead_s'] * 1e6:g} us recorded here only).",
         "",
+        *efficiency_sensitivity(rows),
     ]
 
 
@@ -839,9 +839,13 @@ def report(data: Path | None = None) -> str:
         "between batch 2 and 64; the uniform formula stays the planner's default.",
         "",
         *diagnosis_section(rows[f].reset_index(drop=True), lomo[f], profile, dense),
-        "The TTFT error on H100 comes partly from the shipped H100 prefill CTCF (fitted on aiconfigurator's "
-        "continuous-batching TTFT, which includes waiting for a slot), not from the MoE terms: the raw roofline's "
-        "TTFT error is in the next table.",
+        "The NVLink GPUs' TTFT error is the model's, not the CTCF's: the raw roofline's TTFT MAPE there is "
+        + ", ".join(f"{g} {raw_fit[rows[f]['gpu'] == g]['ttft'].mean():.0f} %" for g in ("A100-80GB", "H100", "H200"))
+        + " against "
+        + ", ".join(f"{lomo_fit[rows[f]['gpu'] == g]['ttft'].mean():.0f} %" for g in ("A100-80GB", "H100", "H200"))
+        + " calibrated (next table). On L40S the CTCF, fitted on fp8 rows only, moves the TPOT bias from "
+        f"{raw_fit[rows[f]['gpu'] == 'L40S']['tpot_signed'].mean():+.0f} % (raw) to "
+        f"{lomo_fit[rows[f]['gpu'] == 'L40S']['tpot_signed'].mean():+.0f} %.",
         "",
         "Uncalibrated roofline on the same rows (alpha = 1, beta = 0), each row's routing:",
         "",
