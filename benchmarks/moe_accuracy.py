@@ -284,6 +284,8 @@ def routing_evidence() -> tuple[list[str], dict[str, float]]:
 
     b, s, layers = int(trt[0]["batch"]), int(trt[0]["seq"]), int(data["shape"]["layers"])
     peak = max(max(c["max_abs_residual"]) for c in trt)
+    over = [next((i for i, x in enumerate(c["max_abs_residual"]) if x > 65504.0), None) for c in trt]
+    where = "never" if None in over else f"after layer {max(over) + 1}" if max(over) else "after the first layer"
     e, k = int(data["shape"]["experts"]), int(data["shape"]["top_k"])
     lines = [
         "**How these runs route.** Every row has `Use Fake Weight = Yes`: the engines were built without a "
@@ -302,9 +304,10 @@ def routing_evidence() -> tuple[list[str], dict[str, float]]:
         f"over {span('experts_all_tokens', ctrl)} and {span('experts_last_positions', ctrl)} (uniform routing "
         f"expects {float(expected_experts_touched(e, k, b * s)):.2f} and "
         f"{float(expected_experts_touched(e, k, b)):.2f}). The simulated residual reaches {peak:.1e}, beyond "
-        "fp16's 65,504: in the fp16 engine it overflows in the first MoE layer, and identical non-finite hidden "
-        "states route all tokens alike as well. So the rows carry `expert_routing = same_experts` (column of "
-        "the held-out CSV, set by `--extract` from `Use Fake Weight`; `instances/DATA_PROVENANCE.md`), and they "
+        f"fp16's 65,504 {where} (float64 here): the fp16 engine's activations overflow there, and identical "
+        "non-finite hidden states route all tokens alike as well. So the rows carry "
+        "`expert_routing = same_experts` (column of the held-out CSV, set by `--extract` from `Use Fake Weight`; "
+        "`instances/DATA_PROVENANCE.md`), and they "
         "are predicted with it; the planner keeps uniform routing for real checkpoints (the card), and the "
         "uniform-routing prediction of these rows is further down.",
     ]
