@@ -421,6 +421,8 @@ def bytes_check(rows: pd.DataFrame) -> list[str]:
             f"| {gpu} | {tp} | {tpot:.2f} ms | {fixed * 1e3:.2f} ms | {left * 1e3:.2f} ms | {100 * frac:.0f} % of "
             f"peak | {fit:.2f} | {dense_cells} |"
         )
+    shared = card.weight_bytes("fp16") - card.num_experts * card.num_moe_layers * card.expert_bytes("fp16")
+    two = 2 * card.num_moe_layers * card.expert_bytes("fp16")
     return [
         "**What the batch-1 steps leave for weight bytes.** Measured TPOT (batch 1, 128 / 128) minus the modelled "
         "all-reduces (64 per step) and fixed per-pass kernel time, the bandwidth that streaming the shared weights "
@@ -428,6 +430,12 @@ def bytes_check(rows: pd.DataFrame) -> list[str]:
         "peak; beside the same for the dense rows of the GPU and TP degree:",
         "",
         *lines,
+        "",
+        f"Two experts per layer are {100 * two / (two + shared):.0f} % of those bytes (attention, norms, router and "
+        f"embeddings the rest, {shared / 1e9:.1f} GB in all; the KV cache of one 256-token sequence adds "
+        f"{card.kv_bytes_per_token('fp16') * 256 / 1e9:.3f} GB), and "
+        "with `same_experts` each of the two experts gets all b tokens of a step, so the routed GEMMs are as wide "
+        "as the dense ones (no tiny per-expert GEMMs in these runs).",
         "",
     ]
 
