@@ -28,7 +28,9 @@ offload       KV offload fraction (default 0)                   offload_mode: co
 dataset       free label, used by leave-one-dataset-out validation                        optional
 ============  =====================================================================================
 
-At least one of ttft_ms, tpot_ms, e2e_s must be present in each row.
+At least one of ttft_ms, tpot_ms, e2e_s must be present in each row. A mixture-of-experts row may also give
+``expert_routing`` (``uniform`` or ``same_experts``): how its benchmark routed, default the model card's
+(:mod:`solver.performance.measurements`).
 
 GPUs without measurements take the fit of the nearest measured GPU by spec in the same profile
 (:func:`solver.performance.ctcf.nearest_measured_gpu`). The ``generic`` profile pools every engine's measurements

@@ -4,16 +4,24 @@ A measured run happened, so it is modelled on a bare machine of ``tp`` GPUs with
 :func:`solver.performance.hardware.usable_gpu_mib` and no host-memory limit; the calibration fit
 (:mod:`solver.performance.calibration`) and the accuracy report (:mod:`solver.performance.accuracy`) compare
 these predictions with the measured times.
+
+A mixture-of-experts row may carry an ``expert_routing`` column (``uniform`` or ``same_experts``, the values of
+``ModelSpec.expert_routing``): how the benchmark that produced the row routed its tokens, which can differ from
+the model card's (the planner's) routing. The NVIDIA DLI TensorRT-LLM 0.9 Mixtral rows ran with random weights
+that send every token to the same experts (``instances/DATA_PROVENANCE.md``, docs/accuracy.md); an empty cell
+or a missing column keeps the card's routing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import get_args
 
 import numpy as np
 import pandas as pd
 
 from solver.data.models import get_model
+from solver.errors import InputError
 from solver.performance.ctcf import IDENTITY, CalibrationProfile
 from solver.performance.hardware import usable_gpu_mib
 from solver.performance.model import predict_frame
@@ -21,6 +29,9 @@ from solver.specs import ModelSpec
 
 GROUP_KEYS = ("model", "engine", "dtype", "kv_dtype", "input", "output", "batching", "offload_mode")
 """Columns that a group of measurement rows shares so that one :func:`predict_frame` call models them all."""
+ROUTING_COLUMN = "expert_routing"
+"""Optional column: the routing of the benchmark that produced a mixture-of-experts row (module docstring)."""
+ROUTINGS = get_args(ModelSpec.model_fields["expert_routing"].annotation)
 
 
 def measurement_hardware(rows: pd.DataFrame) -> pd.DataFrame:
@@ -86,6 +97,10 @@ def model_measurements(table: pd.DataFrame) -> pd.DataFrame:
     out = pd.concat(parts).loc[table.index]
     for col in ("dtype", "kv_dtype"):
         out[col] = table[col]
+    if ROUTING_COLUMN in table:
+        out[ROUTING_COLUMN] = table[ROUTING_COLUMN]
+    else:
+        out = out.drop(columns=ROUTING_COLUMN)
     return out
 
 
@@ -96,10 +111,18 @@ def _predicted_groups(
     work = table.copy()
     for col in ("dtype", "kv_dtype"):
         work[col] = work[col].astype(object).where(work[col].notna(), "")
-    for key, rows in work.groupby(list(GROUP_KEYS), sort=False, dropna=False):
-        model_name, engine, dtype, kv_dtype, s_raw, n_raw, batching, mode = key
+    routing = work[ROUTING_COLUMN] if ROUTING_COLUMN in work else pd.Series("", index=work.index)
+    work[ROUTING_COLUMN] = routing.astype(object).where(routing.notna(), "").astype(str)
+    bad = ~work[ROUTING_COLUMN].isin(["", *ROUTINGS])
+    if bad.any():
+        value = work.loc[bad, ROUTING_COLUMN].iloc[0]
+        raise InputError(f"measurements: {ROUTING_COLUMN}", f"must be one of {', '.join(ROUTINGS)}, got {value!r}")
+    for key, rows in work.groupby([*GROUP_KEYS, ROUTING_COLUMN], sort=False, dropna=False):
+        model_name, engine, dtype, kv_dtype, s_raw, n_raw, batching, mode, route = key
         s, n = int(str(s_raw)), int(str(n_raw))
         model = get_model(str(model_name), field="measurements: model")
+        if route and model.is_moe:
+            model = model.model_copy(update={"expert_routing": str(route)})
         pred = predict_frame(
             measurement_hardware(rows),
             model,
