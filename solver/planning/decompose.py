@@ -164,7 +164,6 @@ def solve_by_workload(
     groups: list[tuple[int, ...]] = [(k,) for k in range(len(workload_blocks))]
     solved: dict[tuple[int, ...], tuple[ModelBlock, SolveResult]] = {}
     by_columns: tuple[np.ndarray, float, float, list[tuple[ModelBlock, float]], list[int]] | None = None
-    columns_started = 0.0
     while True:
         x = np.zeros(compiled.n_vars)
         for g in groups:
@@ -185,7 +184,6 @@ def solve_by_workload(
         one_row = broken.size == 1 and np.isin(broken, relaxable).all()
         if one_row and all(len(g) == 1 for g in groups):
             base = {g[0]: solved[g] for g in groups}
-            columns_started = clock.spent()
             by_columns = solve_one_row(
                 compiled, workload_blocks, int(broken[0]), base, solve, trim, clock, relative_gap
             )
@@ -202,24 +200,16 @@ def solve_by_workload(
         blocks = [b for b, _s in parts[: len(parts) - n_on]]
         stage_one_seconds = [s for _b, s in parts[: len(parts) - n_on]]
         members: list[tuple[int, ...]] = [(k,) for k in sorted(set(range(len(workload_blocks))) - set(on_row))]
-        capped = [False] * len(members)
-        if ranks is not None:
-            # the workloads on the row are tie-broken together, on their merged model (the row with all its
-            # terms), each workload's cost held at its column's (below)
-            blocks.append(group_model(compiled, workload_blocks, tuple(on_row), coupling, relaxable))
-            # its stage one: the first solves of its workloads and the whole column method
-            columns_s = clock.spent() - columns_started
-            stage_one_seconds.append(columns_s + sum(solved[(k,)][1].solve_seconds for k in on_row))
-            members.append(tuple(on_row))
-            capped.append(True)  # the canonical master fixed each workload's cost: hold it there
-        else:
-            blocks += [b for b, _s in parts[len(parts) - n_on :]]
-            stage_one_seconds += [s for _b, s in parts[len(parts) - n_on :]]
+        # the workloads on the row are tie-broken one by one, each on its level model (its usage of the row at
+        # most its picked column's), its cost held at the column's (below): the usages add up to at most the
+        # picks', so the row holds, and the canonical master's split of the row is kept
+        blocks += [b for b, _s in parts[len(parts) - n_on :]]
+        stage_one_seconds += [s for _b, s in parts[len(parts) - n_on :]]
+        members += [(k,) for k in on_row]
         results = [solved[groups[0]][1]]
     else:
-        members = list(groups)
         # a merged group keeps one cap: how stage one split its cost between its workloads is the backend's
-        capped = [False] * len(members)
+        members = list(groups)
         blocks = [solved[g][0] for g in groups]
         results = [solved[g][1] for g in groups]
         bounds = [_proven_bound(r, relative_gap) for r in results]
@@ -250,7 +240,7 @@ def solve_by_workload(
     cap_k = v_k + tol * weight / weight.sum()
     x2 = x.copy()
     cut = 0
-    for blk, group, hold, first_s in zip(blocks, members, capped, stage_one_seconds, strict=True):
+    for blk, group, first_s in zip(blocks, members, stage_one_seconds, strict=True):
         left = tie_break_budget(first_s, clock.left())
         if left <= MIN_SOLVE_S:
             return result, x, False
@@ -259,7 +249,6 @@ def solve_by_workload(
             float(cap_k[list(group)].sum()),
             ranks[blk.cols],
             0.0,
-            _part_caps(blk, workload_blocks, group, cap_k) if hold else (),
         )
         r2 = solve(stage, left, True, x_exact[blk.cols])
         cut += r2.status != "optimal"
@@ -273,24 +262,6 @@ def solve_by_workload(
         note = TIE_BREAK_CUT_NOTE.format(cut=cut, n=len(blocks)) if cut else ""
         return dataclasses.replace(result, solve_seconds=clock.spent(), message=note), x2, True
     return result, x, False
-
-
-def _part_caps(
-    blk: ModelBlock, workload_blocks: list[ModelBlock], group: tuple[int, ...], cap_k: np.ndarray
-) -> list[tuple[np.ndarray, float]]:
-    """Per-workload cost caps of the one-row method's tie-break stage (local column indices of ``blk``, cap).
-
-    The workloads on the row are tie-broken on their merged model with each workload's cost held at its pick
-    of the canonical upper master: the stage then only picks among plans that split the cost that way, which
-    keeps its relaxation as tight as the per-workload stages' (one cap on the sum lets the relaxation move cost
-    between workloads, and on pooled models the stage then rarely closed its gap in its budget). Groups merged
-    by :func:`merge_groups` keep one cap: how their stage one split the cost is the backend's choice.
-    """
-    if len(group) < 2:
-        return []
-    pos = np.full(int(blk.cols.max()) + 1, -1, dtype=np.int64)
-    pos[blk.cols] = np.arange(blk.cols.size)
-    return [(pos[workload_blocks[k].cols], float(cap_k[k])) for k in group]
 
 
 def group_model(
@@ -362,8 +333,11 @@ def merge_groups(
 # ---- one broken coupling row: per-workload fleet columns and a multiple-choice master -------------------------
 COLUMN_STEP_REL = 1e-5
 """On a row with a fractional coefficient (a budget), the next column of a workload is asked to use at most its
-last column's usage minus this share of ``max(1, |hi|)`` (README, "One coupling row"). It is ten times the
-tolerance an answer is checked at (``SOLUTION_TOL``), so every new column uses strictly less."""
+last column's usage ``u`` minus this share of ``max(1, |u|)`` (README, "One coupling row"). It is ten times the
+tolerance an answer of that level model is checked at (``SOLUTION_TOL``, relative to the level), so every new
+column uses strictly less. Relative to the workload's own usage, not to the row's limit: the lower master gives
+every pick this much slack, and over n workloads the slack adds up to about ``1e-5 · (limit + n)`` instead of
+``n · 1e-5 · limit`` (at 300 workloads that was a gap of 9e-6 on a budget)."""
 MAX_COLUMN_ROUNDS = 10_000
 """Engineering stop of the column loop (each round adds a column to at least one workload, so it ends anyway)."""
 
@@ -390,14 +364,16 @@ class _Frontier:
     trim: TrimFn
 
 
-def _row_step(compiled: CompiledModel, r: int) -> tuple[float, bool]:
-    """(step between usage levels, whether the row is integral: integer coefficients on integer variables only)."""
+def _row_integral(compiled: CompiledModel, r: int) -> bool:
+    """Whether the row is integral: integer coefficients on integer variables only (usages are integers)."""
     a, b = compiled.indptr[r], compiled.indptr[r + 1]
     cols, coefs = compiled.indices[a:b], compiled.data[a:b]
-    integral = bool(np.all(compiled.integer[cols]) and np.all(coefs == np.rint(coefs)))
-    if integral:
-        return 1.0, True
-    return COLUMN_STEP_REL * max(1.0, abs(float(compiled.row_hi[r]))), False
+    return bool(np.all(compiled.integer[cols]) and np.all(coefs == np.rint(coefs)))
+
+
+def _step(usage: float, integral: bool) -> float:
+    """Step below a column's usage to the next level: 1 on an integral row, else ``COLUMN_STEP_REL · max(1, |u|)``."""
+    return 1.0 if integral else COLUMN_STEP_REL * max(1.0, abs(usage))
 
 
 def _column(front: _Frontier, r: SolveResult, relative_gap: float) -> _Column:
@@ -414,7 +390,6 @@ def _column(front: _Frontier, r: SolveResult, relative_gap: float) -> _Column:
 def _master(
     fronts: list[_Frontier],
     hi: float,
-    step: float,
     integral: bool,
     lower: bool,
     solve: SolveFn,
@@ -422,7 +397,7 @@ def _master(
 ) -> tuple[float, list[int]] | None:
     """Solve the multiple-choice master: one column per workload, total usage ``<= hi``; (value, pick per workload).
 
-    ``lower``: costs are the columns' proven bounds, a fractional row's usages are lowered by ``step``, and every
+    ``lower``: costs are the columns' proven bounds, a fractional row's usages are lowered by their step, and every
     open frontier gets a *pseudo-column* (cost: its last column's bound, usage 0), which makes the master a
     relaxation of the coupled model (README, "One coupling row"). Pick ``len(columns)`` is the pseudo-column.
     Otherwise costs and usages are the columns' own. ``None`` when the master has no answer.
@@ -431,7 +406,7 @@ def _master(
     for i, f in enumerate(fronts):
         for c in f.columns:
             costs.append(c.bound if lower else c.cost)
-            usages.append(c.usage - (step if lower and not integral else 0.0))
+            usages.append(c.usage - (_step(c.usage, integral) if lower and not integral else 0.0))
             owner.append(i)
         if lower and f.open:
             costs.append(f.columns[-1].bound)
@@ -513,7 +488,7 @@ def solve_one_row(
     costs) gives the plan. ``None`` when the row is not of the method's kind, time runs out, or the gap is not
     closed: the caller merges groups instead.
     """
-    step, integral = _row_step(compiled, row)
+    integral = _row_integral(compiled, row)
     hi = float(compiled.row_hi[row])
     fronts: list[_Frontier] = []
     fixed_x = np.zeros(compiled.n_vars)
@@ -540,7 +515,7 @@ def solve_one_row(
     if not fronts:
         return None
     for _ in range(MAX_COLUMN_ROUNDS):
-        low = _master(fronts, hi, step, integral, True, solve, clock)
+        low = _master(fronts, hi, integral, True, solve, clock)
         if low is None:
             return None
         pseudo = [i for i, p in enumerate(low[1]) if p == len(fronts[i].columns)]
@@ -550,6 +525,7 @@ def solve_one_row(
             f = fronts[i]
             if clock.left() <= MIN_SOLVE_S:
                 return None
+            step = _step(f.columns[-1].usage, integral)
             level = f.columns[-1].usage - step
             sub = f.block.model
             row_hi = sub.row_hi.copy()
@@ -568,7 +544,7 @@ def solve_one_row(
             f.open = col.usage > 0.0
     else:
         return None
-    upper = _master(fronts, hi, step, integral, False, solve, clock)
+    upper = _master(fronts, hi, integral, False, solve, clock)
     if upper is None:
         return None
     x = fixed_x.copy()
