@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -51,7 +52,11 @@ def add_objective(
 
 
 def lexicographic_stage(
-    compiled: CompiledModel, primary_value: float, secondary: np.ndarray, rel_tol: float = TIE_BREAK_REL_TOL
+    compiled: CompiledModel,
+    primary_value: float,
+    secondary: np.ndarray,
+    rel_tol: float = TIE_BREAK_REL_TOL,
+    parts: Sequence[tuple[np.ndarray, float]] = (),
 ) -> CompiledModel:
     """Return the tie-break stage: primary objective held near ``primary_value``, ``secondary`` minimised.
 
@@ -59,19 +64,32 @@ def lexicographic_stage(
 
     The new row is ``c·x <= v + tol`` (minimisation) or ``c·x >= v − tol`` (maximisation) with
     ``tol = rel_tol · max(1, |v|)``: every plan of the stage is within ``rel_tol`` of the stage-one value.
+    ``parts`` (minimisation only): ``(columns, cap)`` pairs, each adding ``sum_{j in columns} c_j·x_j <= cap``,
+    the primary objective of a part of the model held at that part's stage-one value (caps that add up to the
+    whole cap restrict the stage to plans that split the cost as stage one did).
     """
+    if parts and compiled.sense != "min":
+        raise ValueError("per-part caps hold a minimised objective")
     tol = rel_tol * max(1.0, abs(primary_value))
-    nz = np.flatnonzero(compiled.objective)
     lo, hi = (-np.inf, primary_value + tol) if compiled.sense == "min" else (primary_value - tol, np.inf)
+    rows = [np.flatnonzero(compiled.objective)]
+    his = [hi]
+    for cols, cap in parts:
+        cols = np.asarray(cols, dtype=np.int64)
+        rows.append(cols[compiled.objective[cols] != 0])
+        his.append(float(cap))
+    los = [lo] + [-np.inf] * len(parts)
+    sizes = np.array([r.size for r in rows], dtype=np.int64)
+    indices = np.concatenate(rows)
     return dataclasses.replace(
         compiled,
         sense="min",
         objective=np.asarray(secondary, dtype=float),
         objective_offset=0.0,
-        indptr=np.append(compiled.indptr, compiled.indptr[-1] + nz.size),
-        indices=np.concatenate([compiled.indices, nz]),
-        data=np.concatenate([compiled.data, compiled.objective[nz]]),
-        row_lo=np.append(compiled.row_lo, lo),
-        row_hi=np.append(compiled.row_hi, hi),
-        row_block=[*compiled.row_block, "objective.primary_cap"],
+        indptr=np.concatenate([compiled.indptr, compiled.indptr[-1] + np.cumsum(sizes)]),
+        indices=np.concatenate([compiled.indices, indices]),
+        data=np.concatenate([compiled.data, compiled.objective[indices]]),
+        row_lo=np.append(compiled.row_lo, los),
+        row_hi=np.append(compiled.row_hi, his),
+        row_block=[*compiled.row_block, "objective.primary_cap", *["objective.part_cap"] * len(parts)],
     )

@@ -164,6 +164,7 @@ def solve_by_workload(
     groups: list[tuple[int, ...]] = [(k,) for k in range(len(workload_blocks))]
     solved: dict[tuple[int, ...], tuple[ModelBlock, SolveResult]] = {}
     by_columns: tuple[np.ndarray, float, float, list[tuple[ModelBlock, float]], list[int]] | None = None
+    columns_started, one_row_integral = 0.0, True
     while True:
         x = np.zeros(compiled.n_vars)
         for g in groups:
@@ -184,6 +185,7 @@ def solve_by_workload(
         one_row = broken.size == 1 and np.isin(broken, relaxable).all()
         if one_row and all(len(g) == 1 for g in groups):
             base = {g[0]: solved[g] for g in groups}
+            columns_started, one_row_integral = clock.spent(), _row_integral(compiled, int(broken[0]))
             by_columns = solve_one_row(
                 compiled, workload_blocks, int(broken[0]), base, solve, trim, clock, relative_gap
             )
@@ -200,16 +202,28 @@ def solve_by_workload(
         blocks = [b for b, _s in parts[: len(parts) - n_on]]
         stage_one_seconds = [s for _b, s in parts[: len(parts) - n_on]]
         members: list[tuple[int, ...]] = [(k,) for k in sorted(set(range(len(workload_blocks))) - set(on_row))]
-        # the workloads on the row are tie-broken one by one, each on its level model (its usage of the row at
-        # most its picked column's), its cost held at the column's (below): the usages add up to at most the
-        # picks', so the row holds, and the canonical master's split of the row is kept
-        blocks += [b for b, _s in parts[len(parts) - n_on :]]
-        stage_one_seconds += [s for _b, s in parts[len(parts) - n_on :]]
-        members += [(k,) for k in on_row]
+        capped = [False] * len(members)
+        if ranks is not None and one_row_integral:
+            # a quota: the workloads on the row are tie-broken together, on their merged model (the row with all
+            # its terms), each workload's cost held at its column's (below)
+            blocks.append(group_model(compiled, workload_blocks, tuple(on_row), coupling, relaxable))
+            # its stage one: the first solves of its workloads and the whole column method
+            columns_s = clock.spent() - columns_started
+            stage_one_seconds.append(columns_s + sum(solved[(k,)][1].solve_seconds for k in on_row))
+            members.append(tuple(on_row))
+            capped.append(True)  # the canonical master fixed each workload's cost: hold it there
+        else:
+            # a budget: one by one, each on its level model (its usage at most its pick's plus its share of the
+            # row's slack), its cost held at its pick's (below): the usages add up to at most the limit
+            blocks += [b for b, _s in parts[len(parts) - n_on :]]
+            stage_one_seconds += [s for _b, s in parts[len(parts) - n_on :]]
+            members += [(k,) for k in on_row]
+            capped += [False] * n_on
         results = [solved[groups[0]][1]]
     else:
         # a merged group keeps one cap: how stage one split its cost between its workloads is the backend's
         members = list(groups)
+        capped = [False] * len(members)
         blocks = [solved[g][0] for g in groups]
         results = [solved[g][1] for g in groups]
         bounds = [_proven_bound(r, relative_gap) for r in results]
@@ -240,7 +254,7 @@ def solve_by_workload(
     cap_k = v_k + tol * weight / weight.sum()
     x2 = x.copy()
     cut = 0
-    for blk, group, first_s in zip(blocks, members, stage_one_seconds, strict=True):
+    for blk, group, hold, first_s in zip(blocks, members, capped, stage_one_seconds, strict=True):
         left = tie_break_budget(first_s, clock.left())
         if left <= MIN_SOLVE_S:
             return result, x, False
@@ -249,6 +263,7 @@ def solve_by_workload(
             float(cap_k[list(group)].sum()),
             ranks[blk.cols],
             0.0,
+            _part_caps(blk, workload_blocks, group, cap_k) if hold else (),
         )
         r2 = solve(stage, left, True, x_exact[blk.cols])
         cut += r2.status != "optimal"
@@ -262,6 +277,24 @@ def solve_by_workload(
         note = TIE_BREAK_CUT_NOTE.format(cut=cut, n=len(blocks)) if cut else ""
         return dataclasses.replace(result, solve_seconds=clock.spent(), message=note), x2, True
     return result, x, False
+
+
+def _part_caps(
+    blk: ModelBlock, workload_blocks: list[ModelBlock], group: tuple[int, ...], cap_k: np.ndarray
+) -> list[tuple[np.ndarray, float]]:
+    """Per-workload cost caps of the one-row method's tie-break stage (local column indices of ``blk``, cap).
+
+    The workloads on the row are tie-broken on their merged model with each workload's cost held at its pick
+    of the canonical upper master: the stage then only picks among plans that split the cost that way, which
+    keeps its relaxation as tight as the per-workload stages' (one cap on the sum lets the relaxation move cost
+    between workloads, and on pooled models the stage then rarely closed its gap in its budget). Groups merged
+    by :func:`merge_groups` keep one cap: how their stage one split the cost is the backend's choice.
+    """
+    if len(group) < 2:
+        return []
+    pos = np.full(int(blk.cols.max()) + 1, -1, dtype=np.int64)
+    pos[blk.cols] = np.arange(blk.cols.size)
+    return [(pos[workload_blocks[k].cols], float(cap_k[k])) for k in group]
 
 
 def group_model(
@@ -549,11 +582,12 @@ def solve_one_row(
         return None
     x = fixed_x.copy()
     levels = []
-    for f, p in zip(fronts, upper[1], strict=True):
-        col = f.columns[p]
+    picked = [f.columns[p] for f, p in zip(fronts, upper[1], strict=True)]
+    share = max(0.0, hi - sum(c.usage for c in picked)) / len(fronts)  # the row's slack, shared for the tie-break
+    for f, col in zip(fronts, picked, strict=True):
         x[f.block.cols] = col.x
         row_hi = f.block.model.row_hi.copy()
-        row_hi[f.local] = col.usage + FEASIBILITY_TOL * max(1.0, abs(col.usage))
+        row_hi[f.local] = col.usage + (0.0 if integral else share) + FEASIBILITY_TOL * max(1.0, abs(col.usage))
         levels.append(ModelBlock(f.block.cols, f.block.rows, dataclasses.replace(f.block.model, row_hi=row_hi)))
     value = float(compiled.objective @ x)
     bound = low[0] + fixed_bound
