@@ -107,3 +107,49 @@ def test_one_row_method_with_tie_break_matches_the_whole_model_plan(monkeypatch)
         assert split.objective == pytest.approx(whole.objective, rel=1e-6), seed
         key = ["workload", "instance_type", "region", "count"]
         assert split.to_frame()[key].to_dict("records") == whole.to_frame()[key].to_dict("records"), seed
+
+
+def test_one_row_method_on_a_binding_budget_equals_whole_model(monkeypatch):
+    """Offline jobs under an hourly budget below the uncoupled optimum's spend: the column path, the same cost."""
+    from solver.data.scenario import scenario_from_dict
+    from solver.planning.evaluate import evaluate
+    from solver.planning.planner import plan
+
+    jobs = [
+        {"name": f"job{i}", "model": m, "input_tokens": 512, "output_tokens": 128, "requests": r, "deadline_h": d}
+        for i, (m, r, d) in enumerate(
+            [
+                ("llama-3.1-8b", 20_000, 4),
+                ("mistral-7b", 40_000, 8),
+                ("qwen2.5-7b", 60_000, 12),
+                ("opt-6.7b", 20_000, 8),
+            ]
+        )
+    ]
+    base = {
+        "markets": ["on_demand"],
+        "regions": ["us-east-1"],
+        "instances": ["g6e.xlarge", "g6.xlarge", "g5.xlarge", "g4dn.xlarge"],
+        "workloads": jobs,
+    }
+    free = plan(scenario_from_dict(base), SolveOptions(time_limit_s=60))
+    spend = sum(r.count * r.usd_per_hour for r in free.fleet)
+    sc = scenario_from_dict({**base, "limits": {"budget_usd_per_hour": round(0.75 * spend, 4)}})
+    used = []
+    original = decompose.solve_one_row
+
+    def spy(*args, **kwargs):
+        out = original(*args, **kwargs)
+        used.append(out is not None)
+        return out
+
+    monkeypatch.setattr(decompose, "solve_one_row", spy)
+    split = plan(sc, SolveOptions(time_limit_s=60))
+    assert any(used), "the one-row method did not solve the budget"
+    assert split.objective > free.objective * (1 + 1e-6)  # the budget binds
+    assert evaluate(split, sc).ok
+    assert sum(r.count * r.usd_per_hour for r in split.fleet) <= 0.75 * spend + 1e-6
+    with monkeypatch.context() as m:
+        m.setattr(decompose, "workload_blocks", lambda fm, compiled: None)
+        whole = plan(sc, SolveOptions(time_limit_s=60))
+    assert split.objective == pytest.approx(whole.objective, rel=1e-6)

@@ -164,7 +164,7 @@ def solve_by_workload(
     groups: list[tuple[int, ...]] = [(k,) for k in range(len(workload_blocks))]
     solved: dict[tuple[int, ...], tuple[ModelBlock, SolveResult]] = {}
     by_columns: tuple[np.ndarray, float, float, list[tuple[ModelBlock, float]], list[int]] | None = None
-    columns_started = 0.0
+    columns_started, one_row_integral = 0.0, True
     while True:
         x = np.zeros(compiled.n_vars)
         for g in groups:
@@ -185,7 +185,7 @@ def solve_by_workload(
         one_row = broken.size == 1 and np.isin(broken, relaxable).all()
         if one_row and all(len(g) == 1 for g in groups):
             base = {g[0]: solved[g] for g in groups}
-            columns_started = clock.spent()
+            columns_started, one_row_integral = clock.spent(), _row_integral(compiled, int(broken[0]))
             by_columns = solve_one_row(
                 compiled, workload_blocks, int(broken[0]), base, solve, trim, clock, relative_gap
             )
@@ -203,9 +203,9 @@ def solve_by_workload(
         stage_one_seconds = [s for _b, s in parts[: len(parts) - n_on]]
         members: list[tuple[int, ...]] = [(k,) for k in sorted(set(range(len(workload_blocks))) - set(on_row))]
         capped = [False] * len(members)
-        if ranks is not None:
-            # the workloads on the row are tie-broken together, on their merged model (the row with all its
-            # terms), each workload's cost held at its column's (below)
+        if ranks is not None and one_row_integral:
+            # a quota: the workloads on the row are tie-broken together, on their merged model (the row with all
+            # its terms), each workload's cost held at its column's (below)
             blocks.append(group_model(compiled, workload_blocks, tuple(on_row), coupling, relaxable))
             # its stage one: the first solves of its workloads and the whole column method
             columns_s = clock.spent() - columns_started
@@ -213,12 +213,16 @@ def solve_by_workload(
             members.append(tuple(on_row))
             capped.append(True)  # the canonical master fixed each workload's cost: hold it there
         else:
+            # a budget: one by one, each on its level model (its usage at most its pick's plus its share of the
+            # row's slack), its cost held at its pick's (below): the usages add up to at most the limit
             blocks += [b for b, _s in parts[len(parts) - n_on :]]
             stage_one_seconds += [s for _b, s in parts[len(parts) - n_on :]]
+            members += [(k,) for k in on_row]
+            capped += [False] * n_on
         results = [solved[groups[0]][1]]
     else:
-        members = list(groups)
         # a merged group keeps one cap: how stage one split its cost between its workloads is the backend's
+        members = list(groups)
         capped = [False] * len(members)
         blocks = [solved[g][0] for g in groups]
         results = [solved[g][1] for g in groups]
@@ -362,8 +366,11 @@ def merge_groups(
 # ---- one broken coupling row: per-workload fleet columns and a multiple-choice master -------------------------
 COLUMN_STEP_REL = 1e-5
 """On a row with a fractional coefficient (a budget), the next column of a workload is asked to use at most its
-last column's usage minus this share of ``max(1, |hi|)`` (README, "One coupling row"). It is ten times the
-tolerance an answer is checked at (``SOLUTION_TOL``), so every new column uses strictly less."""
+last column's usage ``u`` minus this share of ``max(1, |u|)`` (README, "One coupling row"). It is ten times the
+tolerance an answer of that level model is checked at (``SOLUTION_TOL``, relative to the level), so every new
+column uses strictly less. Relative to the workload's own usage, not to the row's limit: the lower master gives
+every pick this much slack, and over n workloads the slack adds up to about ``1e-5 · (limit + n)`` instead of
+``n · 1e-5 · limit`` (at 300 workloads that was a gap of 9e-6 on a budget)."""
 MAX_COLUMN_ROUNDS = 10_000
 """Engineering stop of the column loop (each round adds a column to at least one workload, so it ends anyway)."""
 
@@ -390,14 +397,16 @@ class _Frontier:
     trim: TrimFn
 
 
-def _row_step(compiled: CompiledModel, r: int) -> tuple[float, bool]:
-    """(step between usage levels, whether the row is integral: integer coefficients on integer variables only)."""
+def _row_integral(compiled: CompiledModel, r: int) -> bool:
+    """Whether the row is integral: integer coefficients on integer variables only (usages are integers)."""
     a, b = compiled.indptr[r], compiled.indptr[r + 1]
     cols, coefs = compiled.indices[a:b], compiled.data[a:b]
-    integral = bool(np.all(compiled.integer[cols]) and np.all(coefs == np.rint(coefs)))
-    if integral:
-        return 1.0, True
-    return COLUMN_STEP_REL * max(1.0, abs(float(compiled.row_hi[r]))), False
+    return bool(np.all(compiled.integer[cols]) and np.all(coefs == np.rint(coefs)))
+
+
+def _step(usage: float, integral: bool) -> float:
+    """Step below a column's usage to the next level: 1 on an integral row, else ``COLUMN_STEP_REL · max(1, |u|)``."""
+    return 1.0 if integral else COLUMN_STEP_REL * max(1.0, abs(usage))
 
 
 def _column(front: _Frontier, r: SolveResult, relative_gap: float) -> _Column:
@@ -414,7 +423,6 @@ def _column(front: _Frontier, r: SolveResult, relative_gap: float) -> _Column:
 def _master(
     fronts: list[_Frontier],
     hi: float,
-    step: float,
     integral: bool,
     lower: bool,
     solve: SolveFn,
@@ -422,7 +430,7 @@ def _master(
 ) -> tuple[float, list[int]] | None:
     """Solve the multiple-choice master: one column per workload, total usage ``<= hi``; (value, pick per workload).
 
-    ``lower``: costs are the columns' proven bounds, a fractional row's usages are lowered by ``step``, and every
+    ``lower``: costs are the columns' proven bounds, a fractional row's usages are lowered by their step, and every
     open frontier gets a *pseudo-column* (cost: its last column's bound, usage 0), which makes the master a
     relaxation of the coupled model (README, "One coupling row"). Pick ``len(columns)`` is the pseudo-column.
     Otherwise costs and usages are the columns' own. ``None`` when the master has no answer.
@@ -431,7 +439,7 @@ def _master(
     for i, f in enumerate(fronts):
         for c in f.columns:
             costs.append(c.bound if lower else c.cost)
-            usages.append(c.usage - (step if lower and not integral else 0.0))
+            usages.append(c.usage - (_step(c.usage, integral) if lower and not integral else 0.0))
             owner.append(i)
         if lower and f.open:
             costs.append(f.columns[-1].bound)
@@ -513,7 +521,7 @@ def solve_one_row(
     costs) gives the plan. ``None`` when the row is not of the method's kind, time runs out, or the gap is not
     closed: the caller merges groups instead.
     """
-    step, integral = _row_step(compiled, row)
+    integral = _row_integral(compiled, row)
     hi = float(compiled.row_hi[row])
     fronts: list[_Frontier] = []
     fixed_x = np.zeros(compiled.n_vars)
@@ -540,7 +548,7 @@ def solve_one_row(
     if not fronts:
         return None
     for _ in range(MAX_COLUMN_ROUNDS):
-        low = _master(fronts, hi, step, integral, True, solve, clock)
+        low = _master(fronts, hi, integral, True, solve, clock)
         if low is None:
             return None
         pseudo = [i for i, p in enumerate(low[1]) if p == len(fronts[i].columns)]
@@ -550,6 +558,7 @@ def solve_one_row(
             f = fronts[i]
             if clock.left() <= MIN_SOLVE_S:
                 return None
+            step = _step(f.columns[-1].usage, integral)
             level = f.columns[-1].usage - step
             sub = f.block.model
             row_hi = sub.row_hi.copy()
@@ -568,16 +577,17 @@ def solve_one_row(
             f.open = col.usage > 0.0
     else:
         return None
-    upper = _master(fronts, hi, step, integral, False, solve, clock)
+    upper = _master(fronts, hi, integral, False, solve, clock)
     if upper is None:
         return None
     x = fixed_x.copy()
     levels = []
-    for f, p in zip(fronts, upper[1], strict=True):
-        col = f.columns[p]
+    picked = [f.columns[p] for f, p in zip(fronts, upper[1], strict=True)]
+    share = max(0.0, hi - sum(c.usage for c in picked)) / len(fronts)  # the row's slack, shared for the tie-break
+    for f, col in zip(fronts, picked, strict=True):
         x[f.block.cols] = col.x
         row_hi = f.block.model.row_hi.copy()
-        row_hi[f.local] = col.usage + FEASIBILITY_TOL * max(1.0, abs(col.usage))
+        row_hi[f.local] = col.usage + (0.0 if integral else share) + FEASIBILITY_TOL * max(1.0, abs(col.usage))
         levels.append(ModelBlock(f.block.cols, f.block.rows, dataclasses.replace(f.block.model, row_hi=row_hi)))
     value = float(compiled.objective @ x)
     bound = low[0] + fixed_bound
