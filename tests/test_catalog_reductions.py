@@ -108,8 +108,9 @@ def test_the_random_scenarios_exercise_both_reductions():
     assert any(a and b for a, b in flags) and any(not a for a, _ in flags) and any(a and not b for a, b in flags)
 
 
-def test_cheapest_offers_keeps_one_offer_per_machine_and_counts_the_rest():
-    sc = scenario_from_dict(
+def _two_types_three_regions(limits: dict | None = None):
+    """g5.xlarge and g6.xlarge in three regions, both markets, one small online workload."""
+    return scenario_from_dict(
         {
             "regions": ["us-east-1", "us-west-2", "eu-west-1"],
             "markets": ["on_demand", "spot"],
@@ -117,8 +118,13 @@ def test_cheapest_offers_keeps_one_offer_per_machine_and_counts_the_rest():
             "workloads": [
                 {"name": "a", "model": "llama-3.1-8b", "rate_rps": 1, "input_tokens": 256, "output_tokens": 64}
             ],
+            "limits": limits or {},
         }
     )
+
+
+def test_cheapest_offers_keeps_one_offer_per_machine_and_counts_the_rest():
+    sc = _two_types_three_regions()
     off = offers(sc)
     kept = cheapest_offers(off, sc)
     assert kept[OFFER_WEIGHT].sum() == len(off)
@@ -132,17 +138,7 @@ def test_cheapest_offers_keeps_one_offer_per_machine_and_counts_the_rest():
 
 def test_a_region_quota_keeps_the_cheapest_offer_per_region_class():
     """Under (17) alone: per machine, the cheapest offer in the quota's region and the cheapest of the others."""
-    sc = scenario_from_dict(
-        {
-            "regions": ["us-east-1", "us-west-2", "eu-west-1"],
-            "markets": ["on_demand", "spot"],
-            "instances": ["g5.xlarge", "g6.xlarge"],
-            "workloads": [
-                {"name": "a", "model": "llama-3.1-8b", "rate_rps": 1, "input_tokens": 256, "output_tokens": 64}
-            ],
-            "limits": {"max_instances_per_region": {"us-west-2": 3}},
-        }
-    )
+    sc = _two_types_three_regions({"max_instances_per_region": {"us-west-2": 3}})
     assert offer_region_classes(sc) == frozenset({"us-west-2"}) and not offers_interchangeable(sc)
     off = offers(sc)
     kept = cheapest_offers(off, sc)

@@ -58,6 +58,20 @@ def _tables(seed: int):
     return table(*rows), workloads
 
 
+def _spy_one_row(monkeypatch) -> list[bool]:
+    """Record, per call of the one-row method, whether it returned a plan."""
+    used: list[bool] = []
+    original = decompose.solve_one_row
+
+    def spy(*args, **kwargs):
+        out = original(*args, **kwargs)
+        used.append(out is not None)
+        return out
+
+    monkeypatch.setattr(decompose, "solve_one_row", spy)
+    return used
+
+
 def _solve(cands, scen, split: bool, monkeypatch):
     with monkeypatch.context() as m:
         if not split:
@@ -70,15 +84,7 @@ def _solve(cands, scen, split: bool, monkeypatch):
 
 @pytest.mark.parametrize("limit", LIMITS, ids=lambda d: next(iter(d)))
 def test_one_row_method_equals_whole_model(limit, monkeypatch):
-    used = []
-    original = decompose.solve_one_row
-
-    def spy(*args, **kwargs):
-        out = original(*args, **kwargs)
-        used.append(out is not None)
-        return out
-
-    monkeypatch.setattr(decompose, "solve_one_row", spy)
+    used = _spy_one_row(monkeypatch)
     for seed in range(12):
         cands, workloads = _tables(seed)
         scen = scenario(workloads, limits=limit, horizon_h=2)
@@ -135,15 +141,7 @@ def test_one_row_method_on_a_binding_budget_equals_whole_model(monkeypatch):
     free = plan(scenario_from_dict(base), SolveOptions(time_limit_s=60))
     spend = sum(r.count * r.usd_per_hour for r in free.fleet)
     sc = scenario_from_dict({**base, "limits": {"budget_usd_per_hour": round(0.75 * spend, 4)}})
-    used = []
-    original = decompose.solve_one_row
-
-    def spy(*args, **kwargs):
-        out = original(*args, **kwargs)
-        used.append(out is not None)
-        return out
-
-    monkeypatch.setattr(decompose, "solve_one_row", spy)
+    used = _spy_one_row(monkeypatch)
     split = plan(sc, SolveOptions(time_limit_s=60))
     assert any(used), "the one-row method did not solve the budget"
     assert split.objective > free.objective * (1 + 1e-6)  # the budget binds
