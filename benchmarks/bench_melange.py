@@ -125,14 +125,16 @@ def without_offer_reductions() -> Iterator[None]:
     stays (it gives the same numbers)."""
     from solver.planning import candidates, presolve
 
-    saved = {
-        (mod, name): getattr(mod, name)
-        for mod in (candidates, presolve)
-        for name in ("offers_interchangeable", "types_interchangeable")
-    }
+    switches = [
+        (candidates, "offer_region_classes"),
+        (candidates, "types_interchangeable"),
+        (presolve, "offers_interchangeable"),
+        (presolve, "types_interchangeable"),
+    ]
+    saved = {(mod, name): getattr(mod, name) for mod, name in switches}
     try:
         for mod, name in saved:
-            setattr(mod, name, lambda scenario: False)
+            setattr(mod, name, (lambda scenario: None) if name == "offer_region_classes" else (lambda scenario: False))
         yield
     finally:
         for (mod, name), fn in saved.items():

@@ -1,6 +1,7 @@
 """Oracles for the reductions that make whole-catalog plans fast (``formulations/README.md``, "Exact presolve").
 
-- step 0, the cheapest offer of each machine (:func:`solver.planning.candidates.cheapest_offers`);
+- step 0, the cheapest offer of each machine (:func:`solver.planning.candidates.cheapest_offers`), per region
+  class under region quotas;
 - step 2b, the price/capacity front across instance types (``presolve._pareto_winners``);
 - the mixed predictions of pooled rows made once per distinct (model, prompt, output, configuration).
 
@@ -24,13 +25,18 @@ from solver.planning.candidates import (
     candidate_set,
     cheapest_offers,
     offers,
-    offers_interchangeable,
     shared_candidates,
 )
 from solver.planning.classes import expand
 from solver.planning.evaluate import evaluate
 from solver.planning.planner import plan, solve_candidates
-from solver.planning.presolve import OFFER_WEIGHT, _pareto_winners, types_interchangeable
+from solver.planning.presolve import (
+    OFFER_WEIGHT,
+    _pareto_winners,
+    offer_region_classes,
+    offers_interchangeable,
+    types_interchangeable,
+)
 from solver.specs import SolveOptions
 
 OPTS = SolveOptions(time_limit_s=60, tie_break=False)
@@ -102,8 +108,9 @@ def test_the_random_scenarios_exercise_both_reductions():
     assert any(a and b for a, b in flags) and any(not a for a, _ in flags) and any(a and not b for a, b in flags)
 
 
-def test_cheapest_offers_keeps_one_offer_per_machine_and_counts_the_rest():
-    sc = scenario_from_dict(
+def _two_types_three_regions(limits: dict | None = None):
+    """g5.xlarge and g6.xlarge in three regions, both markets, one small online workload."""
+    return scenario_from_dict(
         {
             "regions": ["us-east-1", "us-west-2", "eu-west-1"],
             "markets": ["on_demand", "spot"],
@@ -111,8 +118,13 @@ def test_cheapest_offers_keeps_one_offer_per_machine_and_counts_the_rest():
             "workloads": [
                 {"name": "a", "model": "llama-3.1-8b", "rate_rps": 1, "input_tokens": 256, "output_tokens": 64}
             ],
+            "limits": limits or {},
         }
     )
+
+
+def test_cheapest_offers_keeps_one_offer_per_machine_and_counts_the_rest():
+    sc = _two_types_three_regions()
     off = offers(sc)
     kept = cheapest_offers(off, sc)
     assert kept[OFFER_WEIGHT].sum() == len(off)
@@ -122,6 +134,39 @@ def test_cheapest_offers_keeps_one_offer_per_machine_and_counts_the_rest():
         assert row["usd_per_hour"] == same["usd_per_hour"].min()
     spot_capped = sc.model_copy(update={"limits": sc.limits.model_copy(update={"max_spot_share": 0.5})})
     assert len(cheapest_offers(off, spot_capped)) == len(off)
+
+
+def test_a_region_quota_keeps_the_cheapest_offer_per_region_class():
+    """Under (17) alone: per machine, the cheapest offer in the quota's region and the cheapest of the others."""
+    sc = _two_types_three_regions({"max_instances_per_region": {"us-west-2": 3}})
+    assert offer_region_classes(sc) == frozenset({"us-west-2"}) and not offers_interchangeable(sc)
+    off = offers(sc)
+    kept = cheapest_offers(off, sc)
+    assert kept[OFFER_WEIGHT].sum() == len(off)
+    for t in ("g5.xlarge", "g6.xlarge"):
+        mine = kept[kept["instance_type"] == t]
+        inside, outside = mine[mine["region"] == "us-west-2"], mine[mine["region"] != "us-west-2"]
+        assert len(inside) == 1 and len(outside) == 1, mine
+        same = off[off["instance_type"] == t]
+        assert inside["usd_per_hour"].iat[0] == same[same["region"] == "us-west-2"]["usd_per_hour"].min()
+        assert outside["usd_per_hour"].iat[0] == same[same["region"] != "us-west-2"]["usd_per_hour"].min()
+    spot = sc.model_copy(update={"limits": sc.limits.model_copy(update={"max_spot_instances": 2})})
+    assert offer_region_classes(spot) is None and len(cheapest_offers(off, spot)) == len(off)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_region_quota_plans_have_the_whole_models_optimum(seed):
+    """The random scenarios over three regions with a quota on one: step 0 per region class against every offer."""
+    d = random_scenario_dict(1000 + seed)
+    d["regions"] = ["us-east-1", "us-west-2", "eu-west-1"]
+    d["markets"] = ["on_demand", "spot"]
+    d["limits"]["max_instances_per_region"] = {["us-east-1", "us-west-2", "eu-west-1"][seed % 3]: 1 + seed % 4}
+    sc = scenario_from_dict(d)
+    assert offer_region_classes(sc) is not None
+    whole, reduced = _whole_model(sc), _planned(sc)
+    assert (whole is None) == (reduced is None), (whole, reduced)
+    if whole is not None and reduced is not None:
+        assert math.isclose(whole, reduced, rel_tol=1e-6, abs_tol=1e-9), (seed, whole, reduced)
 
 
 def test_counts_and_messages_are_those_of_every_offer():

@@ -36,7 +36,12 @@ from solver.data.scenario import check_references
 from solver.performance.calibration import CalibrationProfile, load_profile
 from solver.performance.ctcf import ENGINES
 from solver.performance.memory import tp_shardable
-from solver.planning.presolve import OFFER_WEIGHT, offers_interchangeable, types_interchangeable, violations
+from solver.planning.presolve import (
+    OFFER_WEIGHT,
+    offer_region_classes,
+    types_interchangeable,
+    violations,
+)
 from solver.specs import ModelSpec, Scenario, Workload
 from solver.tolerances import OFFLOAD_GRID_TOL, PRESOLVE_REL_TOL, floor_int
 
@@ -90,22 +95,27 @@ def cheapest_offers(off: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:
     """Keep, of the offers of one machine, the cheapest; column :data:`OFFER_WEIGHT` counts the offers it stands for.
 
     Offers are one machine when they agree on every column but :data:`PRICE_COLUMNS` (instance type, family and
-    hardware). Exact under :func:`offers_interchangeable` (``formulations/README.md``, "Exact presolve", step
-    0): every candidate and pool of a dearer offer has the same predictions, rules (the price cap aside, which
-    the cheaper one meets whenever the dearer does) and limit coefficients as the same configuration of the
-    cheapest, whose price is no higher, so its counts, hours and shares move there without raising a row or the
-    cost. Offers above the price cap (12) are kept apart, one per machine: their rows are only counted.
-    Ties in price keep the offer first by (region, market), the tie-break stage's order. Without
-    interchangeable offers, every offer is kept with weight 1.
+    hardware). Exact under :func:`~solver.planning.presolve.offers_interchangeable` (``formulations/README.md``,
+    "Exact presolve", step 0): every candidate and pool of a dearer offer has the same predictions, rules (the
+    price cap aside, which the cheaper one meets whenever the dearer does) and limit coefficients as the same
+    configuration of the cheapest, whose price is no higher, so its counts, hours and shares move there without
+    raising a row or the cost. With region quotas (17) and no spot row, the same holds within each region class
+    of :func:`~solver.planning.presolve.offer_region_classes` (a region with a quota; all other regions
+    together): the cheapest offer of a machine is kept per class. Offers above the price cap (12) are kept
+    apart, one per machine (and class): their rows are only counted. Ties in price keep the offer first by
+    (region, market), the tie-break stage's order. Without interchangeable offers (a spot row), every offer is
+    kept with weight 1.
     """
-    if off.empty or not offers_interchangeable(scenario):
+    classes = offer_region_classes(scenario) if not off.empty else None
+    if classes is None:
         return off.assign(**{OFFER_WEIGHT: 1})
     price_cap = checks.rule("limits.max_price_usd_per_hour")
     name = scenario.workloads[0].name if scenario.workloads else ""
     capped = price_cap.broken(off.assign(workload=name), scenario, PRESOLVE_REL_TOL)
     machine = [c for c in off.columns if c not in PRICE_COLUMNS]
-    key = off[machine].assign(_capped=capped)
-    code = _combined_codes(key, [*machine, "_capped"])
+    region_class = off["region"].where(off["region"].isin(sorted(classes)), "")
+    key = off[machine].assign(_capped=capped, _region_class=region_class)
+    code = _combined_codes(key, [*machine, "_capped", "_region_class"])
     order = np.lexsort(
         (
             off["market"].to_numpy(dtype=str),

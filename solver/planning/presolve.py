@@ -38,22 +38,37 @@ DOMINANCE_KEY = ("workload", "instance_type", "family", "region", "market", "usd
 limit row sees them alike (README, "Exact presolve")."""
 
 
+def offer_region_classes(scenario: Scenario) -> frozenset[str] | None:
+    """Return the regions step 0 keeps apart, or ``None`` when no two offers of a machine are interchangeable.
+
+    Market appears only in (23) ``max_spot_share``, (24) ``min_on_demand_share``, (25) ``max_spot_instances``
+    and (26) ``max_spot_instances_per_region``; with any of them set, ``None``. Otherwise region appears only in
+    (17) ``max_instances_per_region`` (``formulations/README.md``): every region with a quota of its own is a
+    class of its own, all other regions are one class, and within a class the cheapest offer of a machine
+    dominates the others (:func:`solver.planning.candidates.cheapest_offers`). The returned set holds the
+    regions with a quota (empty: every offer of a machine is one class).
+    """
+    lim = scenario.limits
+    if (
+        lim.max_spot_instances
+        or lim.max_spot_instances_per_region
+        or lim.max_spot_share is not None
+        or lim.min_on_demand_share is not None
+    ):
+        return None
+    return frozenset(lim.max_instances_per_region or {})
+
+
 def offers_interchangeable(scenario: Scenario) -> bool:
     """Whether no row of the model tells two offers of one instance type apart except by their price.
 
     Region and market appear only in (17) ``max_instances_per_region``, (23) ``max_spot_share``, (24)
     ``min_on_demand_share``, (25) ``max_spot_instances`` and (26) ``max_spot_instances_per_region``
     (``formulations/README.md``); with none of them set, the cheapest offer of a machine dominates the others
-    (:func:`solver.planning.candidates.cheapest_offers`).
+    (:func:`solver.planning.candidates.cheapest_offers`; with only (17) set, the cheapest within each region
+    class, :func:`offer_region_classes`).
     """
-    lim = scenario.limits
-    return not (
-        lim.max_instances_per_region
-        or lim.max_spot_instances
-        or lim.max_spot_instances_per_region
-        or lim.max_spot_share is not None
-        or lim.min_on_demand_share is not None
-    )
+    return offer_region_classes(scenario) == frozenset()
 
 
 def types_interchangeable(scenario: Scenario) -> bool:
