@@ -644,7 +644,7 @@ class SolveOptions(Frozen):
     """Solver options, mapped one to one to CLI flags of ``infersave plan``."""
 
     backend: BackendName = "auto"
-    """``auto`` (first available in the registry order), ``ortools`` or ``cbc``."""
+    """``auto`` (the first available in :data:`solver.backends.AUTO_ORDER`), ``ortools``, ``cbc`` or ``highs``."""
     time_limit_s: Annotated[float, NotBool, Field(gt=0, le=86_400, allow_inf_nan=False)] = 60.0
     relative_gap: Annotated[float, NotBool, Field(ge=0, lt=1, allow_inf_nan=False)] = 1e-6
     threads: Annotated[int, NotBool, Field(gt=0, le=MAX_THREADS)] | None = None

@@ -23,8 +23,11 @@ BACKENDS: dict[str, Backend] = {
 }
 """Registered backends: the product's two named ones (OR-Tools, CBC), then HiGHS."""
 
-AUTO_ORDER: tuple[str, ...] = ("ortools", "highs", "cbc")
-"""What ``auto`` tries, fastest first, as measured by ``benchmarks/bench_planner.py`` (docs/benchmarks.md)."""
+AUTO_ORDER: tuple[str, ...] = ("highs", "ortools", "cbc")
+"""What ``auto`` tries, fastest first, as measured by ``benchmarks/bench_planner.py --scale`` (docs/benchmarks.md,
+scale cases): HiGHS had the least total ``t_plan`` over the cases, most of all on offline jobs; OR-Tools comes
+before CBC because it was the faster of the two on every online case (CBC's total was lower, carried by the
+300-workload offline cases)."""
 
 
 def backend_names() -> list[str]:
