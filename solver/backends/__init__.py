@@ -23,11 +23,11 @@ BACKENDS: dict[str, Backend] = {
 }
 """Registered backends: the product's two named ones (OR-Tools, CBC), then HiGHS."""
 
-AUTO_ORDER: tuple[str, ...] = ("highs", "ortools", "cbc")
-"""What ``auto`` tries, fastest first, as measured by ``benchmarks/bench_planner.py --scale`` (docs/benchmarks.md,
-scale cases): HiGHS had the least total ``t_plan`` over the cases, most of all on offline jobs; OR-Tools comes
-before CBC because it was the faster of the two on every online case (CBC's total was lower, carried by the
-300-workload offline cases)."""
+AUTO_ORDER: tuple[str, ...] = ("ortools", "highs", "cbc")
+"""What ``auto`` tries. HiGHS had the least total ``t_plan`` over the scale cases of ``benchmarks/bench_planner.py
+--scale`` (docs/benchmarks.md), but OR-Tools stays first: with HiGHS first, a ``sweep`` forked into two processes
+from a Jupyter kernel that had already run HiGHS spun without end (notebooks/05-fleet-mix, CI), and that is not
+understood yet. CBC comes last: OR-Tools was faster than CBC on every online case."""
 
 
 def backend_names() -> list[str]:
