@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmarks.serving_accuracy import shared_data_dir
 from solver.data.gpus import get_gpu
 from solver.data.models import get_model
 from solver.performance import latency
@@ -406,11 +407,11 @@ def bytes_check(rows: pd.DataFrame) -> list[str]:
         "|---|---|---|---|---|---|---|---|",
     ]
     sel = rows[(rows["batch"] == 1) & (rows["input"] == 128) & (rows["output"] == 128)]
+    shared = card.weight_bytes("fp16") - card.num_experts * card.num_moe_layers * card.expert_bytes("fp16")
     for _, r in sel.sort_values("gpu").iterrows():
         gpu, tp, tpot = str(r["gpu"]), int(r["tp"]), float(r["tpot_ms"])
         fixed, left, frac = left_and_rate(gpu, tp, card, "fp16", tpot)
         peak = get_gpu(gpu).memory_bandwidth_gb_per_s * 1e9
-        shared = card.weight_bytes("fp16") - card.num_experts * card.num_moe_layers * card.expert_bytes("fp16")
         fit = (left * MEMORY_BW_EFFICIENCY * peak * tp - shared) / (card.num_moe_layers * card.expert_bytes("fp16"))
         d = dense[(dense["gpu"] == gpu) & (dense["tp"] == tp)]
         dense_cells = "; ".join(
@@ -421,7 +422,6 @@ def bytes_check(rows: pd.DataFrame) -> list[str]:
             f"| {gpu} | {tp} | {tpot:.2f} ms | {fixed * 1e3:.2f} ms | {left * 1e3:.2f} ms | {100 * frac:.0f} % of "
             f"peak | {fit:.2f} | {dense_cells} |"
         )
-    shared = card.weight_bytes("fp16") - card.num_experts * card.num_moe_layers * card.expert_bytes("fp16")
     two = 2 * card.num_moe_layers * card.expert_bytes("fp16")
     return [
         "**What the batch-1 steps leave for weight bytes.** Measured TPOT (batch 1, 128 / 128) minus the modelled "
@@ -743,7 +743,7 @@ def diagnosis_section(rows: pd.DataFrame, same_err: pd.DataFrame, profile: objec
 
 def report(data: Path | None = None) -> str:
     """Predict the held-out Mixtral rows and return the markdown section (``data``: shared/data, optional)."""
-    data = data if data is not None else ROOT.parent.parent / "shared" / "data"
+    data = shared_data_dir(data)
     shipped = shipped_measurements()
     assert not shipped["model"].str.contains("mixtral").any(), "shipped measurements must not hold Mixtral rows"
     rows = read_measurements(OUT, field="holdout")
@@ -909,9 +909,10 @@ def main() -> None:
     """Command line: optionally re-extract the rows, print the section, optionally write it."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--extract", action="store_true", help="rebuild the held-out CSV from the shared data")
-    ap.add_argument("--data", type=Path, default=ROOT.parent.parent / "shared" / "data")
+    ap.add_argument("--data", type=Path, default=None, help="shared/data (default: ../shared/data above the checkout)")
     ap.add_argument("--write", action="store_true", help="write the section into docs/accuracy.md")
     args = ap.parse_args()
+    args.data = shared_data_dir(args.data)
     if args.extract:
         rows, dropped = extract(args.data)
         OUT.parent.mkdir(parents=True, exist_ok=True)

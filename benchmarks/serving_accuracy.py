@@ -53,7 +53,7 @@ BANDS = ((1, 2), (5, 10), (25, 50), (100, 250))
 KNEE_SHARE = 0.9
 
 
-def _data_dir(given: str | None) -> Path:
+def shared_data_dir(given: str | Path | None) -> Path:
     """The shared data folder: ``--data``, else ``../shared/data`` above the checkout or its parent."""
     if given:
         return Path(given)
@@ -347,7 +347,7 @@ def main() -> None:
     parser.add_argument("--data", default=None, help="shared/data folder (default: found above the checkout)")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
-    rows = pd.concat([nim_rows(_data_dir(args.data)), shipped_rows()], ignore_index=True)
+    rows = pd.concat([nim_rows(shared_data_dir(args.data)), shipped_rows()], ignore_index=True)
     rows = model_rows(rows)
     text = section(rows)
     print(text)
