@@ -80,6 +80,21 @@ def test_closed_loop_concurrency_one_is_alone_on_the_replica() -> None:
     assert (reqs["queue_ms"] == 0).all()
 
 
+def test_closed_loop_with_a_request_list_sends_it_in_order_and_stops() -> None:
+    """``benchmark_serving``: N clients send the listed requests one by one and stop when the list is used up."""
+    cfg = _cfg(batch=8, s=512, n=256)
+    loop = arr.benchmark_serving(4, 512, 256, seed=3)
+    ins, outs = loop.lengths
+    assert ins.size == outs.size == 10 * 4
+    assert ins.min() >= int(0.8 * 512) and ins.max() <= 512 and outs.min() >= int(0.8 * 256) and outs.max() <= 256
+    assert np.unique(outs).size > 10  # lengths vary, so the first wave's cohort breaks up
+    raw = run([cfg], loop, duration_s=1e6)
+    assert np.array_equal(raw.input_tokens, ins) and np.array_equal(raw.output_tokens, outs)
+    assert np.isfinite(raw.finish_s).all()
+    assert (raw.arrival_s[:4] == 0.0).all() and (raw.arrival_s[4:] > 0.0).all()  # four clients start at once
+    assert np.array_equal(arr.benchmark_serving(4, 512, 256, seed=3).lengths[1], outs)  # same seed, same run
+
+
 def test_same_seed_same_result_other_seed_differs() -> None:
     cfg = _cfg()
     a1 = run([cfg] * 3, arr.poisson(6.0, 120.0, 512, 256, seed=3), duration_s=120.0)

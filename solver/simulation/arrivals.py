@@ -40,11 +40,42 @@ class Arrivals:
 
 @dataclass(frozen=True)
 class ClosedLoop:
-    """``users`` clients, each sending a request of the given lengths as soon as its previous one finished."""
+    """``users`` clients, each sending a request as soon as its previous one finished.
+
+    Every request has ``input_tokens`` / ``output_tokens``, unless ``lengths`` gives a list of requests (input and
+    output lengths, arrays of equal size): then they are sent in that order, one per free client, and the clients
+    stop when the list is used up, as ``vllm bench serve --num-prompts N --max-concurrency C`` does
+    (:func:`benchmark_serving`).
+    """
 
     users: int
     input_tokens: int
     output_tokens: int
+    lengths: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]] | None = None
+
+
+def benchmark_serving(
+    concurrency: int,
+    input_tokens: int,
+    output_tokens: int,
+    *,
+    prompts_per_user: int = 10,
+    range_ratio: float = 0.8,
+    seed: int = 0,
+) -> ClosedLoop:
+    """Return the closed loop of vLLM's ``benchmark_serving.py`` random dataset as InferenceMAX / InferenceX run it.
+
+    ``--num-prompts`` = ``prompts_per_user`` x ``--max-concurrency`` (10 x C in InferenceMAX's benchmark scripts,
+    and in ai-dynamo/aisimulate's replay of InferenceX points: ``request_count = concurrency * 10``), all issued at
+    once (``--request-rate inf``) and each replaced by the next as it finishes; lengths drawn uniformly from
+    ``[int(range_ratio x L), L]`` (the random dataset of the ``kimbochen/bench_serving`` copy InferenceMAX clones,
+    ``--random-range-ratio 0.8``; ``--ignore-eos``, so every request generates its drawn output length).
+    """
+    rng = np.random.Generator(np.random.PCG64(seed))
+    n = prompts_per_user * concurrency
+    ins = rng.integers(int(input_tokens * range_ratio), input_tokens + 1, size=n)
+    outs = rng.integers(int(output_tokens * range_ratio), output_tokens + 1, size=n)
+    return ClosedLoop(concurrency, input_tokens, output_tokens, (ins.astype(np.int64), outs.astype(np.int64)))
 
 
 def _lengths(n: int, input_tokens: int, output_tokens: int) -> tuple[np.ndarray, np.ndarray]:

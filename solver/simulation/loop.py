@@ -112,7 +112,8 @@ def run(
         arr_t: list[float] = []
         ins: list[int] = []
         outs: list[int] = []
-        pending = [0.0] * arrivals.users
+        listed = arrivals.lengths
+        pending = [0.0] * (arrivals.users if listed is None else min(arrivals.users, len(listed[0])))
         c_in, c_out = arrivals.input_tokens, arrivals.output_tokens
     else:
         open_t = arrivals.times_s.tolist()
@@ -120,6 +121,7 @@ def run(
         ins = arrivals.input_tokens.tolist()
         outs = arrivals.output_tokens.tolist()
         pending = []
+        listed = None
         c_in = c_out = 0
     n_open = len(open_t)
     admit = [math.nan] * n_open
@@ -165,7 +167,7 @@ def run(
         finish[i] = t
         kv[r] -= ins[i] + outs[i]
         load[r] -= 1
-        if closed and t < duration_s:
+        if closed and t < duration_s and (listed is None or len(arr_t) + len(pending) < len(listed[0])):
             heapq.heappush(pending, t)
 
     def schedule(r: int, kind: int, t0: float, t1: float) -> None:
@@ -354,8 +356,8 @@ def run(
                 heapq.heappop(pending)
                 i = len(arr_t)
                 arr_t.append(t)
-                ins.append(c_in)
-                outs.append(c_out)
+                ins.append(c_in if listed is None else int(listed[0][i]))
+                outs.append(c_out if listed is None else int(listed[1][i]))
                 admit.append(math.nan)
                 first.append(math.nan)
                 finish.append(math.nan)
