@@ -107,8 +107,9 @@ def main() -> None:
         "waits (the largest gaps are at the largest batches, where prefill is the largest share of the work). "
         "A plan built on an optimistic curve is still simulated before it is returned, and the failing rows' "
         "rates are lowered and the plan re-solved (`solver/simulation/verify.py`). "
-        "`tests/test_capacity_curve.py` holds the approximation within 45 % of the simulator on g6e.xlarge "
-        "(it was 35 % before the steady-state serving model; the simulator does not yet mix prefill into "
+        "`tests/test_capacity_curve.py` holds the approximation within 50 % of the simulator on g6e.xlarge "
+        "(35 % before the steady-state serving model, 45 % before the decode profiles became the engine "
+        "versions' average, which makes prefill a larger share; the simulator does not yet mix prefill into "
         "decode steps).",
     ]
     text = "\n".join(lines)

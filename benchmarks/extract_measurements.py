@@ -71,6 +71,8 @@ COLUMNS = [
     "tpot_ms",
     "e2e_s",
 ]
+OPTIONAL_COLUMNS = ["arrivals"]
+"""Written only by the sources that set them (``arrivals``: the closed-loop pattern of a serving benchmark)."""
 
 
 def argonne(data: Path) -> pd.DataFrame:
@@ -120,6 +122,7 @@ def aiconfigurator(data: Path) -> pd.DataFrame:
             "kv_dtype": dtype,
             "engine": sel["backend"],
             "batching": "continuous",
+            "arrivals": "burst",  # InferenceX's benchmark run, serving.BURST_WAVES
             "batch": sel["batch_size"].astype(int),
             "input": sel["isl"].astype(int),
             "output": sel["osl"].astype(int),
@@ -268,7 +271,9 @@ def main() -> None:
         ("flexgen", flexgen),
         ("nvidia_dli", nvidia_dli),
     ):
-        frame = fn(args.data)[COLUMNS].reset_index(drop=True)
+        raw = fn(args.data)
+        optional = [c for c in OPTIONAL_COLUMNS if c in raw.columns]
+        frame = raw[COLUMNS + optional].reset_index(drop=True)
         check_measurements(frame, field=name)
         fit, dropped = drop_unfit(frame)
         kept, impossible = drop_impossible(fit)

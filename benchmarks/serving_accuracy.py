@@ -14,9 +14,12 @@ Rows:
 Each row is modelled by :func:`solver.performance.model.predict_frame` at concurrency = the measured concurrency
 (closed loop, ``batching="continuous"``) on a bare machine of ``tp`` GPUs: the default steady state of the closed
 loop with the engine's shipped CTCF profile ("serving") and on the uncalibrated roofline ("raw"), the cohort
-pattern (``arrivals="cohort"``) both ways, and the static-batch model with the shipped profile ("static").
-"Harness": NIM rows with the cohort pattern (genai-perf with fixed synthetic lengths, every client started at
-once: ``synthetic_input_tokens_stddev`` is 0 in every row), the others with the default.
+pattern (``arrivals="cohort"``) both ways, one benchmark run started at once (``arrivals="burst"``) with the
+shipped profile, and the static-batch model with the shipped profile ("static").
+"Harness": each row with the pattern its benchmark produced: NIM rows the cohort pattern (genai-perf with fixed
+synthetic lengths, every client started at once: ``synthetic_input_tokens_stddev`` is 0 in every row), rows whose
+``arrivals`` column says so (the aiconfigurator rows: ``burst``, one InferenceX benchmark run of 10 x C requests
+started at once) that pattern, the others (TGI) the default.
 
 Saturation (NIM only, the one source with request throughput): per group of rows sharing model, GPU, GPUs,
 precision and lengths, the knee is the smallest concurrency whose measured request throughput reaches 90 % of the
@@ -39,6 +42,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's solver, not an installed one
 
 from solver.data.models import get_model
+from solver.performance import serving
 from solver.performance.ctcf import IDENTITY, shipped_profile
 from solver.performance.measurements import measurement_hardware
 from solver.performance.model import predict_frame
@@ -109,7 +113,7 @@ def model_rows(rows: pd.DataFrame) -> pd.DataFrame:
     """Add the three predictions (TTFT and TPOT, ms) of the module docstring to every row."""
     out = rows.copy()
     cols = ("ttft_serving", "tpot_serving", "ttft_raw", "tpot_raw", "ttft_static", "tpot_static")
-    cols += ("ttft_cohort", "tpot_cohort", "ttft_cohort_raw")
+    cols += ("ttft_cohort", "tpot_cohort", "ttft_cohort_raw", "ttft_burst", "tpot_burst")
     for col in cols:
         out[col] = np.nan
     keys = ["model", "engine", "dtype", "kv_dtype", "input", "output"]
@@ -130,6 +134,9 @@ def model_rows(rows: pd.DataFrame) -> pd.DataFrame:
         cohort = predict_frame(frame, model, profile=prof, batching="continuous", arrivals="cohort", **common)
         cohort_raw = predict_frame(frame, model, profile=IDENTITY, batching="continuous", arrivals="cohort", **common)
         static = predict_frame(frame, model, profile=prof, batching="static", **common)
+        burst = predict_frame(frame, model, profile=prof, batching="continuous", arrivals="burst", **common)
+        out.loc[part.index, "ttft_burst"] = burst["ttft_ms"].to_numpy()
+        out.loc[part.index, "tpot_burst"] = burst["tpot_ms"].to_numpy()
         out.loc[part.index, "ttft_cohort"] = cohort["ttft_ms"].to_numpy()
         out.loc[part.index, "tpot_cohort"] = cohort["tpot_ms"].to_numpy()
         out.loc[part.index, "ttft_cohort_raw"] = cohort_raw["ttft_ms"].to_numpy()
@@ -141,8 +148,12 @@ def model_rows(rows: pd.DataFrame) -> pd.DataFrame:
         out.loc[part.index, "tpot_static"] = static["tpot_ms"].to_numpy()
         out.loc[part.index, "running"] = serving["running"].to_numpy()
     cohort_harness = (out["dataset"] == "nim").to_numpy()  # module docstring: genai-perf, fixed lengths
-    out["ttft_harness"] = np.where(cohort_harness, out["ttft_cohort"], out["ttft_serving"])
-    out["tpot_harness"] = np.where(cohort_harness, out["tpot_cohort"], out["tpot_serving"])
+    pattern = out["arrivals"] if "arrivals" in out else pd.Series("", index=out.index)
+    burst_harness = (pattern.fillna("") == "burst").to_numpy()
+    for m in ("ttft", "tpot"):
+        out[f"{m}_harness"] = np.where(
+            cohort_harness, out[f"{m}_cohort"], np.where(burst_harness, out[f"{m}_burst"], out[f"{m}_serving"])
+        )
     return out
 
 
@@ -178,9 +189,12 @@ def table(rows: pd.DataFrame) -> pd.DataFrame:
                 "TTFT raw": _mape(g["ttft_raw"], g["ttft_ms"]),
                 "TTFT cohort": _mape(g["ttft_cohort"], g["ttft_ms"]),
                 "TTFT cohort raw": _mape(g["ttft_cohort_raw"], g["ttft_ms"]),
+                "TTFT burst": _mape(g["ttft_burst"], g["ttft_ms"]),
+                "TTFT harness": _mape(g["ttft_harness"], g["ttft_ms"]),
                 "TTFT static": _mape(g["ttft_static"], g["ttft_ms"]),
                 "ITL serving": _mape(g["tpot_serving"], g["tpot_ms"]),
                 "ITL raw": _mape(g["tpot_raw"], g["tpot_ms"]),
+                "ITL harness": _mape(g["tpot_harness"], g["tpot_ms"]),
                 "ITL static": _mape(g["tpot_static"], g["tpot_ms"]),
             }
         )
@@ -198,6 +212,7 @@ def headline(rows: pd.DataFrame) -> dict[str, float]:
         "ttft_raw": _mape(below["ttft_raw"], below["ttft_ms"]),
         "ttft_static": _mape(below["ttft_static"], below["ttft_ms"]),
         "ttft_cohort": _mape(below["ttft_cohort"], below["ttft_ms"]),
+        "ttft_burst": _mape(below["ttft_burst"], below["ttft_ms"]),
         "ttft_harness": _mape(below["ttft_harness"], below["ttft_ms"]),
         "itl_harness": _mape(below["tpot_harness"], below["tpot_ms"]),
         "itl_serving": _mape(below["tpot_serving"], below["tpot_ms"]),
@@ -215,7 +230,7 @@ def _bias(pred: pd.Series, meas: pd.Series) -> float:
 def _ttft_growth(rows: pd.DataFrame) -> dict[str, float]:
     """Median over series (engine, GPU, TP, prompt) of d(TTFT) / d(n x TPOT) between the shortest and longest output.
 
-    ``measured`` uses the measured TTFT and TPOT, ``model`` the serving model's (shipped CTCF, steady state).
+    ``measured`` uses the measured TTFT and TPOT, ``model`` the serving model's (shipped CTCF, harness pattern).
     """
     meas, model = [], []
     for _, g in rows.groupby(["engine", "gpu", "tp", "input"]):
@@ -223,9 +238,9 @@ def _ttft_growth(rows: pd.DataFrame) -> dict[str, float]:
             continue
         lo, hi = g.loc[g["output"].idxmin()], g.loc[g["output"].idxmax()]
         dec = hi["output"] * hi["tpot_ms"] - lo["output"] * lo["tpot_ms"]
-        dec_model = hi["output"] * hi["tpot_serving"] - lo["output"] * lo["tpot_serving"]
+        dec_model = hi["output"] * hi["tpot_harness"] - lo["output"] * lo["tpot_harness"]
         meas.append((hi["ttft_ms"] - lo["ttft_ms"]) / dec)
-        model.append((hi["ttft_serving"] - lo["ttft_serving"]) / dec_model)
+        model.append((hi["ttft_harness"] - lo["ttft_harness"]) / dec_model)
     return {"measured": float(np.median(meas)), "model": float(np.median(model)), "groups": len(meas)}
 
 
@@ -238,7 +253,10 @@ def why(rows: pd.DataFrame) -> str:
     tgi = below[below["dataset"] == "tgi_sagemaker"]
     aic = below[below["dataset"].astype(str).str.startswith("aiconfigurator") & below["ttft_ms"].notna()]
     to_steady = aic["ttft_ms"] / aic["ttft_serving"]
-    to_cohort = aic["ttft_ms"] / aic["ttft_cohort"]
+    vll = aic[aic["engine"] == "vllm"]
+    trt = aic[aic["engine"] == "trtllm"]
+    to_burst_trt = trt["ttft_ms"] / trt["ttft_burst"]
+    to_burst_vll = vll["ttft_ms"] / vll["ttft_burst"]
     grow = _ttft_growth(aic[aic["batch"] == 8])
     return (
         "Where the error is (signed mean error, % of measured; below saturation):\n\n"
@@ -249,18 +267,28 @@ def why(rows: pd.DataFrame) -> str:
         f"{_bias(one['ttft_raw'], one['ttft_ms']):+.0f} % and the shipped `trtllm` profile "
         f"{_bias(one['ttft_serving'], one['ttft_ms']):+.0f} % (genai-perf's TTFT also counts the HTTP front end "
         "and tokenisation).\n"
-        f"* **aiconfigurator rows sit between the two patterns** ({len(aic)} rows): measured TTFT is "
-        f"{to_steady.median():.1f}x the steady state (quartiles {to_steady.quantile(0.25):.1f}-"
-        f"{to_steady.quantile(0.75):.1f}x) and {to_cohort.median():.2f}x the cohort (quartiles "
-        f"{to_cohort.quantile(0.25):.2f}-{to_cohort.quantile(0.75):.2f}x): their requests partly moved in cohorts. "
-        "How that harness issued requests is not recorded in the shipped data (aiconfigurator's own estimator "
-        "multiplies the prefill time by an empirical 2-4, `_ttft_queuing_factor`), so no constant is fitted "
-        "here; these rows carry the TTFT error of the headline. Nor is it admission or prefill queueing: at "
-        f"concurrency 8 (every request has a slot) the measured TTFT grows with the output length, by "
-        f"{grow['measured']:.2f} of the added decode time n x TPOT (median of {grow['groups']} series of one "
-        f"engine, GPU, TP and prompt length with 2-3 output lengths), the serving model's by {grow['model']:+.3f}: "
-        "as if a request's first token waited on part of other requests' decode, which neither admission nor "
-        "prefill interleaving produces and the data do not explain.\n"
+        f"* **aiconfigurator rows are one InferenceX benchmark run each** ({len(aic)} rows). Their "
+        "`silicon_data_source` names InferenceX database dumps (config and workflow-run ids); InferenceX runs "
+        "`benchmark_serving.py` with `--num-prompts` = 10 x the concurrency, every client started at once "
+        "(`--request-rate inf`) and lengths drawn from [0.8 L, L] (InferenceMAX's benchmark scripts, as copied in "
+        "jyothisambolu/InferenceMAX; "
+        "ai-dynamo/aisimulate replays InferenceX points the same way, "
+        "`scripts/e2e_accuracy/source/defaults/workload_defaults.py`). So the mean TTFT includes the first "
+        f"wave's burst: the burst pattern is {_bias(aic['ttft_burst'], aic['ttft_ms']):+.0f} % there (vLLM "
+        f"{_bias(vll['ttft_burst'], vll['ttft_ms']):+.0f} %, TensorRT-LLM "
+        f"{_bias(trt['ttft_burst'], trt['ttft_ms']):+.0f} %), the steady state "
+        f"{_bias(aic['ttft_serving'], aic['ttft_ms']):+.0f} % and the cohort "
+        f"{_bias(aic['ttft_cohort'], aic['ttft_ms']):+.0f} % (measured / steady: median {to_steady.median():.1f}x, "
+        f"quartiles {to_steady.quantile(0.25):.1f}-{to_steady.quantile(0.75):.1f}x). What is left is mostly "
+        f"TensorRT-LLM's: measured TTFT is {to_burst_trt.median():.2f}x the burst pattern there (median; vLLM "
+        f"{to_burst_vll.median():.2f}x), and at concurrency 8 (every request has a slot) it grows with the "
+        f"output length, by {grow['measured']:.2f} of the added decode time n x TPOT (median of "
+        f"{grow['groups']} series of one engine, GPU, TP and prompt length with 2-3 output lengths), the model's "
+        f"by {grow['model']:+.3f}: as if a first token waited on part of other requests' decode, which neither "
+        "admission nor prefill interleaving produces. InferenceX's TensorRT-LLM recipes set scheduler options "
+        "that hold back first tokens (`batch_wait_timeout_iters: 20`, `stream_interval: 10` in that copy's "
+        "`benchmarks/70b_fp8_h200_trt_slurm.sh`), but the recipe behind each row is not in the shipped data, so "
+        "none is modelled.\n"
         f"* **ITL at concurrency 100-250 on NIM**: raw {_bias(busy['tpot_raw'], busy['tpot_ms']):+.0f} %. The "
         "decode step grows with the running batch faster than the bytes it reads: likely a per-sequence cost per "
         "step (sampling, streaming) that the roofline lacks.\n"
@@ -279,12 +307,12 @@ def why(rows: pd.DataFrame) -> str:
 
 
 def worst(rows: pd.DataFrame, k: int = 8) -> pd.DataFrame:
-    """The below-saturation rows with the largest TTFT error of the serving model (shipped CTCF)."""
+    """The below-saturation rows with the largest TTFT error of the serving model (harness pattern, shipped CTCF)."""
     below = rows[rows["below_saturation"] & rows["ttft_ms"].notna()].copy()
-    below["ttft_err_pct"] = 100.0 * (below["ttft_serving"] - below["ttft_ms"]) / below["ttft_ms"]
-    below["ttft_raw_err_pct"] = 100.0 * (below["ttft_raw"] - below["ttft_ms"]) / below["ttft_ms"]
-    cols = ["dataset", "model", "gpu", "tp", "dtype", "input", "output", "batch", "ttft_ms", "ttft_serving"]
-    cols += ["ttft_err_pct", "ttft_raw_err_pct"]
+    below["ttft_err_pct"] = 100.0 * (below["ttft_harness"] - below["ttft_ms"]) / below["ttft_ms"]
+    below["ttft_steady_err_pct"] = 100.0 * (below["ttft_serving"] - below["ttft_ms"]) / below["ttft_ms"]
+    cols = ["dataset", "model", "gpu", "tp", "dtype", "input", "output", "batch", "ttft_ms", "ttft_harness"]
+    cols += ["ttft_err_pct", "ttft_steady_err_pct"]
     return below.reindex(below["ttft_err_pct"].abs().sort_values(ascending=False).index)[cols].head(k)
 
 
@@ -310,11 +338,15 @@ def section(rows: pd.DataFrame) -> str:
         "aiconfigurator silicon rows (`instances/measurements/`). *serving* = the default closed loop (steady "
         "state, requests spread in time; what the planner uses) with the engine's shipped CTCF; *raw* = the same "
         "on the uncalibrated roofline; *cohort* = the cohort pattern (equal lengths, clients started together) "
-        "with the shipped CTCF, and on the roofline; *static* = the static-batch model with the shipped CTCF. "
-        "*harness* = each row with the pattern its benchmark produced where the data records it (NIM: "
-        "genai-perf, fixed lengths: cohort), else the default. None of these rows was used to fit the serving "
-        "model (it has no fitted constant); the shipped CTCF profiles were fitted on the TGI and aiconfigurator "
-        "rows, not on NIM.\n\n"
+        "with the shipped CTCF, and on the roofline; *burst* = the mean over one benchmark run of "
+        f"{serving.BURST_WAVES} x C requests of varying lengths, all C clients started at once (one cohort wave, "
+        "then steady ones; `solver/performance/serving.py`), with the shipped CTCF; *static* = the static-batch "
+        "model with the shipped CTCF. *harness* = each row with the pattern its benchmark produced: NIM "
+        "(genai-perf, fixed lengths, clients started together) cohort; aiconfigurator (InferenceX runs: "
+        "`benchmark_serving.py --num-prompts 10 x C --request-rate inf --random-range-ratio 0.8`; the rows' "
+        "`arrivals` column) burst; TGI the default. None of these rows was used to fit the serving model (it has "
+        "no fitted constant); the shipped CTCF profiles were fitted on the TGI and aiconfigurator rows, not on "
+        "NIM.\n\n"
         f"Pooled below saturation: TTFT serving (steady) **{h['ttft_serving']:.1f} %**, cohort "
         f"{h['ttft_cohort']:.1f} %, harness pattern **{h['ttft_harness']:.1f} %** (raw steady {h['ttft_raw']:.1f} %, "
         f"static {h['ttft_static']:.1f} %; {h['ttft_rows']} rows), ITL serving **{h['itl_serving']:.1f} %** "
@@ -323,7 +355,7 @@ def section(rows: pd.DataFrame) -> str:
         + _md(table(rows))
         + "\n"
         + why(rows)
-        + "\nLargest TTFT errors below saturation (serving model, shipped CTCF):\n\n"
+        + "\nLargest TTFT errors below saturation (serving model with each row's harness pattern, shipped CTCF):\n\n"
         + _md(worst(rows))
         + f"\n{END}\n"
     )

@@ -176,6 +176,7 @@ def test_validate_scores_serving_rows_as_predict_prints_them():
                 profile=prof,
                 batching="continuous",
                 concurrency=int(row["batch"]),
+                arrivals=str(row["arrivals"]),  # each row is one InferenceX benchmark run: "burst"
             )
             assert composed.loc[i, "tpot_cal_ms"] == pytest.approx(p.tpot_ms, rel=1e-6)
             assert composed.loc[i, "ttft_cal_ms"] == pytest.approx(p.ttft_ms, rel=1e-6)

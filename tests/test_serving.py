@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -65,9 +67,31 @@ def test_offload_on_an_engine_that_cannot_is_a_one_line_error(capsys):
         (["--concurrency", "8", "--batching", "static"], "--batching"),
         (["--rate", "-1"], "--rate"),
         ([], "--batch-size"),
+        (["--concurrency", "8", "--arrivals", "poisson"], "--arrivals"),
+        (["--rate", "1", "--arrivals", "burst"], "--arrivals"),
+        (["--batch-size", "8", "--batching", "static", "--arrivals", "cohort"], "--arrivals"),
     ):
         code, _out, err = run([*args, *extra], capsys)
         assert code == 2 and needle in err and len(err.strip().splitlines()) == 1, (extra, err)
+
+
+def test_predict_arrivals_is_the_closed_loop_pattern(capsys):
+    kw = dict(instance="p5.48xlarge", tp=1, input_tokens=1024, output_tokens=256, concurrency=32)
+    got = {a: predict("llama-3.1-8b", arrivals=a, **kw) for a in serving.ARRIVALS}
+    assert predict("llama-3.1-8b", **kw).ttft_ms == got["steady"].ttft_ms and got["steady"].arrivals == "steady"
+    assert got["steady"].ttft_ms < got["burst"].ttft_ms < got["cohort"].ttft_ms
+    assert (
+        predict(
+            "llama-3.1-8b", instance="g5.xlarge", batch_size=8, input_tokens=128, output_tokens=64, batching="static"
+        ).arrivals
+        is None
+    )
+    args = ["predict", "--model", "llama-3.1-8b", "--instance", "p5.48xlarge", "--tp", "1", "--input-len", "1024"]
+    args += ["--output-len", "256", "--concurrency", "32", "--arrivals", "burst", "--json"]
+    code, out, _err = run(args, capsys)
+    payload = json.loads(out)
+    assert code == 0 and payload["arrivals"] == "burst"
+    assert payload["ttft_ms"] == pytest.approx(got["burst"].ttft_ms)
 
 
 # ---- KV-capacity admission -------------------------------------------------------------------------------
@@ -215,6 +239,54 @@ def test_closed_loop_against_the_simulator(case):
     sim_steady = statistic(spread["ttft_ms"].to_numpy(), "mean")
     assert 0.5 * sim_steady <= steady["ttft_ms"] <= 1.25 * sim_steady
     assert steady["ttft_ms"] < 0.4 * cohort["ttft_ms"]
+
+
+BURST_CASES = [
+    ("llama-3.1-8b", "H100", "p5.48xlarge", 1, 1024, 256, 32, "vllm"),
+    ("llama-3.1-8b", "H100", "p5.48xlarge", 2, 2048, 128, 8, "trtllm"),
+    ("llama-3.1-70b", "H100", "p5.48xlarge", 4, 1024, 512, 64, "trtllm"),
+]
+
+
+@pytest.mark.parametrize("case", BURST_CASES, ids=lambda c: f"{c[0]}-tp{c[3]}-{c[4]}x{c[5]}-N{c[6]}-{c[7]}")
+def test_burst_is_one_benchmark_run_against_the_simulator(case):
+    """``burst`` = one cohort wave and nine steady ones; the simulator runs the benchmark itself.
+
+    The simulator plays ``benchmark_serving.py --num-prompts 10N --max-concurrency N --request-rate inf
+    --random-range-ratio 0.8`` (:func:`solver.simulation.arrivals.benchmark_serving`: varying lengths, all
+    clients started at once) and its mean over every request is what such a benchmark reports.
+    """
+    from solver.performance.hardware import instance_hardware
+    from solver.simulation.arrivals import benchmark_serving
+    from solver.simulation.loop import run as simulate
+    from solver.simulation.replica import replica_config
+
+    name, gpu, inst, tp, s, n, users, engine = case
+    model = get_model(name)
+    hw = instance_hardware(inst)
+    row = dict(gpu=gpu, gpu_count=float(tp), gpu_memory_mib=hw["gpu_memory_mib"], host_memory_gib=2.0**20, tp=tp)
+    frame = pd.DataFrame([dict(row, batch_size=users, offload_fraction=0.0)])
+    kw = dict(input_tokens=s, output_tokens=n, engine=engine, batching="continuous", dtype="bf16")
+    steady, cohort, burst = (predict_frame(frame, model, arrivals=a, **kw).iloc[0] for a in serving.ARRIVALS)
+    k = serving.BURST_WAVES
+    assert burst["ttft_ms"] == pytest.approx((cohort["ttft_ms"] + (k - 1) * steady["ttft_ms"]) / k)
+    assert burst["tpot_ms"] == pytest.approx((cohort["tpot_ms"] + (k - 1) * steady["tpot_ms"]) / k)
+    assert burst["e2e_s"] == pytest.approx(burst["ttft_ms"] / 1e3 + n * burst["tpot_ms"] / 1e3)
+    assert steady["ttft_ms"] < burst["ttft_ms"] < cohort["ttft_ms"]
+    cfg = replica_config(
+        model,
+        **row,
+        batch_size=users,
+        input_tokens=s,
+        output_tokens=n,
+        offload_fraction=0.0,
+        dtype="bf16",
+        engine=engine,
+    )
+    raw = simulate([cfg], benchmark_serving(users, s, n), duration_s=1e6)
+    assert len(raw.arrival_s) == k * users and np.isfinite(raw.finish_s).all()
+    sim_ttft = 1e3 * float(np.mean(raw.first_token_s - raw.arrival_s))
+    assert burst["ttft_ms"] == pytest.approx(sim_ttft, rel=0.15)
 
 
 # ---- open loop -------------------------------------------------------------------------------------------

@@ -99,6 +99,7 @@ OPTION_FLAGS: dict[str, str] = {
     "batching": "--batching",
     "concurrency": "--concurrency",
     "rate_rps": "--rate",
+    "arrivals": "--arrivals",
     "tps_slo": "--tps-slo",
     "policy": "--policy",
     "top_k": "--top-k",
@@ -450,6 +451,15 @@ def predict(
     rate: Annotated[
         float | None, typer.Option("--rate", help="Open-loop arrival rate per replica, requests/s (continuous).")
     ] = None,
+    arrivals: Annotated[
+        str | None,
+        typer.Option(
+            "--arrivals",
+            help="With --concurrency: steady (default; requests spread in time), cohort (equal lengths, clients "
+            "started together) or burst (one benchmark run of 10 x N requests started at once, what "
+            "benchmark_serving.py --num-prompts 10N --max-concurrency N reports).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
     ep: Annotated[
         int, typer.Option("--ep", help="Expert parallelism (MoE): 1, or the TP degree to spread whole experts.")
@@ -480,6 +490,7 @@ def predict(
         batching=batching,
         concurrency=concurrency,
         rate_rps=rate,
+        arrivals=arrivals,
         ep=ep,
     )
     payload = result.to_dict()

@@ -30,7 +30,8 @@ dataset       free label, used by leave-one-dataset-out validation              
 
 At least one of ttft_ms, tpot_ms, e2e_s must be present in each row. A mixture-of-experts row may also give
 ``expert_routing`` (``uniform`` or ``same_experts``): how its benchmark routed, default the model card's
-(:mod:`solver.performance.measurements`).
+(:mod:`solver.performance.measurements`); a continuous-batching row ``arrivals`` (``steady``, ``cohort`` or
+``burst``): how its benchmark's clients sent requests, default ``steady`` (:mod:`solver.performance.serving`).
 
 GPUs without measurements take the fit of the nearest measured GPU by spec in the same profile
 (:func:`solver.performance.ctcf.nearest_measured_gpu`). The ``generic`` profile pools every engine's measurements
@@ -481,7 +482,10 @@ def fit_hierarchical(modelled: pd.DataFrame) -> dict[str, Any]:
                             (rows that measured only e2e: one scale for both phases, as they cannot separate them)
 
     and the pooling (ridge rows of weight :data:`PRIOR_ROWS`): ``a[e,g] ≈ a[e,class(g)] ≈ a[e] ≈ a_global`` per
-    phase, and ``a_global ≈ 1`` (the raw roofline where nothing is measured); ``b[e] ≈ b_global ≈ 0``,
+    phase, and ``a_global ≈ 1`` (the raw roofline where nothing is measured). With :data:`SOURCE_EFFECTS`, a row of
+    source file ``f`` has ``a[e,g] + d[e,f]`` in place of ``a[e,g]`` in a phase that two or more sources of the
+    engine measure, with ``d[e,f] ≈ 0`` (a random effect per engine version; the profiles keep ``a[e,g]``, the
+    sources' average); ``b[e] ≈ b_global ≈ 0``,
     ``l[e] ≈ l_global ≈ 0`` (:data:`BETA_PRIOR_SCALE_MS`, :data:`LAYER_PRIOR_SCALE_MS`).
     Bounds: every alpha in [:data:`ALPHA_MIN`, :data:`ALPHA_MAX`], every beta >= 0
     (``scipy.optimize.lsq_linear``, bounded-variable least squares). A (GPU, phase) with fewer than
@@ -497,7 +501,8 @@ def fit_hierarchical(modelled: pd.DataFrame) -> dict[str, Any]:
     -------
     dict
         ``alpha`` ({(engine, gpu, phase): value} for fitted GPUs), ``class_alpha`` ({(engine, class, phase)}),
-        ``engine_alpha``, ``global_alpha``, ``beta_ms`` and ``beta_per_layer_ms`` ({(engine, phase)}), ``pooled``
+        ``engine_alpha``, ``global_alpha``, ``beta_ms`` and ``beta_per_layer_ms`` ({(engine, phase)}),
+        ``source_offset`` ({(engine, source file, phase)}: ``d``, :data:`SOURCE_EFFECTS`), ``pooled``
         ({(engine, gpu): [phases pooled]}), ``rows`` ({(engine, gpu): rows}), ``loss``.
     """
     from scipy.optimize import lsq_linear
@@ -539,6 +544,21 @@ def fit_hierarchical(modelled: pd.DataFrame) -> dict[str, Any]:
     def alpha_col(e: str, g: str, c: str, phase: str) -> int:
         return var("a", e, g, phase) if own.get((e, g, phase), False) else var("ac", e, c, phase)
 
+    # source offsets on alpha (an engine version per source file): only where two sources or more of an engine
+    # have equations of the phase (one source alone: its offset would just be its alpha)
+    src = rows["file"].astype(str).to_numpy() if SOURCE_EFFECTS and "file" in rows else None
+    multi: set[tuple[str, str]] = set()
+    if src is not None:
+        for phase, mask in (("prefill", masks["ttft"]), ("decode", masks["tpot"] | masks["e2e"])):
+            for e in set(eng):
+                if len(set(src[mask & (eng == e)])) >= 2:
+                    multi.add((e, phase))
+
+    def with_source(line: dict[int, float], alpha: int, i: int, phase: str) -> dict[int, float]:
+        if src is not None and (eng[i], phase) in multi:
+            line[var("d", eng[i], src[i], phase)] = line[alpha]
+        return line
+
     y_ttft = rows["ttft_ms"].to_numpy(dtype=float)
     y_tpot = rows["tpot_ms"].to_numpy(dtype=float)
     y_e2e = rows["e2e_s"].to_numpy(dtype=float) * 1000.0
@@ -547,16 +567,19 @@ def fit_hierarchical(modelled: pd.DataFrame) -> dict[str, Any]:
     for i in range(len(rows)):
         e, g, c, lay = eng[i], gpu[i], cls[i], layers[i]
         if masks["ttft"][i]:
-            eqs.append((_line(var, alpha_col(e, g, c, "prefill"), e, "prefill", tm[i], lay, 1.0), y_ttft[i]))
+            col = alpha_col(e, g, c, "prefill")
+            eqs.append((with_source(_line(var, col, e, "prefill", tm[i], lay, 1.0), col, i, "prefill"), y_ttft[i]))
             eq_rows.append(i)
         if masks["tpot"][i]:  # serving rows: the stretched step, stretch · (a · step + b + L · l)
-            line = _line(var, alpha_col(e, g, c, "decode"), e, "decode", step[i], lay, stretch[i], seqs[i])
-            eqs.append((line, y_tpot[i]))
+            col = alpha_col(e, g, c, "decode")
+            line = _line(var, col, e, "decode", step[i], lay, stretch[i], seqs[i])
+            eqs.append((with_source(line, col, i, "decode"), y_tpot[i]))
             eq_rows.append(i)
         if masks["e2e"][i]:  # one scale for both phases (the rows cannot separate them); prefill beta not fitted
-            line = _line(var, alpha_col(e, g, c, "decode"), e, "decode", dm[i], lay, n_out[i], seqs[i])
-            line[alpha_col(e, g, c, "decode")] += tm[i]
-            eqs.append((line, y_e2e[i]))
+            col = alpha_col(e, g, c, "decode")
+            line = _line(var, col, e, "decode", dm[i], lay, n_out[i], seqs[i])
+            line[col] += tm[i]
+            eqs.append((with_source(line, col, i, "decode"), y_e2e[i]))
             eq_rows.append(i)
     # pooling rows: gpu -> class -> engine -> global (alpha); engine -> global (beta per step and per layer)
     prior: list[tuple[dict[int, float], float]] = []
@@ -568,6 +591,9 @@ def fit_hierarchical(modelled: pd.DataFrame) -> dict[str, Any]:
         if key[0] == "ac":
             _, e, c, phase = key
             prior.append(({var("ac", e, c, phase): w, var("ae", e, phase): -w}, 0.0))
+    for key in list(var.index):  # source offsets: a random effect around the engine's average version
+        if key[0] == "d":
+            prior.append(({var(*key): w}, 0.0))
     for phase in PHASES:  # without data: the raw roofline (alpha 1, no overhead)
         prior.append(({var("ag", phase): w}, w))
         prior.append(({var("bg", phase): 1.0 / BETA_PRIOR_SCALE_MS}, 0.0))
@@ -596,7 +622,7 @@ def fit_hierarchical(modelled: pd.DataFrame) -> dict[str, Any]:
         for k, v in coef.items():
             a[r, k] = v
         y[r] = target
-    lo = np.array([ALPHA_MIN if k[0].startswith("a") else 0.0 for k in var.index])
+    lo = np.array([ALPHA_MIN if k[0].startswith("a") else -np.inf if k[0] == "d" else 0.0 for k in var.index])
     hi = np.array([ALPHA_MAX if k[0].startswith("a") else np.inf for k in var.index])
     # the same least-squares problem on its n x n triangular factor (A'A = R'R): far fewer rows for the solver
     gram = a.T @ a + GRAM_JITTER * np.eye(n_var)
@@ -613,12 +639,19 @@ def fit_hierarchical(modelled: pd.DataFrame) -> dict[str, Any]:
         "beta_ms": {(e, p): get.get(("b", e, p), 0.0) for e in engines for p in PHASES},
         "beta_per_layer_ms": {(e, p): get.get(("l", e, p), 0.0) for e in engines for p in PHASES},
         "beta_per_sequence_ms": {e: get.get(("s", e, "decode"), 0.0) for e in engines},
+        "source_offset": {(k[1], k[2], k[3]): v for k, v in get.items() if k[0] == "d"},
         "pooled": pooled,
         "rows": counts,
         "equations": len(eqs),
         "loss": float(np.sum((a[: len(eqs)] @ x - 1.0) ** 2)),
     }
 
+
+SOURCE_EFFECTS = True
+"""Give each source file an offset on alpha in a phase that two or more source files of the engine measure (ridge
+toward 0 with :data:`PRIOR_ROWS`), so that a GPU measured by one source only is not confounded with that source's
+engine version (TensorRT-LLM 0.9 in ``nvidia_dli``, 1.x in ``aiconfigurator``); the shipped alpha is the sources'
+average, what a user's unknown version gets. Evaluated in docs/accuracy.md (ablations: without it, as before)."""
 
 EQUAL_SOURCE_WEIGHT = False
 """Weight equations so that every (engine, source file) carries the same total (False: every row weighs 1).
@@ -790,6 +823,9 @@ def hierarchical_profiles(modelled: pd.DataFrame, *, engines: list[str] | None =
             for c in ("hbm", "gddr"):
                 if (key, c, p) in fit["class_alpha"]:
                     record[f"{p}_{c}_alpha"] = round(fit["class_alpha"][(key, c, p)], 4)
+            for (e, file, phase), d in sorted(fit["source_offset"].items()):  # SOURCE_EFFECTS: add to alpha
+                if e == key and phase == p:
+                    record[f"{p}_alpha_offset_{file.removesuffix('.csv')}"] = round(d, 4)
         used = [
             f"{file}: {len(r)} rows (datasets {', '.join(sorted(r['dataset'].unique()))})"
             for file, r in rows.groupby("file", sort=True)

@@ -10,6 +10,10 @@ A mixture-of-experts row may carry an ``expert_routing`` column (``uniform`` or 
 the model card's (the planner's) routing. The NVIDIA DLI TensorRT-LLM 0.9 Mixtral rows ran with random weights
 that send every token to the same experts (``instances/DATA_PROVENANCE.md``, docs/accuracy.md); an empty cell
 or a missing column keeps the card's routing.
+
+A continuous-batching row may carry an ``arrivals`` column (``steady``, ``cohort`` or ``burst``): the closed-loop
+pattern its benchmark's clients produced (:mod:`solver.performance.serving`), so that the row is modelled as it
+was measured; an empty cell or a missing column is the steady state.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import pandas as pd
 
 from solver.data.models import get_model
 from solver.errors import InputError
+from solver.performance import serving
 from solver.performance.ctcf import IDENTITY, CalibrationProfile
 from solver.performance.hardware import usable_gpu_mib
 from solver.performance.model import predict_frame
@@ -32,6 +37,9 @@ GROUP_KEYS = ("model", "engine", "dtype", "kv_dtype", "input", "output", "batchi
 ROUTING_COLUMN = "expert_routing"
 """Optional column: the routing of the benchmark that produced a mixture-of-experts row (module docstring)."""
 ROUTINGS = get_args(ModelSpec.model_fields["expert_routing"].annotation)
+ARRIVALS_COLUMN = "arrivals"
+"""Optional column of continuous-batching rows: the closed-loop pattern of the benchmark that produced the row
+(``steady``, ``cohort`` or ``burst``, :mod:`solver.performance.serving`; default ``steady``)."""
 
 
 def measurement_hardware(rows: pd.DataFrame) -> pd.DataFrame:
@@ -97,10 +105,11 @@ def model_measurements(table: pd.DataFrame) -> pd.DataFrame:
     out = pd.concat(parts).loc[table.index]
     for col in ("dtype", "kv_dtype"):
         out[col] = table[col]
-    if ROUTING_COLUMN in table:
-        out[ROUTING_COLUMN] = table[ROUTING_COLUMN]
-    else:
-        out = out.drop(columns=ROUTING_COLUMN)
+    for col in (ROUTING_COLUMN, ARRIVALS_COLUMN):
+        if col in table:
+            out[col] = table[col]
+        else:
+            out = out.drop(columns=col)
     return out
 
 
@@ -117,8 +126,19 @@ def _predicted_groups(
     if bad.any():
         value = work.loc[bad, ROUTING_COLUMN].iloc[0]
         raise InputError(f"measurements: {ROUTING_COLUMN}", f"must be one of {', '.join(ROUTINGS)}, got {value!r}")
-    for key, rows in work.groupby([*GROUP_KEYS, ROUTING_COLUMN], sort=False, dropna=False):
-        model_name, engine, dtype, kv_dtype, s_raw, n_raw, batching, mode, route = key
+    pattern = work[ARRIVALS_COLUMN] if ARRIVALS_COLUMN in work else pd.Series("", index=work.index)
+    work[ARRIVALS_COLUMN] = pattern.astype(object).where(pattern.notna(), "").astype(str)
+    bad = ~work[ARRIVALS_COLUMN].isin(["", *serving.ARRIVALS])
+    if bad.any():
+        value = work.loc[bad, ARRIVALS_COLUMN].iloc[0]
+        raise InputError(
+            f"measurements: {ARRIVALS_COLUMN}", f"must be one of {', '.join(serving.ARRIVALS)}, got {value!r}"
+        )
+    static = (work[ARRIVALS_COLUMN] != "") & (work["batching"].astype(str) != "continuous")
+    if static.any():
+        raise InputError(f"measurements: {ARRIVALS_COLUMN}", "applies to batching=continuous rows only")
+    for key, rows in work.groupby([*GROUP_KEYS, ROUTING_COLUMN, ARRIVALS_COLUMN], sort=False, dropna=False):
+        model_name, engine, dtype, kv_dtype, s_raw, n_raw, batching, mode, route, arrivals = key
         s, n = int(str(s_raw)), int(str(n_raw))
         model = get_model(str(model_name), field="measurements: model")
         if route and model.is_moe:
@@ -134,6 +154,7 @@ def _predicted_groups(
             offload_mode=str(mode),
             profile=profile,
             batching=str(batching),
+            arrivals=str(arrivals) or "steady",
         )
         yield rows, pred, model, n
 

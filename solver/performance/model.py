@@ -174,8 +174,9 @@ def predict_frame(
         closed loop at concurrency ``batch_size``; ``batch_size`` then caps the running requests.
     arrivals
         Closed loop only: ``steady`` (default; the steady state with requests spread in time: half a decode
-        step, the prefill queue ahead, its own prefill) or ``cohort`` (equal-length requests that arrive
-        together and prefill in turn, what fixed-length benchmarks started at once measure),
+        step, the prefill queue ahead, its own prefill), ``cohort`` (equal-length requests that arrive
+        together and prefill in turn, what fixed-length benchmarks started at once measure) or ``burst`` (the
+        mean over one benchmark run of varying lengths started at once: one cohort wave, then steady ones),
         :mod:`solver.performance.serving`.
 
     Returns
@@ -301,7 +302,7 @@ def predict_frame(
         prefill_model_ms = p_model * 1e3
         # every phase time the serving model composes, calibrated in one CTCF call (rows stacked)
         pre, dec, seqs = [p_model], [t_dec0], [running]
-        if rate_rps is None and arrivals == "cohort":
+        if rate_rps is None and arrivals in ("cohort", "burst"):
             k = serving.cohort_size(running, s_in, engine_memory(engine).max_prefill_tokens)
             pre.append(prefill_s(costs, hw, tp=tp, batch=k, input_tokens=s_in, offload_fraction=f, ep=ep))
             dec.append(t_dec0)
@@ -319,18 +320,23 @@ def predict_frame(
         q_model = serving.marginal_prefill_s(p_model, t_dec0, caps.mixed_prefill)
         q_cal = serving.marginal_prefill_s(p_cal, a_cal, caps.mixed_prefill)
         if rate_rps is None:
-            if arrivals == "cohort":
+            if arrivals != "steady":
                 c_model = serving.first_token_s(running, k, pre[1], t_dec0)
                 c_cal = serving.first_token_s(running, k, pre_cal[1], a_cal)
                 raw = serving.closed_loop(batch, running, c_model, q_model, t_dec0, n_out)
                 cal = serving.closed_loop(batch, running, c_cal, q_cal, a_cal, n_out)
-            else:
+            if arrivals != "cohort":
                 budget = engine_memory(engine).max_prefill_tokens
                 mixed = caps.mixed_prefill
                 own_model = serving.steady_own_prefill_s(running, p_model, t_dec0, s_in, budget, mixed)
                 own_cal = serving.steady_own_prefill_s(running, p_cal, a_cal, s_in, budget, mixed)
-                raw = serving.steady_loop(batch, running, own_model, q_model, q_model, t_dec0, n_out)
-                cal = serving.steady_loop(batch, running, own_cal, q_cal, q_cal, a_cal, n_out)
+                raw_steady = serving.steady_loop(batch, running, own_model, q_model, q_model, t_dec0, n_out)
+                cal_steady = serving.steady_loop(batch, running, own_cal, q_cal, q_cal, a_cal, n_out)
+                if arrivals == "burst":
+                    raw = serving.burst_run(raw, raw_steady, batch, n_out)
+                    cal = serving.burst_run(cal, cal_steady, batch, n_out)
+                else:
+                    raw, cal = raw_steady, cal_steady
         else:
             raw = serving.open_loop(rate_rps, slots, p_model, q_model, dec[1], dec[2], ref, n_out)
             q1 = serving.marginal_prefill_s(p_cal, dec_cal[1], caps.mixed_prefill)
@@ -437,6 +443,8 @@ class Prediction:
     batching: str = "static"
     concurrency: int | None = None
     """Closed-loop clients (continuous batching at a fixed concurrency; the batch size)."""
+    arrivals: str | None = None
+    """Closed-loop pattern of the clients (``steady``, ``cohort`` or ``burst``; None outside a closed loop)."""
     rate_rps: float | None = None
     """Open-loop arrival rate (requests/s) the prediction is for, if any."""
     running: float = float("nan")
@@ -481,6 +489,7 @@ def predict(
     batching: str | None = None,
     concurrency: int | None = None,
     rate_rps: float | None = None,
+    arrivals: str | None = None,
 ) -> Prediction:
     """Predict one configuration: an ``instance`` type of ``catalog`` or a bare ``gpus`` x ``gpu`` machine.
 
@@ -508,6 +517,9 @@ def predict(
         Closed-loop clients (continuous batching at a fixed concurrency; sets the batch size).
     rate_rps
         Open-loop Poisson arrival rate at this replica, requests/s (continuous batching).
+    arrivals
+        Closed loop only: how the clients send requests, ``steady`` (default), ``cohort`` or ``burst``
+        (:func:`predict_frame`).
     ep
         Expert-parallel degree: 1 (default; every expert sharded by TP) or the TP degree (a mixture-of-experts
         model's routed experts spread whole over the replica's GPUs, :mod:`solver.performance.latency`).
@@ -522,6 +534,8 @@ def predict(
         raise InputError("instance/gpu", "give exactly one of an instance type or a GPU")
     caps = engine_capabilities(engine)
     batch_size, batching = _serving_options(batch_size, batching, concurrency, rate_rps, caps)
+    if arrivals is not None and (batching != "continuous" or rate_rps is not None):
+        raise InputError("arrivals", "applies to a closed loop only (continuous batching at a concurrency)")
     if offload is not None and offload > 0 and not caps.offloads_kv:
         raise InputError(
             "offload",
@@ -577,6 +591,7 @@ def predict(
         profile=prof,
         batching=batching,
         rate_rps=rate_rps,
+        arrivals=arrivals or "steady",
     ).iloc[0]
     _, source = prof.lookup(str(hw["gpu"]))
     memory = {k: float(row[k]) for k in MEMORY_COLUMNS}
@@ -606,6 +621,7 @@ def predict(
         ep=int(ep),
         batching=batching,
         concurrency=int(batch_size) if batching == "continuous" and rate_rps is None else None,
+        arrivals=(arrivals or "steady") if batching == "continuous" and rate_rps is None else None,
         rate_rps=None if rate_rps is None else float(rate_rps),
         running=float(row["running"]),
         throughput_rps=float(row["rate_rps"]),

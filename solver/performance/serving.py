@@ -55,7 +55,14 @@ prefill token budget ``B``: vLLM and TensorRT-LLM 8192, TGI 4096, :data:`solver.
     c      = (J + 1)/2 · (p_k + [m > 1] · a)      (mean time from admission to first token; p_k = prefill of k)
 
 and ``X``, ``tpot``, ``w_adm`` as above with that ``c``. At ``N = 1`` both are ``ttft = p``, ``tpot = a``: the
-static single-request model. Evidence: ``docs/accuracy.md`` (serving section) and
+static single-request model.
+
+``arrivals="burst"``: one benchmark run of ``K·N`` requests from ``N`` clients started at once and each refilled
+as its request finishes, with lengths that vary (``vllm bench serve`` / ``benchmark_serving.py --request-rate inf
+--max-concurrency N --num-prompts K·N`` on its random dataset). Its mean is over every request of the run: the
+first wave arrives together and prefills as a cohort, and varying lengths spread the later waves as in the steady
+state, so each mean is ``(cohort + (K - 1)·steady) / K`` (TTFT and TPOT; ``e2e = ttft + n·tpot``,
+``X = N / e2e``). ``K`` = :data:`BURST_WAVES`. Evidence: ``docs/accuracy.md`` (serving section) and
 ``benchmarks/serving_accuracy.py``.
 
 **Open loop** (Poisson arrivals at ``R`` requests/s per replica). The decode step grows with the running
@@ -79,8 +86,16 @@ import numpy as np
 
 from solver.performance.memory import FloatArray
 
-ARRIVALS = ("steady", "cohort")
-"""Closed-loop arrival patterns: the steady state with requests spread in time (default), or cohorts."""
+ARRIVALS = ("steady", "cohort", "burst")
+"""Closed-loop arrival patterns: the steady state with requests spread in time (default), cohorts, or one benchmark
+run started at once (module docstring)."""
+BURST_WAVES = 10
+"""``K`` of ``arrivals="burst"``: requests per client of one benchmark run. InferenceMAX / InferenceX's benchmark
+scripts run ``benchmark_serving.py --num-prompts $(( $CONC * 10 )) --max-concurrency $CONC --request-rate inf
+--random-range-ratio 0.8`` (e.g. ``benchmarks/70b_fp8_h200_trt_slurm.sh`` of an InferenceMAX copy,
+jyothisambolu/InferenceMAX), and ai-dynamo/aisimulate replays InferenceX points with the same
+(``scripts/e2e_accuracy/source/defaults/workload_defaults.py``: ``num_prompts_mult=10``,
+``random_range_ratio=0.8``, ``req_rate="inf"``; its warm-up requests are not in the measured mean)."""
 STEADY_ITERATIONS = 3
 """Fixed-point passes of the steady closed loop (throughput <-> prefill queueing); the change after the third is
 below 0.1 % of TTFT on the shipped example scenarios (``tests/test_serving.py``)."""
@@ -193,6 +208,28 @@ def steady_loop(
         rho = np.minimum(x * service * share, 0.999)
         c = base + np.minimum(rho * service / (2.0 * (1.0 - rho)), ahead)
     return closed_loop(concurrency, running, c, q, a, output_tokens)
+
+
+def burst_run(
+    cohort: ServingTimes, steady: ServingTimes, concurrency: FloatArray, output_tokens: float
+) -> ServingTimes:
+    """Means over one benchmark run started at once: one cohort wave and ``K - 1`` steady ones (module docstring)."""
+    k = float(BURST_WAVES)
+
+    def mean(first: FloatArray, later: FloatArray) -> FloatArray:
+        return (first + (k - 1.0) * later) / k
+
+    ttft = mean(cohort.ttft_s, steady.ttft_s)
+    tpot = mean(cohort.tpot_s, steady.tpot_s)
+    e2e = ttft + float(output_tokens) * tpot
+    return ServingTimes(
+        ttft_s=ttft,
+        tpot_s=tpot,
+        e2e_s=e2e,
+        throughput_rps=concurrency / e2e,
+        running=mean(cohort.running, steady.running),
+        wait_s=mean(cohort.wait_s, steady.wait_s),
+    )
 
 
 def closed_loop(
