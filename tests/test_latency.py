@@ -90,15 +90,16 @@ def test_throughput_definitions():
     assert r["output_tokens_per_s"] == pytest.approx(4 * 50 / r["e2e_s"])
 
 
-def test_elementwise_traffic_is_off_as_shipped_and_exact_when_on(monkeypatch):
+def test_elementwise_traffic_is_charged_in_both_phases_and_exact(monkeypatch):
     """Element-wise bytes (aiconfigurator's add_norm_1/2 and act_gate): 16·h + 6·I/tp per token per layer."""
     import solver.performance.latency as latency
 
+    assert latency.ELEMENTWISE_PHASES == ("prefill", "decode")  # as shipped
     m = get_model("llama-3.1-8b")
     args = dict(input_tokens=512, output_tokens=128, profile=IDENTITY)
-    off = predict_frame(frame(tp=2, batch_size=16), m, **args).iloc[0]
-    monkeypatch.setattr(latency, "ELEMENTWISE_PHASES", ("prefill", "decode"))
     on = predict_frame(frame(tp=2, batch_size=16), m, **args).iloc[0]
+    monkeypatch.setattr(latency, "ELEMENTWISE_PHASES", ())
+    off = predict_frame(frame(tp=2, batch_size=16), m, **args).iloc[0]
     per_token = m.num_layers * (16 * m.hidden_size + 6 * m.intermediate_size / 2)
     bw = 0.8 * 3350e9
     assert on["tpot_model_ms"] - off["tpot_model_ms"] == pytest.approx(16 * per_token / bw * 1e3, rel=1e-6)

@@ -98,12 +98,13 @@ Constants and their sources:
   is used for every host.
 * ``LINK_EFFICIENCY`` and ``ALLREDUCE_LATENCY_S`` per link type (``gpu_link`` of instances/gpus.csv):
   ``nvlink``: the datasheet per-direction NVLink bandwidth at efficiency 1 and 20 µs (aiconfigurator
-  ``p2p_latency`` 10 µs, charged once for each of the two phases of an all-reduce). ``pcie``: efficiency 0.6939
-  and 55.01 µs, fitted by ``benchmarks/fit_links.py`` on the 222 L40S TensorRT-LLM TP 2/4/8 TTFT and TPOT rows of
-  instances/measurements/nvidia_dli.csv (tensor parallelism over PCIe Gen4, no NVLink): MAPE of those rows 52.8 %
-  without any all-reduce cost, 20.7 % with the datasheet link (31.5 GB/s, 20 µs), 8.4 % fitted
+  ``p2p_latency`` 10 µs, charged once for each of the two phases of an all-reduce). ``pcie``: efficiency 0.5962
+  and 53.62 µs, fitted by ``benchmarks/fit_links.py`` on the 222 L40S TensorRT-LLM TP 2/4/8 TTFT and TPOT rows of
+  instances/measurements/nvidia_dli.csv (tensor parallelism over PCIe Gen4, no NVLink): MAPE of those rows 51.7 %
+  without any all-reduce cost, 23.8 % with the datasheet link (31.5 GB/s, 20 µs), 7.0 % fitted
   (benchmarks/results/link_fit.json). The same fit on the 812 NVLink rows (H100, H200, A100-80GB) gives
-  efficiency 0.99 and 21 µs, the datasheet values (MAPE 7.5 % either way), so NVLink keeps the datasheet.
+  efficiency 1.09 and 21 µs (MAPE 6.8 % at the datasheet, 6.7 % fitted; an efficiency above 1 is not a physical
+  link), so NVLink keeps the datasheet.
 * ``KERNEL_LATENCY_S = 3e-6``: aiconfigurator ``mem_empirical_constant_latency`` (3 µs, every system YAML in
   shared/data/gpu_specs/aiconfigurator_systems), the fixed latency aiconfigurator adds to every memory-bound
   operation (``query_mem_op``: bytes / (mem_bw · 0.8) + 3 µs). In a decode step every kernel is memory-bound.
@@ -132,19 +133,18 @@ HOST_WRITE_EFFICIENCY = 0.97 * 2**30 / 1e9 / 15.75
 HOST_HIDDEN_WRITE_EFFICIENCY = 4.82 * 2**30 / 1e9 / 15.75
 CPU_ATTENTION_BYTES_PER_S = 0.0123e12
 LINK_TYPES = ("nvlink", "pcie")
-LINK_EFFICIENCY = {"nvlink": 1.0, "pcie": 0.6939}
+LINK_EFFICIENCY = {"nvlink": 1.0, "pcie": 0.5962}
 """All-reduce bus bandwidth / datasheet per-direction link bandwidth, per link type (module docstring)."""
-ALLREDUCE_LATENCY_S = {"nvlink": 2e-5, "pcie": 55.01e-6}
+ALLREDUCE_LATENCY_S = {"nvlink": 2e-5, "pcie": 53.62e-6}
 """Fixed time of one all-reduce, seconds, per link type (module docstring)."""
 KERNEL_LATENCY_S = 3e-6
 KERNELS_PER_LAYER = 8
-ELEMENTWISE_PHASES: tuple[str, ...] = ()
+ELEMENTWISE_PHASES: tuple[str, ...] = ("prefill", "decode")
 """Phases (``"prefill"``, ``"decode"``) that charge the per-layer element-wise traffic ``E`` (ModelCosts
 ``elementwise_bytes``): aiconfigurator's Llama graph (ai-dynamo/aiconfigurator ``sdk/models/llama.py``, ElementWise
 ops ``add_norm_1`` and ``add_norm_2`` reading and writing 2h values each, ``act_gate`` reading 2I/tp and writing
-I/tp, fp16), per token per layer ``16·h + 2·(3I or 2I)/tp`` bytes at ``BW_eff``, added to the pass. Empty: not
-charged (as shipped). Evaluated in docs/accuracy.md (ablations) and not kept: it lowers the raw-roofline TTFT error
-but not the leave-one-source-out TPOT and throughput errors."""
+I/tp, fp16), per token per layer ``16·h + 2·(3I or 2I)/tp`` bytes at ``BW_eff``, added to the pass. Both phases (as
+shipped: the same kernels run in both). Evaluated in docs/accuracy.md (ablations: without it, and decode only)."""
 OFFLOAD_MODES = ("copy", "cpu_attention")
 
 
