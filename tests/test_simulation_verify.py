@@ -131,3 +131,22 @@ def test_bursty_arrivals_need_more_capacity_than_poisson() -> None:
         (w,) = simulate(sc, p, seed=5).workloads
         p99[name] = w.stats["ttft_ms"]["p99"]
     assert p99["bursty"] > p99["poisson"]
+
+
+def test_a_lowered_rate_keeps_a_confidence_margin_on_the_percentile() -> None:
+    """``meets_with_margin``: the percentile at its one-sided 95 % upper bound, q + 1.645 sqrt(q (1 - q) / n)."""
+    import numpy as np
+    import pandas as pd
+
+    from solver.simulation.results import attainment
+    from solver.simulation.verify import meets_with_margin
+    from solver.specs import SLO
+
+    reqs = pd.DataFrame({"ttft_ms": np.arange(1, 1001, dtype=float), "tpot_ms": 50.0, "e2e_s": 1.0})
+    p99 = SLO(ttft_ms=991, ttft_percentile=99)  # the sample's p99 is 990; its upper bound p99.52 is 996
+    assert all(a["met"] for a in attainment(reqs, p99))
+    assert not meets_with_margin(reqs, p99)
+    assert meets_with_margin(reqs, SLO(ttft_ms=996, ttft_percentile=99))
+    assert meets_with_margin(reqs, SLO(ttft_ms=500.5))  # a mean SLO: the mean, no margin
+    assert not meets_with_margin(reqs, SLO(ttft_ms=500.4))
+    assert not meets_with_margin(reqs.iloc[:0], SLO(ttft_ms=1000))  # no request finished: not met

@@ -13,12 +13,14 @@ percentile (``ttft_percentile: 99``) or, for an SLO without one, the mean — th
    arrival rate one replica of that configuration serves while meeting every latency SLO of the class at its
    percentile, found by bisection on simulations of one replica (:func:`sustainable_rate`, cached per
    (configuration, lengths, arrival process, SLO)) — the point where the candidate's simulated capacity curve
-   crosses the SLO; its ``rate_rps`` (the MILP's constant r_c) is lowered to it — or, if it already was at most
-   that (the fleet fails although each replica alone would not), by the factor :data:`DERATE`;
+   crosses the SLO, with the percentile taken at its upper 95 % confidence bound (:func:`meets_with_margin`) so
+   that a rate one simulation found is not the edge another seed misses; its ``rate_rps`` (the MILP's constant
+   r_c) is lowered to it — or, if it already was at most that (the fleet fails although each replica alone
+   would not), by the factor :data:`DERATE`;
 3. a pooled row gets a *sustainable load* (:func:`sustainable_load`): the largest share ``L`` of one replica's
    capacity, split among its classes as in the plan, at which every class meets its SLOs in a mixed
-   simulation; every rate ``r_{k,p}`` of the pool is multiplied by ``L`` (or :data:`DERATE`), so the capacity row
-   (20) admits at most that load;
+   simulation (with the same margin); every rate ``r_{k,p}`` of the pool is multiplied by ``L`` (or
+   :data:`DERATE`), so the capacity row (20) admits at most that load;
 4. a rate is lowered on every candidate with the same replica (GPU type, count and memory, TP, batch, offload:
    the same simulation), whatever its instance type, region or market, so the re-solve cannot pick a twin; a
    configuration that misses at every rate tried is removed;
@@ -45,6 +47,7 @@ from solver.errors import InfersaveError
 from solver.simulation import arrivals as arr
 from solver.simulation.capacity import COLUMN
 from solver.simulation.fleet import _hardware, simulate, simulate_workload, workload_replicas
+from solver.simulation.results import SLO_LIMITS
 from solver.specs import Scenario, Workload
 
 if TYPE_CHECKING:
@@ -66,6 +69,8 @@ CURVE_REQUESTS = 3_000
 """Requests simulated per point of a capacity curve (p99 then rests on ~30 requests beyond it)."""
 CURVE_STEPS = 8
 """Bisection steps of :func:`sustainable_rate` (the rate is known to 2^-8 of the model's rate)."""
+CONFIDENCE_Z = 1.645
+"""One-sided 95 % normal quantile of the margin a lowered rate keeps (:func:`meets_with_margin`)."""
 _CURVES: dict[tuple[Any, ...], float] = {}
 
 
@@ -86,9 +91,44 @@ def _row_key(w: Workload, row: FleetRow) -> tuple[Any, ...]:
     )
 
 
-def sustainable_rate(scenario: Scenario, w: Workload, row: FleetRow, hardware: pd.DataFrame | None = None) -> float:
-    """Highest arrival rate one replica of ``row`` serves meeting ``w``'s latency SLOs (module docstring, step 1)."""
-    key = (scenario.engine, scenario.offload_mode, scenario.profile, *_row_key(w, row))
+def meets_with_margin(requests: pd.DataFrame, slo: Any) -> bool:
+    """Whether ``requests`` meet every latency SLO of ``slo`` at the upper confidence bound of its percentile.
+
+    A percentile ``q`` estimated from ``n`` requests is the order statistic near ``n·q``; its one-sided 95 % upper
+    bound is the order statistic ``n·q + z·sqrt(n·q·(1 - q))`` (binomial count of requests below the true
+    percentile, normal approximation, ``z`` = :data:`CONFIDENCE_Z`), i.e. the percentile
+    ``q + z·sqrt(q·(1 - q)/n)``. A mean SLO is checked on the mean. Requests of a queue are correlated, so the true
+    uncertainty is larger: this is the least margin a rate found by one simulation must keep, not a guarantee.
+    """
+    for limit, pct_field in SLO_LIMITS:
+        target = getattr(slo, limit)
+        if target is None:
+            continue
+        vals = requests[limit].to_numpy(dtype=float)
+        vals = vals[~np.isnan(vals)]
+        if vals.size == 0:
+            return False
+        pct = getattr(slo, pct_field)
+        if pct is None:
+            value = float(np.mean(vals))
+        else:
+            q = float(pct) / 100.0
+            upper = min(1.0, q + CONFIDENCE_Z * math.sqrt(q * (1.0 - q) / vals.size))
+            value = float(np.quantile(vals, upper, method="inverted_cdf"))
+        if not value <= float(target):
+            return False
+    return True
+
+
+def sustainable_rate(
+    scenario: Scenario, w: Workload, row: FleetRow, hardware: pd.DataFrame | None = None, *, margin: bool = False
+) -> float:
+    """Highest arrival rate one replica of ``row`` serves meeting ``w``'s latency SLOs (module docstring, step 1).
+
+    ``margin``: the SLOs must hold at the upper confidence bound of their percentile (:func:`meets_with_margin`),
+    as the re-solve uses it; without, at the simulated percentile itself (the simulator's capacity curve).
+    """
+    key = (scenario.engine, scenario.offload_mode, scenario.profile, margin, *_row_key(w, row))
     hit = _CURVES.get(key)
     if hit is not None:
         return hit
@@ -100,6 +140,8 @@ def sustainable_rate(scenario: Scenario, w: Workload, row: FleetRow, hardware: p
         duration = CURVE_REQUESTS / rate
         source = arr.gamma(rate, w.arrival.cv, duration, w.input_tokens, w.output_tokens, seed=VERIFY_SEED + 7)
         res = simulate_workload(w, configs, source, duration_s=duration, warmup_s=duration / 10.0)
+        if margin:
+            return meets_with_margin(res.requests, w.slo)
         return all(a["met"] for a in res.attainment)
 
     return _bisect(key, meets, model_rate)
@@ -168,8 +210,9 @@ def sustainable_load(
     ``mix`` gives, per class, its rate ``r_{k,p}`` (the candidate's, req/s) and the plan's load shares are
     ``x_k / r_k`` normalised: at load ``L`` class k arrives at ``L · share_k · r_k`` (so ``Σ_k x_k / r_k = L``,
     the left side of the capacity row (20) per replica). The pool's rates are then lowered to ``L · r_k``
-    (module docstring, step 2, for a pool): the mixed counterpart of :func:`sustainable_rate`, by the same
-    bisection on simulations (:mod:`solver.simulation.mixed`), cached per (configuration, mix, arrivals, SLOs).
+    (module docstring, step 2, for a pool): the mixed counterpart of :func:`sustainable_rate` with its margin
+    (:func:`meets_with_margin`), by the same bisection on simulations (:mod:`solver.simulation.mixed`), cached per
+    (configuration, mix, arrivals, SLOs).
     """
     from solver.planning.plan import Plan
     from solver.simulation.mixed import Component, simulate_component
@@ -221,7 +264,7 @@ def sustainable_load(
             warmup_s=duration / 10.0,
             seed=VERIFY_SEED + 7,
         )
-        return all(a["met"] for r in res for a in r.attainment)
+        return all(meets_with_margin(r.requests, wl[r.workload].slo) for r in res)
 
     return _bisect(key, meets, 1.0)
 
@@ -313,7 +356,7 @@ def verify_plan(
                 if not mask.any():
                     continue
                 current = float(frame.loc[mask, "rate_rps"].max())
-                target = sustainable_rate(scenario, w, dataclasses.replace(row, rate_rps=current), hw)
+                target = sustainable_rate(scenario, w, dataclasses.replace(row, rate_rps=current), hw, margin=True)
                 if target <= 0:  # misses even at the lowest rate tried: the configuration cannot serve the class
                     alive[mask] = False
                     changed.append(f"{row.instance_type} b{row.batch_size} removed (misses at any rate)")
