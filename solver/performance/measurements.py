@@ -113,6 +113,16 @@ def model_measurements(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _optional_column(work: pd.DataFrame, col: str, allowed: tuple[str, ...]) -> None:
+    """Give ``work`` the optional column ``col`` as strings, blank where missing; one-line error on another value."""
+    values = work[col] if col in work else pd.Series("", index=work.index)
+    work[col] = values.astype(object).where(values.notna(), "").astype(str)
+    bad = ~work[col].isin(["", *allowed])
+    if bad.any():
+        value = work.loc[bad, col].iloc[0]
+        raise InputError(f"measurements: {col}", f"must be one of {', '.join(allowed)}, got {value!r}")
+
+
 def _predicted_groups(
     table: pd.DataFrame, profile: CalibrationProfile
 ) -> Iterator[tuple[pd.DataFrame, pd.DataFrame, ModelSpec, int]]:
@@ -120,20 +130,8 @@ def _predicted_groups(
     work = table.copy()
     for col in ("dtype", "kv_dtype"):
         work[col] = work[col].astype(object).where(work[col].notna(), "")
-    routing = work[ROUTING_COLUMN] if ROUTING_COLUMN in work else pd.Series("", index=work.index)
-    work[ROUTING_COLUMN] = routing.astype(object).where(routing.notna(), "").astype(str)
-    bad = ~work[ROUTING_COLUMN].isin(["", *ROUTINGS])
-    if bad.any():
-        value = work.loc[bad, ROUTING_COLUMN].iloc[0]
-        raise InputError(f"measurements: {ROUTING_COLUMN}", f"must be one of {', '.join(ROUTINGS)}, got {value!r}")
-    pattern = work[ARRIVALS_COLUMN] if ARRIVALS_COLUMN in work else pd.Series("", index=work.index)
-    work[ARRIVALS_COLUMN] = pattern.astype(object).where(pattern.notna(), "").astype(str)
-    bad = ~work[ARRIVALS_COLUMN].isin(["", *serving.ARRIVALS])
-    if bad.any():
-        value = work.loc[bad, ARRIVALS_COLUMN].iloc[0]
-        raise InputError(
-            f"measurements: {ARRIVALS_COLUMN}", f"must be one of {', '.join(serving.ARRIVALS)}, got {value!r}"
-        )
+    _optional_column(work, ROUTING_COLUMN, ROUTINGS)
+    _optional_column(work, ARRIVALS_COLUMN, serving.ARRIVALS)
     static = (work[ARRIVALS_COLUMN] != "") & (work["batching"].astype(str) != "continuous")
     if static.any():
         raise InputError(f"measurements: {ARRIVALS_COLUMN}", "applies to batching=continuous rows only")
