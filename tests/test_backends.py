@@ -1,5 +1,6 @@
 """Golden instances with a known optimum, solved by every available backend (objectives equal, rel 1e-6)."""
 
+import multiprocessing
 import sys
 
 import pytest
@@ -166,3 +167,28 @@ def test_every_plan_names_its_solver_build():
     for name in BACKEND_NAMES:
         p = solve_candidates(*golden()[0][1:3], SolveOptions(backend=name, time_limit_s=30))
         assert p.solver_version and p.to_dict()["solver_version"] == p.solver_version
+
+
+def _solve_golden_with_highs() -> None:
+    """Solve the first golden instance with HiGHS (a forked child's body: an exception gives exit code 1)."""
+    _, cands, scen, optimum = golden()[0]
+    p = solve_candidates(cands, scen, SolveOptions(backend="highs", time_limit_s=30))
+    assert p.objective == pytest.approx(optimum, rel=1e-6)
+
+
+@pytest.mark.skipif("highs" not in BACKEND_NAMES, reason="needs highspy")
+@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="no fork on this platform")
+def test_a_process_forked_after_a_highs_solve_solves_with_highs():
+    # HiGHS solves on a global thread pool. A child forked while the pool lives inherits it without its threads
+    # and spins for ever on its first solve (sweep's workers after a plan with HiGHS; notebooks/05 with HiGHS
+    # first): the backend releases the pool whenever no HiGHS solve runs, so a fork after a solve is safe.
+    _solve_golden_with_highs()
+    child = multiprocessing.get_context("fork").Process(target=_solve_golden_with_highs)
+    child.start()
+    child.join(60)
+    hung = child.is_alive()
+    if hung:
+        child.kill()
+        child.join()
+    assert not hung, "the forked child did not finish its HiGHS solve in 60 s"
+    assert child.exitcode == 0

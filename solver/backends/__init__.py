@@ -25,9 +25,10 @@ BACKENDS: dict[str, Backend] = {
 
 AUTO_ORDER: tuple[str, ...] = ("ortools", "highs", "cbc")
 """What ``auto`` tries. HiGHS had the least total ``t_plan`` over the scale cases of ``benchmarks/bench_planner.py
---scale`` (docs/benchmarks.md), but OR-Tools stays first: with HiGHS first, a ``sweep`` forked into two processes
-from a Jupyter kernel that had already run HiGHS spun without end (notebooks/05-fleet-mix, CI), and that is not
-understood yet. CBC comes last: OR-Tools was faster than CBC on every online case."""
+--scale`` (docs/benchmarks.md), but OR-Tools stays first: it is the product's named solver on every install (HiGHS is
+an optional extra) and is faster at the 100-class tie-break (docs/benchmarks.md). (A ``sweep`` forked after a HiGHS
+solve once spun without end; that is fixed in :mod:`solver.backends.highs`, which releases HiGHS's thread pool.)
+CBC comes last: OR-Tools was faster than CBC on every online case."""
 
 
 def backend_names() -> list[str]:

@@ -16,6 +16,7 @@ import functools
 import math
 import os
 import sys
+import threading
 from typing import Any
 
 import numpy as np
@@ -57,6 +58,29 @@ def new_highs() -> Any:
 
 
 _BANNER_SHOWN = False
+
+_POOL_LOCK = threading.Lock()
+_RUNNING = 0
+"""HiGHS solves running in this process (under ``_POOL_LOCK``): the thread pool is released when it drops to 0."""
+
+
+def _release_thread_pool() -> None:
+    """Join and free HiGHS's global thread pool (``Highs.resetGlobalScheduler(blocking=True)``).
+
+    HiGHS runs its solves on one global pool of threads, created by the first solve and kept for the next. A process
+    forked while that pool lives (``sweep``'s workers, a user's ``multiprocessing``) inherits the pool's
+    state without its threads, and its first HiGHS solve waits for them for ever at 100 % CPU (seen in
+    notebooks/05-fleet-mix and in a plain script: ``plan`` with HiGHS, then ``sweep(processes=2)``;
+    ``tests/test_backends.py::test_a_process_forked_after_a_highs_solve_solves_with_highs``). HiGHS documents the
+    call as unsafe while another solve runs in any thread, so it is made only by the last solve to finish, under
+    the lock every solve takes to start. The next solve builds a new pool, with its own ``threads`` option. A
+    ``highspy`` without the call (older than the binding that exposes it) keeps its pool, as before.
+    """
+    import highspy
+
+    reset = getattr(highspy.Highs, "resetGlobalScheduler", None)
+    if reset is not None:
+        reset(True)
 
 
 class HighsBackend(Backend):
@@ -122,7 +146,16 @@ class HighsBackend(Backend):
         handle.setOptionValue("random_seed", HIGHS_SEED)
         if options.threads:
             handle.setOptionValue("threads", int(options.threads))
-        handle.run()
+        global _RUNNING
+        with _POOL_LOCK:
+            _RUNNING += 1
+        try:
+            handle.run()
+        finally:
+            with _POOL_LOCK:
+                _RUNNING -= 1
+                if _RUNNING == 0:
+                    _release_thread_pool()
         return handle.getModelStatus()
 
     def read(self, handle: Any, ran: Any, model: CompiledModel) -> RawAnswer:
