@@ -28,8 +28,14 @@ from solver.data.gpus import get_gpu
 from solver.data.models import get_model
 from solver.performance import uncertainty
 from solver.performance import validation_report as vr
-from solver.performance.accuracy import fit_per_gpu_profiles, fit_shipped_profiles, write_shipped_profiles
+from solver.performance.accuracy import (
+    fit_per_gpu_profiles,
+    fit_shipped_profiles,
+    shipped_measurements,
+    write_shipped_profiles,
+)
 from solver.performance.ctcf import IDENTITY
+from solver.performance.measurements import model_measurements
 from solver.performance.model import predict_frame
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -233,8 +239,6 @@ def dli_tp_gap() -> dict[str, float]:
     """Measured minus raw TPOT (ms) of the ``nvidia_dli`` Llama-2-70B rows at TP 2, 4 and 8, and the modelled
     all-reduce time per step, on the (GPU, precision, batch >= 64, lengths) configurations run at all three TPs."""
     from solver.performance import latency as lat
-    from solver.performance.accuracy import shipped_measurements
-    from solver.performance.measurements import model_measurements
     from solver.performance.model import gpu_hardware
 
     rows = shipped_measurements()
@@ -264,7 +268,7 @@ def dli_tp_gap() -> dict[str, float]:
     }
 
 
-def aiconfigurator_check(errors: pd.DataFrame) -> dict[str, float]:
+def aiconfigurator_check(errors: pd.DataFrame, modelled: pd.DataFrame) -> dict[str, float]:
     """Evidence for the ``aiconfigurator`` TPOT bullet of docs/accuracy.md (LOSO: profiles fitted without it).
 
     ``longest_prompt`` against vLLM's prefill token budget (``max_num_batched_tokens``, the memory model's
@@ -273,11 +277,8 @@ def aiconfigurator_check(errors: pd.DataFrame) -> dict[str, float]:
     the measured TPOT, with the decode overheads the held-out fit carries.
     """
     from solver.performance import ctcf
-    from solver.performance.accuracy import shipped_measurements
-    from solver.performance.measurements import model_measurements
     from solver.performance.memory import engine_memory
 
-    modelled = model_measurements(shipped_measurements()).reset_index(drop=True)
     aic = modelled["file"] == "aiconfigurator.csv"
     loso = errors[(errors["split"] == "loso") & (errors["metric"] == "tpot")].set_index("row")["ratio"]
     small = aic & (modelled["engine"] == "vllm") & (modelled["model"] == "llama-3.1-8b")
@@ -302,18 +303,14 @@ def aiconfigurator_check(errors: pd.DataFrame) -> dict[str, float]:
     }
 
 
-def argonne_vllm_check(errors: pd.DataFrame) -> dict[str, float]:
+def argonne_vllm_check(errors: pd.DataFrame, modelled: pd.DataFrame) -> dict[str, float]:
     """Evidence for the ``argonne`` vLLM bullet of docs/accuracy.md.
 
     Per engine on the ``argonne`` rows (same machines, same models): the median host-side excess per decode step,
     ``(e2e - raw prefill) / output - raw step``, at batch 1 (ms) and per sequence at batch 64 (us); and the LOSO
     throughput MAPE over every row but the ``argonne`` vLLM ones, and but those and ``tgi``'s.
     """
-    from solver.performance.accuracy import shipped_measurements
-    from solver.performance.measurements import model_measurements
-
-    rows = shipped_measurements()
-    m = model_measurements(rows[rows["file"] == "argonne.csv"])
+    m = modelled[modelled["file"] == "argonne.csv"]
     excess = (m["e2e_s"] * 1e3 - m["ttft_model_ms"]) / m["output"] - m["step_model_ms"]
     out: dict[str, float] = {}
     for engine in ("vllm", "trtllm"):
@@ -445,8 +442,9 @@ def main() -> None:
         sel = sel[sel["engine"] == engine]
         return round(float(sel["ratio"].median()) * 100.0 - 100.0, 1)
 
-    aic = aiconfigurator_check(errors)
-    arg = argonne_vllm_check(errors)
+    modelled = model_measurements(shipped_measurements()).reset_index(drop=True)  # the rows ``errors`` indexes
+    aic = aiconfigurator_check(errors, modelled)
+    arg = argonne_vllm_check(errors, modelled)
     gap = dli_tp_gap()
     dli = dli_fp8_check()
     dli_text = (

@@ -302,7 +302,8 @@ def predict_frame(
         prefill_model_ms = p_model * 1e3
         # every phase time the serving model composes, calibrated in one CTCF call (rows stacked)
         pre, dec, seqs = [p_model], [t_dec0], [running]
-        if rate_rps is None and arrivals in ("cohort", "burst"):
+        first_wave = rate_rps is None and arrivals in ("cohort", "burst")  # a cohort prefills together
+        if first_wave:
             k = serving.cohort_size(running, s_in, engine_memory(engine).max_prefill_tokens)
             pre.append(prefill_s(costs, hw, tp=tp, batch=k, input_tokens=s_in, offload_fraction=f, ep=ep))
             dec.append(t_dec0)
@@ -320,7 +321,7 @@ def predict_frame(
         q_model = serving.marginal_prefill_s(p_model, t_dec0, caps.mixed_prefill)
         q_cal = serving.marginal_prefill_s(p_cal, a_cal, caps.mixed_prefill)
         if rate_rps is None:
-            if arrivals != "steady":
+            if first_wave:
                 c_model = serving.first_token_s(running, k, pre[1], t_dec0)
                 c_cal = serving.first_token_s(running, k, pre_cal[1], a_cal)
                 raw = serving.closed_loop(batch, running, c_model, q_model, t_dec0, n_out)
